@@ -1,0 +1,2347 @@
+"""Synchronization primitives for threads, greenlets and coroutines at once.
+
+One lock, queue or event can be shared by plain threads, gevent and eventlet
+greenlets, and asyncio, trio and anyio tasks, in any number of threads and event
+loops, without a global lock: every state change is one effectively atomic
+operation on a builtin container, and every wait is a one-shot token that is
+either set by a releaser or given up by its owner, never both.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = (
+    # events and flags
+    "Event",
+    "REvent",
+    "CountdownEvent",
+    "Flag",
+    # barriers
+    "Latch",
+    "Barrier",
+    "RBarrier",
+    "BrokenBarrierError",
+    # locks
+    "Lock",
+    "RLock",
+    "RWLock",
+    "ResourceGuard",
+    "BusyResourceError",
+    "synchronized",
+    # semaphores and limiters
+    "Semaphore",
+    "BoundedSemaphore",
+    "BinarySemaphore",
+    "BoundedBinarySemaphore",
+    "CapacityLimiter",
+    "RCapacityLimiter",
+    # conditions
+    "Condition",
+    # queues
+    "SimpleQueue",
+    "SimpleLifoQueue",
+    "Queue",
+    "LifoQueue",
+    "PriorityQueue",
+    "QueueEmpty",
+    "QueueFull",
+    "QueueShutDown",
+    # low-level namespace
+    "lowlevel",
+)
+
+import os
+import sys
+from _thread import _local
+from _thread import allocate_lock as _allocate_lock
+from _thread import get_ident as _get_ident
+from collections import deque
+from contextvars import ContextVar
+from itertools import count as _count
+from time import monotonic as _monotonic
+from time import sleep as _sleep
+
+# `typing` is not imported at run time: type checkers treat any name called
+# TYPE_CHECKING as true, the interpreter sees False.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Generator, Iterable
+    from types import TracebackType
+    from typing import Any, ClassVar, Final, Generic, NoReturn, TypeVar
+
+    from typing_extensions import Self
+
+    _T = TypeVar("_T")
+    _GenericBase = Generic[_T]
+else:
+    _T = None  # stands in for the TypeVar in class bases like Queue[_T]
+
+    class _GenericBase:
+        """Stands in for typing.Generic so that ``Queue[int]`` works at run time."""
+
+        __slots__ = ()
+
+        def __class_getitem__(cls, item):
+            return cls
+
+
+_modules = sys.modules
+
+# =============================================================================
+# Compatibility
+# =============================================================================
+
+# Under gevent or eventlet monkey-patching, `_thread.allocate_lock` makes green
+# locks; a thread that parks must use the original one, and identify itself
+# with the original `get_ident`.
+if "gevent.monkey" in _modules and _modules["gevent.monkey"].is_module_patched(
+    "_thread"
+):
+    _get_original = _modules["gevent.monkey"].get_original
+    _allocate_lock = _get_original("_thread", "allocate_lock")
+    _get_ident = _get_original("_thread", "get_ident")
+    del _get_original
+elif "eventlet.patcher" in _modules and _modules["eventlet.patcher"].is_monkey_patched(
+    "thread"
+):
+    _original_thread = _modules["eventlet.patcher"].original("_thread")
+    _allocate_lock = _original_thread.allocate_lock
+    _get_ident = _original_thread.get_ident
+    del _original_thread
+
+try:
+    from _thread import TIMEOUT_MAX as _TIMEOUT_MAX
+except ImportError:  # pragma: no cover - every supported interpreter has it
+    _TIMEOUT_MAX = 2**31 / 1000
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final[Any] = _Missing()
+
+# =============================================================================
+# Backend detection
+# =============================================================================
+
+
+class _LibraryLocal(_local):
+    """A thread-local whose ``name``, when not None, overrides detection."""
+
+    name: str | None = None
+
+
+current_green_library_tlocal = _LibraryLocal()
+current_async_library_tlocal = _LibraryLocal()
+
+
+def current_green_library() -> str:
+    """Return the green library of this OS thread.
+
+    ``"gevent"`` if a gevent hub exists in this thread, ``"eventlet"`` if an
+    eventlet hub does, ``"threading"`` otherwise. Neither library is imported.
+    """
+    name = current_green_library_tlocal.name
+    if name is not None:
+        return name
+    if "gevent" in _modules:
+        # gevent keeps its hubs in a thread-local; this lookup never creates one.
+        # https://github.com/gevent/gevent/blob/master/src/gevent/_hub_local.py
+        if _modules["gevent._hub_local"].get_hub_if_exists() is not None:
+            return "gevent"
+    if "eventlet.hubs" in _modules:
+        # https://github.com/eventlet/eventlet/blob/master/eventlet/hubs/__init__.py
+        if getattr(_modules["eventlet.hubs"]._threadlocal, "hub", None) is not None:
+            return "eventlet"
+    return "threading"
+
+
+def current_async_library(*, failsafe: bool = False) -> str | None:
+    """Return the async library running the current task.
+
+    ``"trio"`` or ``"asyncio"`` (anyio reports the backend it runs on).
+    Raises `RuntimeError` outside an event loop, or returns None when
+    *failsafe* is true.
+    """
+    name = current_async_library_tlocal.name
+    if name is not None:
+        return name
+    sniffio = _modules.get("sniffio")
+    if sniffio is not None:
+        # trio sets sniffio's thread-local while it runs; others may set the
+        # context variable.
+        name = sniffio.thread_local.name
+        if name is None:
+            name = sniffio.current_async_library_cvar.get()
+        if name is not None:
+            return name
+    trio = _modules.get("trio")
+    if trio is not None and _in_trio_run(trio):
+        return "trio"
+    asyncio = _modules.get("asyncio")
+    if asyncio is not None and asyncio._get_running_loop() is not None:
+        return "asyncio"
+    if failsafe:
+        return None
+    msg = "this code is not running in a known event loop (asyncio or trio)"
+    raise RuntimeError(msg)
+
+
+def _in_trio_run(trio: Any) -> bool:
+    try:
+        return trio.lowlevel.in_trio_run()  # type: ignore[no-any-return]
+    except AttributeError:  # trio < 0.23
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            return False
+        return True
+
+
+def _green_task() -> object:
+    """The identity of the current green task, cheaply.
+
+    The thread ident for a thread's main greenlet (so code of one thread is
+    one task whether or not greenlet is imported), the greenlet otherwise.
+    """
+    greenlet = _modules.get("greenlet")
+    if greenlet is not None:
+        current = greenlet.getcurrent()
+        if current.parent is not None:
+            return current
+    return _get_ident()
+
+
+def _async_task(library: str) -> object:
+    """The current task object of *library*."""
+    if library == "asyncio":
+        task = _modules["asyncio"].current_task()
+    elif library == "trio":
+        task = _modules["trio"].lowlevel.current_task()
+    else:
+        msg = f"unsupported async library {library!r}"
+        raise RuntimeError(msg)
+    if task is None:
+        msg = "no current task (called from a callback?)"
+        raise RuntimeError(msg)
+    return task  # type: ignore[no-any-return]
+
+
+def _task_identity(task: object) -> tuple[str, int]:
+    """Turn a stored task object into the public ``(library, id)`` form."""
+    if isinstance(task, int):
+        return ("threading", task)
+    module = type(task).__module__.partition(".")[0]
+    if module in ("gevent", "eventlet", "asyncio", "trio"):
+        return (module, id(task))
+    if module in ("greenlet", "_greenlet"):
+        return (current_green_library(), id(task))
+    return (module, id(task))
+
+
+# =============================================================================
+# Time and checkpoints
+# =============================================================================
+
+
+def _check_timeout(timeout: float) -> float | None:
+    """Validate a timeout that is not None; return None for "forever"."""
+    if timeout.__class__ is not float and timeout.__class__ is not int:
+        try:
+            timeout = float(timeout)
+        except (TypeError, ValueError):
+            msg = f"timeout must be a real number or None, not {timeout!r}"
+            raise TypeError(msg) from None
+    if timeout != timeout:
+        msg = "timeout must not be NaN"
+        raise ValueError(msg)
+    if timeout < 0:
+        msg = "timeout must be non-negative"
+        raise ValueError(msg)
+    if timeout >= _TIMEOUT_MAX:
+        # Larger than any backend accepts and than any program runs: forever.
+        return None
+    return timeout
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return bool(value)
+
+
+def _read_checkpoint_flags() -> dict[str, bool]:
+    green = _env_flag("AIOLOGIC_GREEN_CHECKPOINTS")
+    async_ = _env_flag("AIOLOGIC_ASYNC_CHECKPOINTS")
+    flags = {}
+    for library, group, default in (
+        ("threading", green, False),
+        ("gevent", green, False),
+        ("eventlet", green, False),
+        ("asyncio", async_, False),
+        ("trio", async_, True),
+    ):
+        own = _env_flag(f"AIOLOGIC_{library.upper()}_CHECKPOINTS")
+        if own is not None:
+            flags[library] = own
+        elif group is not None:
+            flags[library] = group
+        else:
+            flags[library] = default
+    return flags
+
+
+# Read once at import: library name -> checkpoints on.
+_CHECKPOINTS: Final = _read_checkpoint_flags()
+_GREEN_CHECKPOINTS_ANY: Final = any(
+    _CHECKPOINTS[name] for name in ("threading", "gevent", "eventlet")
+)
+_ASYNC_CHECKPOINTS_ANY: Final = any(_CHECKPOINTS[name] for name in ("asyncio", "trio"))
+
+# The innermost enable_checkpoints()/disable_checkpoints() of this context.
+_checkpoints_override: ContextVar[bool | None] = ContextVar(
+    "_checkpoints_override", default=None
+)
+# One entry per override context active anywhere: lets the fast paths skip the
+# context variable lookup when nobody uses the overrides.
+_overrides_active: list[None] = []
+
+
+def _green_checkpoints_on() -> bool:
+    if _overrides_active:
+        override = _checkpoints_override.get()
+        if override is not None:
+            return override
+    return _GREEN_CHECKPOINTS_ANY and _CHECKPOINTS[current_green_library()]
+
+
+def _async_checkpoints_on() -> bool:
+    if _overrides_active:
+        override = _checkpoints_override.get()
+        if override is not None:
+            return override
+    if not _ASYNC_CHECKPOINTS_ANY:
+        return False
+    library = current_async_library(failsafe=True)
+    return library is not None and _CHECKPOINTS.get(library, False)
+
+
+def green_checkpoint(*, force: bool = False) -> None:
+    """Let other green tasks run, if checkpoints are on here (or *force*)."""
+    if force or _green_checkpoints_on():
+        _green_yield(current_green_library())
+
+
+def _green_yield(library: str) -> None:
+    if library == "gevent":
+        _modules["gevent"].sleep(0)
+    elif library == "eventlet":
+        _modules["eventlet"].sleep(0)
+    else:
+        _sleep(0)
+
+
+async def async_checkpoint(*, force: bool = False) -> None:
+    """Yield to the event loop and let cancellation in, if checkpoints are on."""
+    if force or _async_checkpoints_on():
+        await _async_yield(current_async_library())
+
+
+async def _async_yield(library: str | None) -> None:
+    if library == "trio":
+        await _modules["trio"].lowlevel.checkpoint()
+    else:
+        await _modules["asyncio"].sleep(0)
+
+
+def green_sleep(seconds: float) -> None:
+    """Sleep in the current green world (blocks the thread, or yields to the hub)."""
+    seconds = _check_timeout(seconds)  # type: ignore[assignment]
+    library = current_green_library()
+    if library == "gevent":
+        _modules["gevent"].sleep(seconds)
+    elif library == "eventlet":
+        _modules["eventlet"].sleep(seconds)
+    elif seconds is None:
+        _allocate_lock().acquire()  # pragma: no cover - sleeps forever
+    else:
+        _sleep(seconds)
+
+
+async def async_sleep(seconds: float) -> None:
+    """Sleep in the current async world."""
+    checked = _check_timeout(seconds)
+    if current_async_library() == "trio":
+        trio = _modules["trio"]
+        if checked is None:
+            await trio.sleep_forever()
+        await trio.sleep(checked)
+    else:
+        asyncio = _modules["asyncio"]
+        if checked is None:
+            await asyncio.get_running_loop().create_future()
+        await asyncio.sleep(checked)
+
+
+
+class _CheckpointsSwitch:
+    """Context manager (sync and async) that turns checkpoints on or off."""
+
+    __slots__ = ("_on", "_tokens")
+
+    def __init__(self, on: bool) -> None:
+        self._on = on
+        self._tokens: list[Any] = []
+
+    def __enter__(self) -> None:
+        _overrides_active.append(None)
+        self._tokens.append(_checkpoints_override.set(self._on))
+
+    def __exit__(self, *exc_info: object) -> None:
+        _checkpoints_override.reset(self._tokens.pop())
+        _overrides_active.pop()
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__()
+
+
+def enable_checkpoints() -> _CheckpointsSwitch:
+    """Turn checkpoints on in this context (``with`` or ``async with``)."""
+    return _CheckpointsSwitch(True)
+
+
+def disable_checkpoints() -> _CheckpointsSwitch:
+    """Turn checkpoints off in this context (``with`` or ``async with``)."""
+    return _CheckpointsSwitch(False)
+
+
+# =============================================================================
+# Parkers and one-shot tokens
+# =============================================================================
+#
+# Every blocking call makes one token and publishes it in the primitive's
+# waiter deque. From then on two parties race to decide the token exactly once:
+#
+# * a releaser (any thread, any loop) that wants to hand the resource over calls
+#   `set()`: it claims the token and wakes its owner;
+# * the owner, when its wait ends by timeout or cancellation, calls `cancel()`:
+#   it claims the token and withdraws.
+#
+# The claim is `list.pop()` on a one-element list, atomic under the GIL and
+# under free-threading (each list has its own critical section). Whoever loses
+# knows the other side won: a releaser whose `set()` fails moves on to the next
+# waiter; a waiter whose `cancel()` fails owns what was handed to it, and if it
+# is leaving anyway (an exception is in flight) it passes that on (`undo`).
+#
+# The token classes differ only in how they park and wake: a pre-acquired
+# `_thread` lock for threads, a future for asyncio, `wait_task_rescheduled` for
+# trio, a hub switch for gevent and eventlet. Wakes from the waiter's own
+# thread take the direct path; wakes from elsewhere go through the backend's
+# thread-safe entry (built for eventlet, which has none).
+
+
+class _Token:
+    """One-shot decision between a releaser (`set`) and the waiter (`cancel`)."""
+
+    __slots__ = ("_pending", "data", "gave_up")
+
+    def __init__(self, data: Any) -> None:
+        # Invariants: `_pending` holds one item until the single claim pops it;
+        # `gave_up` becomes True only in the waiter's own thread, after its claim.
+        self._pending = [None]
+        self.data = data
+        self.gave_up = False
+
+    def set(self) -> bool:
+        """Claim the token for the releaser and wake the waiter."""
+        try:
+            self._pending.pop()
+        except IndexError:
+            return False
+        self._wake()
+        return True
+
+    def cancel(self) -> bool:
+        """Claim the token for the waiter; True if it has given up (or had)."""
+        if self.gave_up:
+            return True
+        try:
+            self._pending.pop()
+        except IndexError:
+            return False
+        self.gave_up = True
+        return True
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def _wake(self) -> None:
+        raise NotImplementedError
+
+
+class _ThreadingToken(_Token):
+    __slots__ = ("_lock",)
+
+    def __init__(self, data: Any) -> None:
+        self._pending = [None]
+        self.data = data
+        self.gave_up = False
+        lock = _allocate_lock()
+        lock.acquire()
+        self._lock = lock
+
+    def _wake(self) -> None:
+        self._lock.release()
+
+    def park(self, timeout: float | None) -> None:
+        if timeout is None:
+            self._lock.acquire()
+        else:
+            self._lock.acquire(True, timeout)
+
+
+def _noop(*args: object) -> None:
+    pass
+
+
+class _GeventToken(_Token):
+    __slots__ = ("_greenlet", "_hub", "_parked", "_thread")
+
+    def __init__(self, data: Any) -> None:
+        self._pending = [None]
+        self.data = data
+        self.gave_up = False
+        gevent = _modules["gevent"]
+        self._hub = gevent.get_hub()
+        self._greenlet = gevent.getcurrent()
+        self._thread = _get_ident()
+        self._parked = False
+
+    def _wake(self) -> None:
+        loop = self._hub.loop
+        if _get_ident() == self._thread:
+            loop.run_callback(self._resume)
+        else:
+            try:
+                loop.run_callback_threadsafe(self._resume)
+            except Exception:  # noqa: BLE001 - the hub is gone, so is the waiter
+                pass
+
+    def _resume(self) -> None:
+        # Runs in the hub. A wake that arrives after the wait ended (timeout,
+        # exception) must not switch into a greenlet doing something else.
+        if self._parked:
+            self._parked = False
+            self._greenlet.switch()
+
+    def park(self, timeout: float | None) -> None:
+        hub = self._hub
+        loop = hub.loop
+        # A started async watcher keeps the hub loop alive while the only
+        # thing that can wake us is another thread.
+        keepalive = loop.async_()
+        keepalive.start(_noop)
+        timer = None
+        if timeout is not None:
+            timer = loop.timer(timeout)
+            timer.start(self._resume)
+        self._parked = True
+        try:
+            hub.switch()
+        finally:
+            self._parked = False
+            keepalive.close()
+            if timer is not None:
+                timer.close()
+
+
+class _EventletPortal:
+    """A thread-safe "call this in the hub" for one eventlet hub.
+
+    A socketpair whose read end the hub listens to, and a deque of callbacks:
+    `call` from any thread appends and writes a byte; the hub drains both.
+    """
+
+    __slots__ = ("__weakref__", "_callbacks", "_reader", "_writer")
+
+    def __init__(self, hub: Any) -> None:
+        socket = _modules["eventlet.patcher"].original("socket")
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._callbacks: deque[Callable[[], object]] = deque()
+        hub.add(hub.READ, self._reader.fileno(), self._drain, _noop, False)
+
+    def call(self, callback: Callable[[], object]) -> None:
+        self._callbacks.append(callback)
+        try:
+            self._writer.send(b"\0")
+        except OSError:  # the buffer is full: a wake-up is pending anyway
+            pass
+
+    def _drain(self, fileno: int) -> None:
+        try:
+            while self._reader.recv(4096):
+                pass
+        except OSError:
+            pass
+        callbacks = self._callbacks
+        while callbacks:
+            try:
+                callback = callbacks.popleft()
+            except IndexError:
+                break
+            callback()
+
+
+# eventlet hub -> its portal; hubs are created and used in one thread, which is
+# also the only one that creates the portal.
+_eventlet_portals: dict[int, tuple[Any, _EventletPortal]] = {}
+
+
+def _eventlet_portal(hub: Any) -> _EventletPortal:
+    entry = _eventlet_portals.get(id(hub))
+    if entry is None or entry[0] is not hub:
+        entry = (hub, _EventletPortal(hub))
+        _eventlet_portals[id(hub)] = entry
+    return entry[1]
+
+
+class _EventletToken(_Token):
+    __slots__ = ("_greenlet", "_hub", "_parked", "_portal", "_thread")
+
+    def __init__(self, data: Any) -> None:
+        self._pending = [None]
+        self.data = data
+        self.gave_up = False
+        hub = _modules["eventlet.hubs"].get_hub()
+        self._hub = hub
+        self._greenlet = _modules["greenlet"].getcurrent()
+        self._thread = _get_ident()
+        self._portal = _eventlet_portal(hub)
+        self._parked = False
+
+    def _wake(self) -> None:
+        if _get_ident() == self._thread:
+            self._hub.schedule_call_global(0, self._resume)
+        else:
+            self._portal.call(self._resume)
+
+    def _resume(self) -> None:
+        if self._parked:
+            self._parked = False
+            self._greenlet.switch()
+
+    def park(self, timeout: float | None) -> None:
+        hub = self._hub
+        timer = None
+        if timeout is not None:
+            timer = hub.schedule_call_global(timeout, self._resume)
+        self._parked = True
+        try:
+            hub.switch()
+        finally:
+            self._parked = False
+            if timer is not None:
+                timer.cancel()
+
+
+class _AsyncioToken(_Token):
+    __slots__ = ("_future", "_loop", "_thread")
+
+    def __init__(self, data: Any) -> None:
+        self._pending = [None]
+        self.data = data
+        self.gave_up = False
+        loop = _modules["asyncio"].get_running_loop()
+        self._loop = loop
+        self._future = loop.create_future()
+        self._thread = _get_ident()
+
+    def _wake(self) -> None:
+        if _get_ident() == self._thread:
+            self._resolve()
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._resolve)
+            except RuntimeError:  # the loop is closed: its tasks are gone
+                pass
+
+    def _resolve(self) -> None:
+        future = self._future
+        if not future.done():
+            try:
+                future.set_result(None)
+            except RuntimeError:  # the loop is closed
+                pass
+
+    async def park(self, timeout: float | None) -> None:
+        if timeout is None:
+            await self._future
+            return
+        handle = self._loop.call_later(timeout, self._resolve)
+        try:
+            await self._future
+        finally:
+            handle.cancel()
+
+
+class _TrioToken(_Token):
+    __slots__ = ("_task", "_thread", "_trio_token")
+
+    def __init__(self, data: Any) -> None:
+        self._pending = [None]
+        self.data = data
+        self.gave_up = False
+        lowlevel = _modules["trio"].lowlevel
+        self._task = lowlevel.current_task()
+        self._trio_token = lowlevel.current_trio_token()
+        self._thread = _get_ident()
+
+    def _wake(self) -> None:
+        trio = _modules["trio"]
+        if _get_ident() == self._thread:
+            trio.lowlevel.reschedule(self._task)
+        else:
+            try:
+                self._trio_token.run_sync_soon(trio.lowlevel.reschedule, self._task)
+            except trio.RunFinishedError:  # the run ended: its tasks are gone
+                pass
+
+    def _abort(self, raise_cancel: object) -> object:
+        # Runs in the trio thread when the task is cancelled: give up unless a
+        # releaser claimed the token first, in which case its reschedule is on
+        # the way and the task succeeds (the cancellation comes at the next
+        # checkpoint, as trio wants for operations that completed).
+        abort = _modules["trio"].lowlevel.Abort
+        return abort.SUCCEEDED if self.cancel() else abort.FAILED
+
+    async def park(self, timeout: float | None) -> None:
+        trio = _modules["trio"]
+        if timeout is None:
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+        else:
+            with trio.move_on_after(timeout):
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+
+
+_GREEN_TOKENS: Final[dict[str, type[_Token]]] = {
+    "threading": _ThreadingToken,
+    "gevent": _GeventToken,
+    "eventlet": _EventletToken,
+}
+_ASYNC_TOKENS: Final[dict[str, type[_Token]]] = {
+    "asyncio": _AsyncioToken,
+    "trio": _TrioToken,
+}
+
+
+def _green_token(data: Any = None) -> Any:
+    return _GREEN_TOKENS[current_green_library()](data)
+
+
+def _async_token(data: Any = None) -> Any:
+    library = current_async_library()
+    try:
+        token_class = _ASYNC_TOKENS[library]  # type: ignore[index]
+    except KeyError:
+        msg = f"unsupported async library {library!r}"
+        raise RuntimeError(msg) from None
+    return token_class(data)
+
+
+def _discard(waiters: deque[Any], item: object) -> None:
+    try:
+        waiters.remove(item)
+    except ValueError:  # a releaser popped it already
+        pass
+
+
+def _give_up(
+    token: _Token, waiters: deque[Any], undo: Callable[[Any], object] | None
+) -> None:
+    """The waiter leaves because of an exception: withdraw, or pass on what it got."""
+    if token.cancel():
+        _discard(waiters, token)
+    elif undo is not None:
+        undo(token)
+
+
+def _green_wait(
+    token: Any,
+    timeout: float | None,
+    waiters: deque[Any],
+    undo: Callable[[Any], object] | None,
+) -> bool:
+    """Park a published green token: True if it was set, False on timeout."""
+    try:
+        token.park(timeout)
+    # Not only Exception: gevent's Timeout and GreenletExit, KeyboardInterrupt.
+    except BaseException:
+        _give_up(token, waiters, undo)
+        raise
+    if token.cancel():
+        _discard(waiters, token)
+        return False
+    return True
+
+
+async def _async_wait(
+    token: Any,
+    timeout: float | None,
+    waiters: deque[Any],
+    undo: Callable[[Any], object] | None,
+) -> bool:
+    """Park a published async token: True if it was set, False on timeout."""
+    try:
+        await token.park(timeout)
+    except BaseException:  # asyncio.CancelledError, trio.Cancelled
+        _give_up(token, waiters, undo)
+        raise
+    if token.cancel():
+        _discard(waiters, token)
+        return False
+    return True
+
+
+# Lazily created waiter deques: an empty deque costs ~600 bytes, more than the
+# rest of a lock. Creation happens once per primitive; this lock only guards
+# that moment and is never held while anyone waits.
+_creation_lock = _allocate_lock()
+
+
+def _new_waiters(obj: Any) -> deque[Any]:
+    with _creation_lock:
+        waiters: deque[Any] | None = obj._waiters
+        if waiters is None:
+            waiters = deque()
+            obj._waiters = waiters
+    return waiters
+
+
+class _Waitable:
+    """The shared acquire algorithm: try, publish, re-check, park, hand off.
+
+    A subclass keeps its free units in some atomic container and provides:
+
+    * `_try_take()`: take one unit if one is free, atomically;
+    * `_put_back()`: make one unit free (no waiter wanted it);
+    * `_claimed_by(data)`: bookkeeping once the caller holds a unit (owner);
+    * `_handing_to(data)`: bookkeeping a releaser does before it hands a unit
+      to the waiter whose token carries *data*;
+    * `_check_wait(data)`: refuse to wait (self-deadlock), before publishing.
+
+    Units are handed to waiters in arrival order and never become visible as
+    free while someone waits: a newcomer cannot barge past the queue.
+    """
+
+    __slots__ = ()
+
+    _waiters: deque[Any] | None
+
+    def _try_take(self) -> bool:
+        raise NotImplementedError
+
+    def _put_back(self) -> None:
+        raise NotImplementedError
+
+    def _claimed_by(self, data: Any) -> None:
+        pass
+
+    def _handing_to(self, data: Any) -> None:
+        pass
+
+    def _check_wait(self, data: Any) -> None:
+        pass
+
+    def _release_one(self) -> None:
+        """Give one unit back: to the oldest live waiter, or to the pool."""
+        while True:
+            waiters = self._waiters
+            if waiters:
+                while True:
+                    try:
+                        token = waiters.popleft()
+                    except IndexError:
+                        break
+                    self._handing_to(token.data)
+                    if token.set():
+                        return
+            self._put_back()
+            # Publish-then-recheck, releaser side: a waiter that published
+            # after our look at the deque may have missed the free unit.
+            if not self._waiters or not self._try_take():
+                return
+
+    def _undo(self, token: _Token) -> None:
+        # A unit was handed to a waiter that is leaving: pass it on.
+        self._release_one()
+
+    def _enqueue(self, token: _Token) -> bool:
+        """Publish *token*, then look again: True if a unit is ours already."""
+        waiters = self._waiters
+        if waiters is None:
+            waiters = _new_waiters(self)
+        waiters.append(token)
+        if not self._try_take():
+            return False
+        if token.cancel():
+            _discard(waiters, token)
+        else:
+            # A releaser handed us a unit meanwhile: keep one, pass one on.
+            self._undo(token)
+        return True
+
+    def _adopt(self, token: _Token) -> None:
+        """Queue someone else's token for a unit (a Condition's notify)."""
+        waiters = self._waiters
+        if waiters is None:
+            waiters = _new_waiters(self)
+        waiters.append(token)
+        # The unit may have been freed before the append: take it and hand it
+        # to the oldest waiter.
+        if self._try_take():
+            self._release_one()
+
+    def _begin(
+        self,
+        data: Any,
+        blocking: bool,
+        timeout: float | None,
+        make_token: Callable[[Any], _Token],
+    ) -> bool | _Token:
+        """The non-blocking part of an acquire.
+
+        True: taken; False: not available now; a token: published, wait on it.
+        """
+        if self._try_take():
+            self._claimed_by(data)
+            return True
+        if not blocking or timeout == 0:
+            return False
+        self._check_wait(data)
+        token = make_token(data)
+        if self._enqueue(token):
+            self._claimed_by(data)
+            return True
+        return token
+
+    def _green_acquire(
+        self, data: Any, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        result = self._begin(data, blocking, timeout, _green_token)
+        if result is True:
+            if (_GREEN_CHECKPOINTS_ANY or _overrides_active) and _green_checkpoints_on():
+                try:
+                    _green_yield(current_green_library())
+                except BaseException:  # a green kill or Timeout: leave no unit held
+                    self._undo_claim(data)
+                    raise
+            return True
+        if result is False:
+            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
+                green_checkpoint()
+            return False
+        if not _green_wait(result, timeout, self._waiters, self._undo):  # type: ignore[arg-type]
+            return False
+        self._claimed_by(data)
+        return True
+
+    async def _async_acquire(
+        self, data: Any, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        result = self._begin(data, blocking, timeout, _async_token)
+        if result is True:
+            if (_ASYNC_CHECKPOINTS_ANY or _overrides_active) and _async_checkpoints_on():
+                try:
+                    await _async_yield(current_async_library())
+                except BaseException:  # cancelled at the checkpoint
+                    self._undo_claim(data)
+                    raise
+            return True
+        if result is False:
+            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+                await async_checkpoint()
+            return False
+        if not await _async_wait(result, timeout, self._waiters, self._undo):  # type: ignore[arg-type]
+            return False
+        self._claimed_by(data)
+        return True
+
+    def _undo_claim(self, data: Any) -> None:
+        """Give back a unit the caller took but will not keep."""
+        self._release_one()
+
+    @property
+    def waiting(self) -> int:
+        """How many tasks are waiting now."""
+        waiters = self._waiters
+        return 0 if waiters is None else len(waiters)
+
+
+# =============================================================================
+# Events and flags
+# =============================================================================
+
+
+class _Waiting:
+    """Mixin for waitables: ``await obj``, ``await obj.with_(timeout)``."""
+
+    __slots__ = ()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        raise NotImplementedError
+
+    async def _async_wait(self, timeout: float | None) -> Any:
+        raise NotImplementedError
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._async_wait(None).__await__()
+
+    def with_(self, timeout: float | None) -> Awaitable[Any]:
+        """Wait asynchronously for at most *timeout* seconds."""
+        return self._async_wait(timeout)
+
+
+class Event(_Waiting):
+    """A one-time event: once set, it stays set and every wait returns at once.
+
+    ``ev.wait(timeout)`` blocks green code, ``await ev`` and
+    ``await ev.with_(timeout)`` suspend async code; both return True when the
+    event is set, False on timeout.
+    """
+
+    __slots__ = ("__weakref__", "_unset", "_waiters")
+
+    def __init__(self) -> None:
+        # Invariant: `_unset` is [True] until the first set() pops it.
+        self._unset = [True]
+        self._waiters: deque[_Token] | None = None
+
+    def __repr__(self) -> str:
+        state = "set" if not self._unset else f"unset, waiting={self.waiting}"
+        return f"<{_qualname(self)} object at {id(self):#x} [{state}]>"
+
+    def __bool__(self) -> bool:
+        return not self._unset
+
+    def is_set(self) -> bool:
+        """True once the event has been set."""
+        return not self._unset
+
+    def set(self) -> None:
+        """Set the event and wake every waiter, from any thread or loop."""
+        try:
+            self._unset.pop()
+        except IndexError:
+            return
+        waiters = self._waiters
+        if waiters is not None:
+            _wake_all(waiters)
+
+    @property
+    def waiting(self) -> int:
+        waiters = self._waiters
+        return 0 if waiters is None else len(waiters)
+
+    def _publish(self, token: _Token) -> bool:
+        """Publish *token*; True if the event got set meanwhile."""
+        waiters = self._waiters
+        if waiters is None:
+            waiters = _new_waiters(self)
+        waiters.append(token)
+        if self._unset:
+            return False
+        if token.cancel():
+            _discard(waiters, token)
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the event is set; False if *timeout* expires first."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if not self._unset:
+            if _GREEN_CHECKPOINTS_ANY or _overrides_active:
+                green_checkpoint()
+            return True
+        if timeout == 0:
+            return False
+        token = _green_token()
+        if self._publish(token):
+            return True
+        return _green_wait(token, timeout, self._waiters, None)  # type: ignore[arg-type]
+
+    async def _async_wait(self, timeout: float | None) -> bool:
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if not self._unset:
+            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
+                await async_checkpoint()
+            return True
+        if timeout == 0:
+            return False
+        token = _async_token()
+        if self._publish(token):
+            return True
+        return await _async_wait(token, timeout, self._waiters, None)  # type: ignore[arg-type]
+
+
+def _wake_all(waiters: deque[_Token]) -> None:
+    while True:
+        try:
+            token = waiters.popleft()
+        except IndexError:
+            return
+        token.set()
+
+
+def _qualname(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class _REventGeneration(Event):
+    # One set/clear cycle of an REvent. `_clearable` is popped by the one
+    # clear() that replaces this generation once it is set.
+    __slots__ = ("_clearable",)
+
+    def __init__(self) -> None:
+        Event.__init__(self)
+        self._clearable = [True]
+
+
+class REvent(_Waiting):
+    """A reusable event: like `Event`, plus `clear()`.
+
+    Tasks that were waiting when `set()` ran are woken even if `clear()`
+    follows at once: each set/clear cycle is its own generation.
+    """
+
+    __slots__ = ("__weakref__", "_generation")
+
+    def __init__(self) -> None:
+        self._generation = _REventGeneration()
+
+    def __repr__(self) -> str:
+        generation = self._generation
+        state = "set" if generation else f"unset, waiting={generation.waiting}"
+        return f"<{_qualname(self)} object at {id(self):#x} [{state}]>"
+
+    def __bool__(self) -> bool:
+        return bool(self._generation)
+
+    def is_set(self) -> bool:
+        """True while the event is set."""
+        return bool(self._generation)
+
+    def set(self) -> None:
+        """Set the event and wake every current waiter."""
+        self._generation.set()
+
+    def clear(self) -> None:
+        """Reset to unset; later waits block until the next `set()`."""
+        generation = self._generation
+        if not generation:
+            return
+        try:
+            generation._clearable.pop()
+        except IndexError:  # another clear() is replacing it
+            return
+        self._generation = _REventGeneration()
+
+    @property
+    def waiting(self) -> int:
+        return self._generation.waiting
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set; False if *timeout* expires first."""
+        return self._generation.wait(timeout)
+
+    async def _async_wait(self, timeout: float | None) -> bool:
+        return await self._generation._async_wait(timeout)
+
+
+class Flag(_GenericBase):  # type: ignore[misc]
+    """A write-once slot: the first `set()` wins, later ones are ignored."""
+
+    __slots__ = ("__weakref__", "_markers")
+
+    def __init__(self, marker: Any = MISSING) -> None:
+        # Invariant: `_markers[0]`, if any, is the winning marker; losers
+        # remove themselves after appending.
+        self._markers: list[Any] = [] if marker is MISSING else [marker]
+
+    def __repr__(self) -> str:
+        try:
+            state = f"set, marker={self._markers[0]!r}"
+        except IndexError:
+            state = "unset"
+        return f"<{_qualname(self)} object at {id(self):#x} [{state}]>"
+
+    def __bool__(self) -> bool:
+        return bool(self._markers)
+
+    def get(
+        self,
+        default: Any = MISSING,
+        *,
+        default_factory: Callable[[], Any] | Any = MISSING,
+    ) -> Any:
+        """Return the marker; *default* (or ``default_factory()``) if unset.
+
+        Raises `LookupError` when unset and no default is given.
+        """
+        try:
+            return self._markers[0]
+        except IndexError:
+            pass
+        if default is not MISSING:
+            return default
+        if default_factory is not MISSING:
+            return default_factory()
+        msg = "the flag is not set"
+        raise LookupError(msg) from None
+
+    def set(self, marker: Any = MISSING) -> bool:
+        """Set the flag to *marker* if unset; True if *marker* is stored now.
+
+        Without a marker a new unique object is used, so only the call that
+        actually set the flag returns True.
+        """
+        markers = self._markers
+        if marker is MISSING:
+            marker = object()
+        if markers:
+            return markers[0] is marker
+        markers.append(marker)
+        try:
+            if markers[0] is marker:
+                return True
+        except IndexError:  # cleared meanwhile
+            return False
+        _discard_list(markers, marker)
+        return False
+
+    def clear(self) -> None:
+        """Unset the flag."""
+        self._markers.clear()
+
+
+def _discard_list(items: list[Any], item: object) -> None:
+    for index in range(len(items) - 1, 0, -1):
+        try:
+            if items[index] is item:
+                del items[index]
+                return
+        except IndexError:
+            return
+
+
+# =============================================================================
+# Locks
+# =============================================================================
+
+
+class BusyResourceError(RuntimeError):
+    """Raised when a `ResourceGuard` is entered while in use."""
+
+
+class ResourceGuard:
+    """Detects concurrent use of a resource that must be used by one task.
+
+    ``with guard:`` raises `BusyResourceError` if another task is inside.
+    """
+
+    __slots__ = ("__weakref__", "_action", "_unused")
+
+    def __init__(self, action: str = "using") -> None:
+        self._action = action
+        self._unused = [True]
+
+    def __repr__(self) -> str:
+        state = "unused" if self._unused else "used"
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [action={self._action!r}, {state}]>"
+        )
+
+    @property
+    def action(self) -> str:
+        return self._action
+
+    def __bool__(self) -> bool:
+        return not self._unused
+
+    def __enter__(self) -> None:
+        try:
+            self._unused.pop()
+        except IndexError:
+            msg = f"another task is already {self._action} this resource"
+            raise BusyResourceError(msg) from None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._unused.append(True)
+
+
+def _deadlock(owner: object, me: object) -> str | None:
+    """Why waiting for *owner* from *me* in this thread can never end, or None.
+
+    A green wait blocks the whole thread, so it can never see an async owner
+    that runs in the same thread release; an async wait cannot see a green
+    owner of the same thread release either, since that code only runs again
+    after the loop returns.
+    """
+    if owner is None:
+        return None
+    if _is_green(me):
+        if _is_green(owner):
+            return None
+        asyncio = _modules.get("asyncio")
+        if asyncio is not None and isinstance(owner, asyncio.Task):
+            if owner.get_loop() is asyncio._get_running_loop():
+                return (
+                    "deadlock: green code is acquiring a lock held by an asyncio"
+                    " task of the event loop running in this thread"
+                )
+            return None
+        trio = _modules.get("trio")
+        if trio is not None and _in_trio_run(trio) and _trio_task_here(trio, owner):
+            return (
+                "deadlock: green code is acquiring a lock held by a trio task"
+                " of the trio run in this thread"
+            )
+        return None
+    if owner == _get_ident() and isinstance(owner, int):
+        return (
+            "deadlock: an async task is acquiring a lock held by green code"
+            " of the same thread, which cannot run until the event loop returns"
+        )
+    return None
+
+
+def _is_green(task: object) -> bool:
+    if isinstance(task, int):
+        return True
+    greenlet = _modules.get("greenlet")
+    return greenlet is not None and isinstance(task, greenlet.greenlet)
+
+
+def _trio_task_here(trio: Any, task: object) -> bool:
+    if not isinstance(task, trio.lowlevel.Task):
+        return False
+    root = trio.lowlevel.current_root_task()
+    while task is not None:
+        if task is root:
+            return True
+        nursery = task.parent_nursery  # type: ignore[attr-defined]
+        task = None if nursery is None else nursery.parent_task
+    return False
+
+
+class Lock(_Waitable):
+    """A mutual-exclusion lock owned by the task that acquired it.
+
+    Shared by threads, greenlets and coroutines of any loop: ``with lock:`` in
+    green code, ``async with lock:`` in async code. Waiters are served in
+    arrival order and a release hands the lock straight to the oldest waiter.
+    Acquiring a lock you hold, or releasing one you do not, raises
+    `RuntimeError`.
+    """
+
+    __slots__ = ("__weakref__", "_owner", "_unlocked", "_waiters")
+
+    def __init__(self) -> None:
+        # Invariants: `_unlocked` is [True] when free and [] when held (popped
+        # by the acquirer, appended by a releaser that found no waiter);
+        # `_owner` is the holder's task object, set by whoever takes or hands
+        # the lock, None when free.
+        self._unlocked = [True]
+        self._owner: object = None
+        self._waiters: deque[_Token] | None = None
+
+    def __repr__(self) -> str:
+        state = "locked" if not self._unlocked else "unlocked"
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [{state}, waiting={self.waiting}]>"
+        )
+
+    def __bool__(self) -> bool:
+        return not self._unlocked
+
+    def locked(self) -> bool:
+        """True while some task holds the lock."""
+        return not self._unlocked
+
+    @property
+    def owner(self) -> tuple[str, int] | None:
+        """``(library, id)`` of the holder, or None."""
+        owner = self._owner
+        return None if owner is None else _task_identity(owner)
+
+    # -- the hooks of the shared algorithm
+
+    def _try_take(self) -> bool:
+        try:
+            self._unlocked.pop()
+        except IndexError:
+            return False
+        return True
+
+    def _put_back(self) -> None:
+        self._owner = None
+        self._unlocked.append(True)
+
+    def _claimed_by(self, data: Any) -> None:
+        self._owner = data
+
+    _handing_to = _claimed_by
+
+    def _check_wait(self, data: Any) -> None:
+        owner = self._owner
+        if owner == data and owner is not None:
+            msg = "the current task is already holding this lock"
+            raise RuntimeError(msg)
+        reason = _deadlock(owner, data)
+        if reason is not None:
+            raise RuntimeError(reason)
+
+    def _release_by(self, me: object) -> None:
+        owner = self._owner
+        if owner != me:
+            if owner is None:
+                msg = "release unlocked lock"
+            else:
+                msg = "the current task is not holding this lock"
+            raise RuntimeError(msg)
+        self._release_one()
+
+    # -- public face
+
+    def green_acquire(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Acquire in green code; False if not acquired (non-blocking/timeout)."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        return self._green_acquire(_green_task(), blocking, timeout)
+
+    async def async_acquire(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Acquire in async code; False if not acquired (non-blocking/timeout)."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        task = _async_task(current_async_library())  # type: ignore[arg-type]
+        return await self._async_acquire(task, blocking, timeout)
+
+    def green_release(self) -> None:
+        """Release, handing the lock to the oldest waiter if there is one."""
+        self._release_by(_green_task())
+
+    def async_release(self) -> None:
+        """Release from async code (a plain call, it never blocks)."""
+        self._release_by(_async_task(current_async_library()))  # type: ignore[arg-type]
+
+    def green_owned(self) -> bool:
+        """True if the current green task holds the lock."""
+        return self._owner == _green_task()
+
+    def async_owned(self) -> bool:
+        """True if the current async task holds the lock."""
+        library = current_async_library(failsafe=True)
+        return library is not None and self._owner is _async_task(library)
+
+    def __enter__(self) -> Self:
+        self._green_acquire(_green_task())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._release_by(_green_task())
+
+    async def __aenter__(self) -> Self:
+        task = _async_task(current_async_library())  # type: ignore[arg-type]
+        await self._async_acquire(task)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release_by(_async_task(current_async_library()))  # type: ignore[arg-type]
+
+
+class RLock(Lock):
+    """A reentrant lock: the owner may acquire it again, and must release it
+    as many times. Acquire and release take ``count`` (default 1)."""
+
+    __slots__ = ("_count",)
+
+    def __init__(self) -> None:
+        Lock.__init__(self)
+        # Invariant: `_count` is the holder's depth; written only by the holder
+        # or by the releaser handing it over (before the hand-off).
+        self._count = 0
+
+    def __repr__(self) -> str:
+        state = "locked" if not self._unlocked else "unlocked"
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [{state}, count={self._count}, waiting={self.waiting}]>"
+        )
+
+    @property
+    def count(self) -> int:
+        """The owner's recursion depth (0 when free)."""
+        return self._count
+
+    def _put_back(self) -> None:
+        self._count = 0
+        Lock._put_back(self)
+
+    def _claimed_by(self, data: Any) -> None:
+        self._owner, self._count = data
+
+    _handing_to = _claimed_by
+
+    def _check_wait(self, data: Any) -> None:
+        reason = _deadlock(self._owner, data[0])
+        if reason is not None:
+            raise RuntimeError(reason)
+
+    def _reenter(self, me: object, count: int) -> bool:
+        if count < 1:
+            msg = "count must be >= 1"
+            raise ValueError(msg)
+        if self._owner == me:
+            self._count += count
+            return True
+        return False
+
+    def _release_by(self, me: object, count: int = 1) -> None:  # type: ignore[override]
+        if count < 1:
+            msg = "count must be >= 1"
+            raise ValueError(msg)
+        owner = self._owner
+        if owner != me:
+            if owner is None:
+                msg = "release unlocked lock"
+            else:
+                msg = "the current task is not holding this lock"
+            raise RuntimeError(msg)
+        depth = self._count
+        if count > depth:
+            msg = "the lock is released more times than it was acquired"
+            raise RuntimeError(msg)
+        if count < depth:
+            self._count = depth - count
+        else:
+            self._release_one()
+
+    def green_acquire(  # type: ignore[override]
+        self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Acquire *count* levels in green code."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        me = _green_task()
+        if self._reenter(me, count):
+            return True
+        return self._green_acquire((me, count), blocking, timeout)
+
+    async def async_acquire(  # type: ignore[override]
+        self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Acquire *count* levels in async code."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        me = _async_task(current_async_library())  # type: ignore[arg-type]
+        if self._reenter(me, count):
+            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
+                await async_checkpoint()
+            return True
+        return await self._async_acquire((me, count), blocking, timeout)
+
+    def green_release(self, count: int = 1) -> None:  # type: ignore[override]
+        """Release *count* levels."""
+        self._release_by(_green_task(), count)
+
+    def async_release(self, count: int = 1) -> None:  # type: ignore[override]
+        """Release *count* levels from async code."""
+        self._release_by(_async_task(current_async_library()), count)  # type: ignore[arg-type]
+
+    def green_count(self) -> int:
+        """The current green task's depth (0 if it does not hold the lock)."""
+        return self._count if self._owner == _green_task() else 0
+
+    def async_count(self) -> int:
+        """The current async task's depth (0 if it does not hold the lock)."""
+        return self._count if self.async_owned() else 0
+
+    def __enter__(self) -> Self:
+        self.green_acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._release_by(_green_task())
+
+    async def __aenter__(self) -> Self:
+        await self.async_acquire()
+        return self
+
+
+# =============================================================================
+# Semaphores and limiters
+# =============================================================================
+
+
+def _check_value(name: str, value: int) -> int:
+    if value.__class__ is not int:
+        try:
+            value = value.__index__()
+        except AttributeError:
+            msg = f"{name} must be an integer, not {value!r}"
+            raise TypeError(msg) from None
+    if value < 0:
+        msg = f"{name} must be >= 0"
+        raise ValueError(msg)
+    return value
+
+
+class Semaphore(_Waitable):
+    """A counting semaphore: acquire takes a unit, release adds units.
+
+    Any task may release. ``Semaphore(value, max_value)`` and
+    ``Semaphore(max_value=m)`` return a `BoundedSemaphore`.
+    """
+
+    __slots__ = ("__weakref__", "_initial_value", "_permits", "_waiters")
+
+    def __new__(
+        cls, initial_value: int | None = None, max_value: int | None = None
+    ) -> Any:
+        if cls is Semaphore and max_value is not None:
+            # Not initialised here: type.__call__ calls __init__ on the result.
+            return BoundedSemaphore.__new__(BoundedSemaphore, initial_value, max_value)
+        return object.__new__(cls)
+
+    def __init__(
+        self, initial_value: int | None = None, max_value: int | None = None
+    ) -> None:
+        value = 1 if initial_value is None else _check_value("initial_value", initial_value)
+        self._initial_value = value
+        # Invariant: `_permits` holds batches of free units (positive ints);
+        # a taker pops a batch and gives back what it does not keep. A batch
+        # out of the list is in somebody's hands for a moment only, and that
+        # somebody re-checks the waiters after putting it back.
+        self._permits = [value] if value else []
+        self._waiters: deque[_Token] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [value={self.value}, waiting={self.waiting}]>"
+        )
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (self._initial_value,)
+
+    @property
+    def initial_value(self) -> int:
+        return self._initial_value
+
+    @property
+    def value(self) -> int:
+        """The number of free units now (a snapshot)."""
+        return sum(self._permits.copy())
+
+    def locked(self) -> bool:
+        """True if an acquire would have to wait."""
+        return not self._permits
+
+    # -- the hooks of the shared algorithm
+
+    def _try_take(self) -> bool:
+        try:
+            batch = self._permits.pop()
+        except IndexError:
+            return False
+        if batch > 1:
+            self._release(batch - 1)
+        return True
+
+    def _put_back(self) -> None:
+        self._release(1)
+
+    def _release_one(self) -> None:
+        self._release(1)
+
+    def _release(self, count: int) -> None:
+        """Hand *count* units to the oldest waiters, free the rest."""
+        permits = self._permits
+        while True:
+            waiters = self._waiters
+            if waiters:
+                while count:
+                    try:
+                        token = waiters.popleft()
+                    except IndexError:
+                        break
+                    if token.set():
+                        count -= 1
+                if not count:
+                    return
+            permits.append(count)
+            if not self._waiters:
+                return
+            # A waiter may have published after our look: take the units back
+            # and serve it.
+            try:
+                count = permits.pop()
+            except IndexError:
+                return
+
+    # -- public face
+
+    def green_acquire(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Take a unit in green code; False if none (non-blocking/timeout)."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        return self._green_acquire(None, blocking, timeout)
+
+    async def async_acquire(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Take a unit in async code; False if none (non-blocking/timeout)."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        return await self._async_acquire(None, blocking, timeout)
+
+    def release(self, count: int = 1) -> None:
+        """Add *count* units, waking as many waiters; never blocks."""
+        count = _check_value("count", count)
+        if count:
+            self._release(count)
+
+    def green_release(self, count: int = 1) -> None:
+        self.release(count)
+
+    def async_release(self, count: int = 1) -> None:
+        self.release(count)
+
+    def __enter__(self) -> Self:
+        self._green_acquire(None)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    async def __aenter__(self) -> Self:
+        await self._async_acquire(None)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class BoundedSemaphore(Semaphore):
+    """A semaphore that refuses to be released above ``max_value``.
+
+    Release only one unit at a time; releasing too often raises
+    `RuntimeError`.
+    """
+
+    __slots__ = ("_max_value", "_room")
+
+    def __new__(
+        cls, initial_value: int | None = None, max_value: int | None = None
+    ) -> Any:
+        if (
+            cls is BoundedSemaphore
+            and initial_value in (None, 1)
+            and max_value in (None, 1)
+        ):
+            return object.__new__(BoundedBinarySemaphore)
+        return object.__new__(cls)
+
+    def __init__(
+        self, initial_value: int | None = None, max_value: int | None = None
+    ) -> None:
+        if initial_value is None:
+            initial_value = 1 if max_value is None else max_value
+        Semaphore.__init__(self, initial_value)
+        if max_value is None:
+            max_value = self._initial_value
+        max_value = _check_value("max_value", max_value)
+        if max_value < self._initial_value:
+            msg = "initial_value must be <= max_value"
+            raise ValueError(msg)
+        self._max_value = max_value
+        # Invariant: one entry per unit that may still be released: appended
+        # by every successful acquire, popped by every release.
+        self._room: list[None] = [None] * (max_value - self._initial_value)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [value={self.value}, max_value={self._max_value},"
+            f" waiting={self.waiting}]>"
+        )
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (self._initial_value, self._max_value)
+
+    @property
+    def max_value(self) -> int:
+        return self._max_value
+
+    def _claimed_by(self, data: Any) -> None:
+        self._room.append(None)
+
+    def _undo_claim(self, data: Any) -> None:
+        self._room.pop()
+        self._release(1)
+
+    def release(self, count: int = 1) -> None:
+        """Add one unit; `RuntimeError` if that would exceed ``max_value``."""
+        if count != 1:
+            msg = "a bounded semaphore releases one unit at a time"
+            raise ValueError(msg)
+        try:
+            self._room.pop()
+        except IndexError:
+            msg = "semaphore released too many times"
+            raise RuntimeError(msg) from None
+        self._release(1)
+
+
+class BinarySemaphore(Semaphore):
+    """A semaphore whose value is 0 or 1: an unowned lock.
+
+    Releasing it while its value is 1 leaves it at 1.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls, initial_value: int | None = None, max_value: int | None = None
+    ) -> Any:
+        return object.__new__(cls)
+
+    def __init__(
+        self, initial_value: int | None = None, max_value: int | None = None
+    ) -> None:
+        Semaphore.__init__(self, initial_value)
+        if self._initial_value > 1:
+            msg = "initial_value must be 0 or 1"
+            raise ValueError(msg)
+
+    def release(self, count: int = 1) -> None:
+        """Set the value to 1 (handing it to the oldest waiter, if any)."""
+        if count != 1:
+            msg = "a binary semaphore releases one unit at a time"
+            raise ValueError(msg)
+        if not self._permits:
+            self._release(1)
+
+
+class BoundedBinarySemaphore(BoundedSemaphore, BinarySemaphore):
+    """A binary semaphore that raises `RuntimeError` when released at 1."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls, initial_value: int | None = None, max_value: int | None = None
+    ) -> Any:
+        return object.__new__(cls)
+
+    def __init__(
+        self, initial_value: int | None = None, max_value: int | None = None
+    ) -> None:
+        if max_value not in (None, 1):
+            msg = "max_value must be 1"
+            raise ValueError(msg)
+        BoundedSemaphore.__init__(self, initial_value, 1)
+
+    release = BoundedSemaphore.release
+
+
+# =============================================================================
+# Conditions
+# =============================================================================
+
+# How a Condition talks to its lock.
+_LOCKLESS: Final = 0  # lock=None: notify wakes the waiter directly
+_MORPHING: Final = 1  # ours: notify moves the waiter onto the lock's queue
+_FOREIGN: Final = 2  # a threading lock (or look-alike): wake, then re-acquire
+
+
+class Condition(_Waiting):
+    """A condition variable over any of our locks, a threading lock, or none.
+
+    ``wait()`` releases the lock (all levels of an `RLock`), waits for a
+    notification and returns holding the lock again. With our own locks a
+    notification moves the waiter onto the lock's queue instead of waking it,
+    so it wakes once, already holding the lock.
+    """
+
+    __slots__ = ("__weakref__", "_kind", "_lock", "_timer", "_waiters")
+
+    def __init__(
+        self, lock: Any = MISSING, timer: Callable[[], object] = MISSING
+    ) -> None:
+        if lock is MISSING:
+            lock = RLock()
+        self._lock = lock
+        self._timer = _count().__next__ if timer is MISSING else timer
+        if lock is None:
+            self._kind = _LOCKLESS
+        elif isinstance(lock, (Lock, Semaphore)):
+            self._kind = _MORPHING
+        else:
+            self._kind = _FOREIGN
+        # (token, predicate or None), in arrival order.
+        self._waiters: deque[tuple[_Token, Callable[[], object] | None]] = deque()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [lock={self._lock!r}, waiting={self.waiting}]>"
+        )
+
+    def __copy__(self) -> Condition:
+        lock = self._lock
+        return Condition(lock if lock is None else _copy_lock(lock), self._timer)
+
+    @property
+    def lock(self) -> Any:
+        return self._lock
+
+    @property
+    def timer(self) -> Callable[[], object]:
+        return self._timer
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def __bool__(self) -> bool:
+        lock = self._lock
+        if lock is None:
+            return False
+        if self._kind == _MORPHING:
+            return bool(lock)
+        return _foreign_locked(lock)
+
+    # -- holding the lock
+
+    def __enter__(self) -> Any:
+        lock = self._lock
+        if lock is None:
+            return None
+        return lock.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        lock = self._lock
+        if lock is None:
+            return None
+        return lock.__exit__(*exc_info)
+
+    async def __aenter__(self) -> Any:
+        lock = self._lock
+        if lock is None:
+            return None
+        if self._kind == _MORPHING:
+            return await lock.__aenter__()
+        return lock.__enter__()
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        lock = self._lock
+        if lock is None:
+            return None
+        if self._kind == _MORPHING:
+            return await lock.__aexit__(*exc_info)
+        return lock.__exit__(*exc_info)
+
+    # -- waiting: one non-blocking setup, two thin faces
+
+    def _start_wait(
+        self, me: object, predicate: Callable[[], object] | None, make_token: Any
+    ) -> tuple[_Token, Any]:
+        """Check the lock is held, publish a token, release the lock.
+
+        Returns the token and what is needed to take the lock back.
+        """
+        lock = self._lock
+        kind = self._kind
+        if kind == _MORPHING:
+            if isinstance(lock, Lock):
+                if lock._owner != me or me is None:
+                    msg = "cannot wait on un-acquired lock"
+                    raise RuntimeError(msg)
+                data = (me, lock._count) if isinstance(lock, RLock) else me
+            else:
+                if lock._permits:
+                    msg = "cannot wait on un-acquired lock"
+                    raise RuntimeError(msg)
+                data = None
+            token = make_token(data)
+            self._waiters.append((token, predicate))
+            lock._release_one()
+            return token, data
+        if kind == _FOREIGN:
+            if not _foreign_owned(lock):
+                msg = "cannot wait on un-acquired lock"
+                raise RuntimeError(msg)
+            token = make_token(None)
+            self._waiters.append((token, predicate))
+            saved = lock._release_save() if hasattr(lock, "_release_save") else lock.release()
+            return token, saved
+        token = make_token(None)
+        self._waiters.append((token, predicate))
+        return token, None
+
+    def _withdraw(self, token: _Token) -> bool:
+        """After a timeout or exception: True if the waiter gave up cleanly."""
+        if not token.cancel():
+            return False
+        for entry in self._waiters:
+            if entry[0] is token:
+                _discard(self._waiters, entry)
+                break
+        else:
+            if self._kind == _MORPHING:
+                lock_waiters = self._lock._waiters
+                if lock_waiters is not None:
+                    _discard(lock_waiters, token)
+        return True
+
+    def _holds_lock_after(self, token_was_set: bool) -> bool:
+        # With a morphing lock a set token means the lock was handed over.
+        return token_was_set and self._kind == _MORPHING
+
+    def _green_wait(
+        self, predicate: Callable[[], object] | None, timeout: float | None
+    ) -> bool:
+        me = _green_task() if self._kind == _MORPHING else None
+        token, data = self._start_wait(me, predicate, _green_token)
+        try:
+            token.park(timeout)
+        except BaseException:  # gevent Timeout/GreenletExit, KeyboardInterrupt
+            notified = not self._withdraw(token)
+            if not self._holds_lock_after(notified):
+                self._green_reacquire(data)
+            raise
+        notified = not self._withdraw(token)
+        if not self._holds_lock_after(notified):
+            self._green_reacquire(data)
+        return notified
+
+    def _green_reacquire(self, data: Any) -> None:
+        lock = self._lock
+        if self._kind == _MORPHING:
+            lock._green_acquire(data)
+        elif self._kind == _FOREIGN:
+            if hasattr(lock, "_acquire_restore"):
+                lock._acquire_restore(data)
+            else:
+                lock.acquire()
+
+    async def _async_wait_core(
+        self, predicate: Callable[[], object] | None, timeout: float | None
+    ) -> bool:
+        me = None
+        if self._kind == _MORPHING:
+            me = _async_task(current_async_library())  # type: ignore[arg-type]
+        token, data = self._start_wait(me, predicate, _async_token)
+        try:
+            await token.park(timeout)
+        except BaseException:  # asyncio.CancelledError, trio.Cancelled
+            notified = not self._withdraw(token)
+            if not self._holds_lock_after(notified):
+                await self._async_reacquire(data)
+            raise
+        notified = not self._withdraw(token)
+        if not self._holds_lock_after(notified):
+            await self._async_reacquire(data)
+        return notified
+
+    async def _async_reacquire(self, data: Any) -> None:
+        if self._kind != _MORPHING:
+            self._green_reacquire(data)
+            return
+        # The caller must get the lock back even while being cancelled.
+        if current_async_library() == "trio":
+            with _modules["trio"].CancelScope(shield=True):
+                await self._lock._async_acquire(data)
+            return
+        cancelled: BaseException | None = None
+        while True:
+            try:
+                await self._lock._async_acquire(data)
+            except _modules["asyncio"].CancelledError as exc:
+                cancelled = exc
+                continue
+            break
+        if cancelled is not None:
+            raise cancelled
+
+    # -- public waiting API
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Release the lock, wait for a notification, take the lock back.
+
+        True if notified, False on timeout. `RuntimeError` if the lock is
+        not held by the caller.
+        """
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        return self._green_wait(None, timeout)
+
+    async def _async_wait(self, timeout: float | None) -> bool:
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        return await self._async_wait_core(None, timeout)
+
+    def wait_for(
+        self,
+        predicate: Callable[[], _T],
+        timeout: float | None = None,
+        *,
+        delegate: bool = True,
+    ) -> _T:
+        """Wait until ``predicate()`` is true; return its last value.
+
+        With *delegate*, notifiers evaluate the predicate (under the lock)
+        and wake this waiter only when it holds.
+        """
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        deadline = None if timeout is None else _monotonic() + timeout
+        result = predicate()
+        while not result:
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    break
+            self._green_wait(predicate if delegate else None, remaining)
+            result = predicate()
+        return result
+
+    async def for_(
+        self,
+        predicate: Callable[[], _T],
+        timeout: float | None = None,
+        *,
+        delegate: bool = True,
+    ) -> _T:
+        """Async `wait_for`."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        deadline = None if timeout is None else _monotonic() + timeout
+        result = predicate()
+        while not result:
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    break
+            await self._async_wait_core(predicate if delegate else None, remaining)
+            result = predicate()
+        return result
+
+    # -- notifying
+
+    def notify(self, count: int = 1) -> int:
+        """Wake up to *count* waiters; return how many were woken.
+
+        The lock must be held (by anyone), unless the condition is lockless.
+        """
+        lock = self._lock
+        kind = self._kind
+        if kind != _LOCKLESS:
+            held = bool(lock) if kind == _MORPHING else _foreign_locked(lock)
+            if not held:
+                msg = "cannot notify on un-acquired lock"
+                raise RuntimeError(msg)
+        waiters = self._waiters
+        skipped: list[tuple[_Token, Callable[[], object] | None]] = []
+        woken = 0
+        while woken < count:
+            try:
+                entry = waiters.popleft()
+            except IndexError:
+                break
+            token, predicate = entry
+            if not token.pending:
+                continue
+            if predicate is not None and not _predicate_holds(predicate):
+                skipped.append(entry)
+                continue
+            if kind == _MORPHING:
+                lock._adopt(token)
+                woken += 1
+            elif token.set():
+                woken += 1
+        if skipped:
+            waiters.extendleft(reversed(skipped))
+        return woken
+
+    def notify_all(self) -> int:
+        """Wake every waiter; return how many were woken."""
+        return self.notify(sys.maxsize)
+
+
+def _predicate_holds(predicate: Callable[[], object]) -> bool:
+    try:
+        return bool(predicate())
+    except Exception:  # noqa: BLE001 - let the waiter evaluate it and raise
+        return True
+
+
+def _foreign_owned(lock: Any) -> bool:
+    is_owned = getattr(lock, "_is_owned", None)
+    if is_owned is not None:
+        return bool(is_owned())
+    return bool(lock.locked())
+
+
+def _foreign_locked(lock: Any) -> bool:
+    locked = getattr(lock, "locked", None)
+    if locked is not None:
+        return bool(locked())
+    return _foreign_owned(lock)
+
+
+def _copy_lock(lock: Any) -> Any:
+    if isinstance(lock, (Lock, Semaphore)):
+        return lock.__copy__()
+    return type(lock)()
+
+
+
+# =============================================================================
+# Queues
+# =============================================================================
+
+
+class QueueEmpty(Exception):
+    """Raised by a non-blocking or timed-out get on an empty queue."""
+
+
+class QueueFull(Exception):
+    """Raised by a non-blocking or timed-out put on a full queue."""
+
+
+class QueueShutDown(Exception):
+    """Raised by puts after `shutdown()`, and by gets once a shut-down queue is empty."""
+
+
+class SimpleQueue(_GenericBase):  # type: ignore[misc]
+    """An unbounded FIFO queue: `put` never blocks, gets wait for items.
+
+    A deque of items plus a semaphore that counts them; a getter holding a
+    unit of the semaphore is guaranteed an item.
+    """
+
+    __slots__ = ("__weakref__", "_items", "_ready")
+
+    def __init__(self, items: Iterable[_T] = (), /) -> None:
+        self._items: deque[_T] = deque(items)
+        # Invariant: units of `_ready` <= len(`_items`); every put appends
+        # first, then releases.
+        self._ready = Semaphore(len(self._items))
+
+    def __repr__(self) -> str:
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [length={len(self._items)}, getting={self.getting}]>"
+        )
+
+    def __copy__(self) -> Self:
+        return type(self)(self._items.copy())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    @property
+    def putting(self) -> int:
+        return 0
+
+    @property
+    def getting(self) -> int:
+        return self._ready.waiting
+
+    @property
+    def waiting(self) -> int:
+        return self._ready.waiting
+
+    def put(self, item: _T, /) -> None:
+        """Add *item*; never blocks."""
+        self._items.append(item)
+        self._ready._release(1)
+
+    def green_put(
+        self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
+    ) -> None:
+        """Same as `put` (the queue is unbounded)."""
+        if timeout is not None:
+            _check_timeout(timeout)
+        self.put(item)
+
+    async def async_put(
+        self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
+    ) -> None:
+        """Same as `put`, with a checkpoint if they are on."""
+        if timeout is not None:
+            _check_timeout(timeout)
+        self.put(item)
+        if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+            await async_checkpoint()
+
+    def _take(self) -> _T:
+        return self._items.popleft()
+
+    def green_get(self, *, blocking: bool = True, timeout: float | None = None) -> _T:
+        """Remove and return an item; `QueueEmpty` if none (non-blocking/timeout)."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if not self._ready._green_acquire(None, blocking, timeout):
+            raise QueueEmpty
+        return self._take()
+
+    async def async_get(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> _T:
+        """Remove and return an item; `QueueEmpty` if none (non-blocking/timeout)."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if not await self._ready._async_acquire(None, blocking, timeout):
+            raise QueueEmpty
+        return self._take()
+
+
+class SimpleLifoQueue(SimpleQueue[_T]):
+    """An unbounded LIFO queue (a stack)."""
+
+    __slots__ = ()
+
+    def _take(self) -> _T:
+        return self._items.pop()
