@@ -58,6 +58,9 @@ from _thread import allocate_lock as _allocate_lock
 from _thread import get_ident as _get_ident
 from collections import deque
 from contextvars import ContextVar
+from heapq import heapify as _heapify
+from heapq import heappop as _heappop
+from heapq import heappush as _heappush
 from itertools import count as _count
 from time import monotonic as _monotonic
 from time import sleep as _sleep
@@ -128,6 +131,8 @@ class _Missing:
 
 
 MISSING: Final[Any] = _Missing()
+# The answer a waiter of a shut-down queue gets instead of a unit.
+_SHUT_DOWN: Final[Any] = object()
 
 # =============================================================================
 # Backend detection
@@ -771,49 +776,53 @@ def _discard(waiters: deque[Any], item: object) -> None:
         pass
 
 
-def _give_up(
-    token: _Token, waiters: deque[Any], undo: Callable[[Any], object] | None
-) -> None:
-    """The waiter leaves because of an exception: withdraw, or pass on what it got."""
-    if token.cancel():
-        _discard(waiters, token)
-    elif undo is not None:
-        undo(token)
+class _Parking:
+    """What a parked waiter needs from its primitive when it leaves early."""
+
+    __slots__ = ()
+
+    _waiters: deque[Any] | None
+
+    def _withdraw(self, token: _Token) -> None:
+        # The waiter gave up (its cancel() won): take its token out of the queue.
+        waiters = self._waiters
+        if waiters is not None:
+            _discard(waiters, token)
+
+    def _undo(self, token: _Token) -> None:
+        # Something was handed to a waiter that is leaving anyway: pass it on.
+        pass
 
 
-def _green_wait(
-    token: Any,
-    timeout: float | None,
-    waiters: deque[Any],
-    undo: Callable[[Any], object] | None,
-) -> bool:
+def _green_park(token: Any, timeout: float | None, owner: _Parking) -> bool:
     """Park a published green token: True if it was set, False on timeout."""
     try:
         token.park(timeout)
     # Not only Exception: gevent's Timeout and GreenletExit, KeyboardInterrupt.
     except BaseException:
-        _give_up(token, waiters, undo)
+        if token.cancel():
+            owner._withdraw(token)
+        else:
+            owner._undo(token)
         raise
     if token.cancel():
-        _discard(waiters, token)
+        owner._withdraw(token)
         return False
     return True
 
 
-async def _async_wait(
-    token: Any,
-    timeout: float | None,
-    waiters: deque[Any],
-    undo: Callable[[Any], object] | None,
-) -> bool:
+async def _async_park(token: Any, timeout: float | None, owner: _Parking) -> bool:
     """Park a published async token: True if it was set, False on timeout."""
     try:
         await token.park(timeout)
     except BaseException:  # asyncio.CancelledError, trio.Cancelled
-        _give_up(token, waiters, undo)
+        if token.cancel():
+            owner._withdraw(token)
+        else:
+            owner._undo(token)
         raise
     if token.cancel():
-        _discard(waiters, token)
+        owner._withdraw(token)
         return False
     return True
 
@@ -833,7 +842,7 @@ def _new_waiters(obj: Any) -> deque[Any]:
     return waiters
 
 
-class _Waitable:
+class _Waitable(_Parking):
     """The shared acquire algorithm: try, publish, re-check, park, hand off.
 
     A subclass keeps its free units in some atomic container and provides:
@@ -868,6 +877,10 @@ class _Waitable:
     def _check_wait(self, data: Any) -> None:
         pass
 
+    def _closed(self) -> bool:
+        # True once waiting is refused for good (a shut-down queue).
+        return False
+
     def _release_one(self) -> None:
         """Give one unit back: to the oldest live waiter, or to the pool."""
         while True:
@@ -889,7 +902,8 @@ class _Waitable:
 
     def _undo(self, token: _Token) -> None:
         # A unit was handed to a waiter that is leaving: pass it on.
-        self._release_one()
+        if token.data is not _SHUT_DOWN:
+            self._release_one()
 
     def _enqueue(self, token: _Token) -> bool:
         """Publish *token*, then look again: True if a unit is ours already."""
@@ -938,6 +952,10 @@ class _Waitable:
         if self._enqueue(token):
             self._claimed_by(data)
             return True
+        if self._closed() and token.cancel():
+            # Published after close() looked at the waiters: leave again.
+            _discard(self._waiters, token)  # type: ignore[arg-type]
+            return False
         return token
 
     def _green_acquire(
@@ -956,7 +974,9 @@ class _Waitable:
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
                 green_checkpoint()
             return False
-        if not _green_wait(result, timeout, self._waiters, self._undo):  # type: ignore[arg-type]
+        if not _green_park(result, timeout, self):
+            return False
+        if result.data is _SHUT_DOWN:  # type: ignore[union-attr]
             return False
         self._claimed_by(data)
         return True
@@ -977,7 +997,9 @@ class _Waitable:
             if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
                 await async_checkpoint()
             return False
-        if not await _async_wait(result, timeout, self._waiters, self._undo):  # type: ignore[arg-type]
+        if not await _async_park(result, timeout, self):
+            return False
+        if result.data is _SHUT_DOWN:  # type: ignore[union-attr]
             return False
         self._claimed_by(data)
         return True
@@ -1017,7 +1039,7 @@ class _Waiting:
         return self._async_wait(timeout)
 
 
-class Event(_Waiting):
+class Event(_Waiting, _Parking):
     """A one-time event: once set, it stays set and every wait returns at once.
 
     ``ev.wait(timeout)`` blocks green code, ``await ev`` and
@@ -1031,6 +1053,9 @@ class Event(_Waiting):
         # Invariant: `_unset` is [True] until the first set() pops it.
         self._unset = [True]
         self._waiters: deque[_Token] | None = None
+
+    def __copy__(self) -> Self:
+        return type(self)()
 
     def __repr__(self) -> str:
         state = "set" if not self._unset else f"unset, waiting={self.waiting}"
@@ -1083,7 +1108,7 @@ class Event(_Waiting):
         token = _green_token()
         if self._publish(token):
             return True
-        return _green_wait(token, timeout, self._waiters, None)  # type: ignore[arg-type]
+        return _green_park(token, timeout, self)
 
     async def _async_wait(self, timeout: float | None) -> bool:
         if timeout is not None:
@@ -1097,7 +1122,7 @@ class Event(_Waiting):
         token = _async_token()
         if self._publish(token):
             return True
-        return await _async_wait(token, timeout, self._waiters, None)  # type: ignore[arg-type]
+        return await _async_park(token, timeout, self)
 
 
 def _wake_all(waiters: deque[_Token]) -> None:
@@ -1135,6 +1160,9 @@ class REvent(_Waiting):
 
     def __init__(self) -> None:
         self._generation = _REventGeneration()
+
+    def __copy__(self) -> Self:
+        return type(self)()
 
     def __repr__(self) -> str:
         generation = self._generation
@@ -1175,6 +1203,136 @@ class REvent(_Waiting):
         return await self._generation._async_wait(timeout)
 
 
+# Stamps order waits against the moments a countdown reaches zero. Taken with
+# an atomic `next()`; a waiter stamps itself before it publishes, a waker
+# before it changes the value, so a wake reaches exactly the waits that began
+# before the value became zero.
+_stamp = _count().__next__
+
+
+class CountdownEvent(_Waiting, _Parking):
+    """An event that is set while its value is zero.
+
+    ``up(n)`` raises the value, ``down()`` lowers it by one and wakes every
+    waiter when it reaches zero, ``clear()`` sets it to zero.
+    """
+
+    __slots__ = ("__weakref__", "_initial_value", "_units", "_waiters")
+
+    def __init__(self, initial_value: int = 0) -> None:
+        value = _check_value("initial_value", initial_value)
+        self._initial_value = value
+        # Invariant: one entry per unit of the value; `up` appends, `down`
+        # pops (an IndexError means it would go below zero).
+        self._units: list[None] = [None] * value
+        self._waiters: deque[_Token] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [value={len(self._units)}, waiting={self.waiting}]>"
+        )
+
+    def __copy__(self) -> Self:
+        return type(self)(self._initial_value)
+
+    def __bool__(self) -> bool:
+        return not self._units
+
+    @property
+    def value(self) -> int:
+        return len(self._units)
+
+    @property
+    def initial_value(self) -> int:
+        return self._initial_value
+
+    @property
+    def waiting(self) -> int:
+        waiters = self._waiters
+        return 0 if waiters is None else len(waiters)
+
+    def up(self, count: int = 1) -> None:
+        """Raise the value by *count*."""
+        count = _check_value("count", count)
+        self._units.extend([None] * count)
+
+    def down(self) -> None:
+        """Lower the value by one; `RuntimeError` if it is zero already."""
+        stamp = _stamp()
+        units = self._units
+        try:
+            units.pop()
+        except IndexError:
+            msg = "down() called more times than up()"
+            raise RuntimeError(msg) from None
+        if not units:
+            self._wake(stamp)
+
+    def clear(self) -> None:
+        """Set the value to zero, waking every waiter."""
+        stamp = _stamp()
+        self._units.clear()
+        self._wake(stamp)
+
+    def _wake(self, stamp: int) -> None:
+        waiters = self._waiters
+        if not waiters:
+            return
+        later: list[_Token] = []
+        while True:
+            try:
+                token = waiters.popleft()
+            except IndexError:
+                break
+            if token.data < stamp:
+                token.set()
+            else:  # began after the value reached zero: not ours to wake
+                later.append(token)
+        if later:
+            waiters.extendleft(reversed(later))
+
+    def _publish(self, token: _Token) -> bool:
+        waiters = self._waiters
+        if waiters is None:
+            waiters = _new_waiters(self)
+        waiters.append(token)
+        if self._units:
+            return False
+        if token.cancel():
+            _discard(waiters, token)
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the value is zero; False if *timeout* expires first."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if not self._units:
+            if _GREEN_CHECKPOINTS_ANY or _overrides_active:
+                green_checkpoint()
+            return True
+        if timeout == 0:
+            return False
+        token = _green_token(_stamp())
+        if self._publish(token):
+            return True
+        return _green_park(token, timeout, self)
+
+    async def _async_wait(self, timeout: float | None) -> bool:
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if not self._units:
+            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
+                await async_checkpoint()
+            return True
+        if timeout == 0:
+            return False
+        token = _async_token(_stamp())
+        if self._publish(token):
+            return True
+        return await _async_park(token, timeout, self)
+
+
 class Flag(_GenericBase):  # type: ignore[misc]
     """A write-once slot: the first `set()` wins, later ones are ignored."""
 
@@ -1184,6 +1342,9 @@ class Flag(_GenericBase):  # type: ignore[misc]
         # Invariant: `_markers[0]`, if any, is the winning marker; losers
         # remove themselves after appending.
         self._markers: list[Any] = [] if marker is MISSING else [marker]
+
+    def __copy__(self) -> Self:
+        return type(self)(self.get(MISSING))
 
     def __repr__(self) -> str:
         try:
@@ -1271,6 +1432,9 @@ class ResourceGuard:
     def __init__(self, action: str = "using") -> None:
         self._action = action
         self._unused = [True]
+
+    def __copy__(self) -> Self:
+        return type(self)(self._action)
 
     def __repr__(self) -> str:
         state = "unused" if self._unused else "used"
@@ -1372,6 +1536,9 @@ class Lock(_Waitable):
         self._unlocked = [True]
         self._owner: object = None
         self._waiters: deque[_Token] | None = None
+
+    def __copy__(self) -> Self:
+        return type(self)()
 
     def __repr__(self) -> str:
         state = "locked" if not self._unlocked else "unlocked"
@@ -1654,8 +1821,8 @@ class Semaphore(_Waitable):
             f" [value={self.value}, waiting={self.waiting}]>"
         )
 
-    def __getnewargs__(self) -> tuple[Any, ...]:
-        return (self._initial_value,)
+    def __copy__(self) -> Self:
+        return type(self)(self._initial_value)
 
     @property
     def initial_value(self) -> int:
@@ -1801,8 +1968,8 @@ class BoundedSemaphore(Semaphore):
             f" waiting={self.waiting}]>"
         )
 
-    def __getnewargs__(self) -> tuple[Any, ...]:
-        return (self._initial_value, self._max_value)
+    def __copy__(self) -> Self:
+        return type(self)(self._initial_value, self._max_value)
 
     @property
     def max_value(self) -> int:
@@ -1877,6 +2044,234 @@ class BoundedBinarySemaphore(BoundedSemaphore, BinarySemaphore):
         BoundedSemaphore.__init__(self, initial_value, 1)
 
     release = BoundedSemaphore.release
+
+
+_mappingproxy: Final = type(type.__dict__)
+
+
+def _check_tokens(total_tokens: float) -> float:
+    if total_tokens.__class__ is float and total_tokens == float("inf"):
+        return total_tokens
+    return _check_value("total_tokens", total_tokens)  # type: ignore[arg-type]
+
+
+class CapacityLimiter:
+    """Lets at most ``total_tokens`` tasks in at once, each holding one token.
+
+    Tokens are borrowed by tasks: a task may hold one at a time and only the
+    borrower may give it back (both misuses raise `RuntimeError`).
+    ``total_tokens`` may be changed at any time (``math.inf`` for no limit).
+    """
+
+    __slots__ = ("__weakref__", "_borrowers", "_debt", "_tokens", "_total_tokens")
+
+    def __init__(self, total_tokens: float = 1) -> None:
+        total = _check_tokens(total_tokens)
+        self._total_tokens = total
+        # Free tokens; waiters queue on it in arrival order.
+        self._tokens = Semaphore(0)
+        if total:
+            self._tokens._release(total)  # type: ignore[arg-type]
+        # Invariants: `_borrowers` maps task -> depth, written by that task
+        # only; `_debt` has one entry per token to retire instead of
+        # returning it (after `total_tokens` was lowered below the borrowed).
+        self._borrowers: dict[object, int] = {}
+        self._debt: list[None] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [total_tokens={self._total_tokens},"
+            f" borrowed_tokens={self.borrowed_tokens}, waiting={self.waiting}]>"
+        )
+
+    def __copy__(self) -> Self:
+        return type(self)(self._total_tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self._borrowers)
+
+    @property
+    def total_tokens(self) -> float:
+        return self._total_tokens
+
+    @total_tokens.setter
+    def total_tokens(self, value: float) -> None:
+        value = _check_tokens(value)
+        self._total_tokens = value
+        # Take every free token back, then put out what the new total allows;
+        # what is borrowed beyond it becomes debt, retired on release.
+        permits = self._tokens._permits
+        while True:
+            try:
+                permits.pop()
+            except IndexError:
+                break
+        self._debt.clear()
+        free = value - len(self._borrowers)
+        if free < 0:
+            self._debt.extend([None] * int(-free))
+        elif free:
+            self._tokens._release(free)  # type: ignore[arg-type]
+
+    @property
+    def available_tokens(self) -> float:
+        return self._tokens.value
+
+    @property
+    def borrowed_tokens(self) -> int:
+        return len(self._borrowers)
+
+    @property
+    def borrowers(self) -> Any:
+        """A read-only snapshot: ``(library, id)`` of each borrower -> depth."""
+        return _mappingproxy(
+            {_task_identity(task): depth for task, depth in self._borrowers.copy().items()}
+        )
+
+    @property
+    def waiting(self) -> int:
+        return self._tokens.waiting
+
+    def _give_back(self) -> None:
+        try:
+            self._debt.pop()
+        except IndexError:
+            self._tokens._release(1)
+
+    def _enter(self, me: object, count: int) -> bool:
+        """Re-entry by a borrower: True if done (reentrant), else refuse."""
+        if me in self._borrowers:
+            msg = "this task is already holding one of this limiter's tokens"
+            raise RuntimeError(msg)
+        return False
+
+    def _leave(self, me: object, count: int) -> None:
+        depth = self._borrowers.get(me)
+        if depth is None:
+            msg = "this task is not holding any of this limiter's tokens"
+            raise RuntimeError(msg)
+        if count > depth:
+            msg = "released more times than acquired"
+            raise RuntimeError(msg)
+        if count < depth:
+            self._borrowers[me] = depth - count
+            return
+        del self._borrowers[me]
+        self._give_back()
+
+    def _green(self, count: int, blocking: bool, timeout: float | None) -> bool:
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        me = _green_task()
+        if self._enter(me, count):
+            return True
+        if not self._tokens._green_acquire(None, blocking, timeout):
+            return False
+        self._borrowers[me] = count
+        return True
+
+    async def _async(self, count: int, blocking: bool, timeout: float | None) -> bool:
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        me = _async_task(current_async_library())  # type: ignore[arg-type]
+        if self._enter(me, count):
+            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
+                await async_checkpoint()
+            return True
+        if not await self._tokens._async_acquire(None, blocking, timeout):
+            return False
+        self._borrowers[me] = count
+        return True
+
+    def green_acquire(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Borrow a token in green code; False if none (non-blocking/timeout)."""
+        return self._green(1, blocking, timeout)
+
+    async def async_acquire(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Borrow a token in async code; False if none (non-blocking/timeout)."""
+        return await self._async(1, blocking, timeout)
+
+    def green_release(self) -> None:
+        """Give the current green task's token back."""
+        self._leave(_green_task(), 1)
+
+    def async_release(self) -> None:
+        """Give the current async task's token back."""
+        self._leave(_async_task(current_async_library()), 1)  # type: ignore[arg-type]
+
+    def green_borrowed(self) -> bool:
+        """True if the current green task holds a token."""
+        return _green_task() in self._borrowers
+
+    def async_borrowed(self) -> bool:
+        """True if the current async task holds a token."""
+        library = current_async_library(failsafe=True)
+        return library is not None and _async_task(library) in self._borrowers
+
+    def __enter__(self) -> Self:
+        self._green(1, True, None)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._leave(_green_task(), 1)
+
+    async def __aenter__(self) -> Self:
+        await self._async(1, True, None)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._leave(_async_task(current_async_library()), 1)  # type: ignore[arg-type]
+
+
+class RCapacityLimiter(CapacityLimiter):
+    """A reentrant `CapacityLimiter`: a borrower may acquire again (one token
+    held, the depth counted) and releases as many times."""
+
+    __slots__ = ()
+
+    def _enter(self, me: object, count: int) -> bool:
+        if count < 1:
+            msg = "count must be >= 1"
+            raise ValueError(msg)
+        depth = self._borrowers.get(me)
+        if depth is None:
+            return False
+        self._borrowers[me] = depth + count
+        return True
+
+    def green_acquire(  # type: ignore[override]
+        self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Borrow (or re-enter *count* levels) in green code."""
+        return self._green(count, blocking, timeout)
+
+    async def async_acquire(  # type: ignore[override]
+        self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Borrow (or re-enter *count* levels) in async code."""
+        return await self._async(count, blocking, timeout)
+
+    def green_release(self, count: int = 1) -> None:  # type: ignore[override]
+        self._leave(_green_task(), count)
+
+    def async_release(self, count: int = 1) -> None:  # type: ignore[override]
+        self._leave(_async_task(current_async_library()), count)  # type: ignore[arg-type]
+
+    def green_count(self) -> int:
+        """The current green task's depth (0 if it holds no token)."""
+        return self._borrowers.get(_green_task(), 0)
+
+    def async_count(self) -> int:
+        """The current async task's depth (0 if it holds no token)."""
+        library = current_async_library(failsafe=True)
+        if library is None:
+            return 0
+        return self._borrowers.get(_async_task(library), 0)
 
 
 # =============================================================================
@@ -2235,6 +2630,214 @@ def _copy_lock(lock: Any) -> Any:
 
 
 # =============================================================================
+# Barriers
+# =============================================================================
+
+
+class BrokenBarrierError(RuntimeError):
+    """Raised by a wait on a barrier that was aborted, reset or timed out."""
+
+
+_PASSED: Final[Any] = object()
+_BROKEN: Final[Any] = object()
+
+
+class _Cycle:
+    # One round of a barrier. `arrivals` numbers the parties; `outcome` is
+    # decided once (passed by the last party, or broken by an abort); `done`
+    # wakes the parties when it is; `replaced` is popped by the one reset()
+    # that installs the next round after a break.
+    __slots__ = ("arrivals", "done", "outcome", "replaced")
+
+    def __init__(self) -> None:
+        self.arrivals = _count().__next__
+        self.done = Event()
+        self.outcome = Flag()
+        self.replaced = [True]
+
+
+class _BarrierBase(_Waiting):
+    __slots__ = ("__weakref__", "_cycle", "_parties")
+
+    # Does a passed round make way for a new one?
+    _cyclic: ClassVar[bool] = True
+
+    def __init__(self, parties: int = 0) -> None:
+        self._parties = _check_value("parties", parties)
+        self._cycle = _Cycle()
+
+    def __repr__(self) -> str:
+        cycle = self._cycle
+        outcome = cycle.outcome.get(None)
+        if outcome is _BROKEN:
+            state = "broken"
+        elif outcome is _PASSED:
+            state = "passed"
+        else:
+            state = f"waiting={cycle.done.waiting}"
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [parties={self._parties}, {state}]>"
+        )
+
+    def __copy__(self) -> Self:
+        return type(self)(self._parties)
+
+    @property
+    def parties(self) -> int:
+        return self._parties
+
+    @property
+    def broken(self) -> bool:
+        """True once the barrier has been aborted (until reset, for RBarrier)."""
+        return self._cycle.outcome.get(None) is _BROKEN
+
+    @property
+    def waiting(self) -> int:
+        return self._cycle.done.waiting
+
+    def abort(self) -> None:
+        """Break the barrier: every waiting and later party gets `BrokenBarrierError`."""
+        cycle = self._cycle
+        if cycle.outcome.set(_BROKEN):
+            cycle.done.set()
+
+    def _arrive(self) -> tuple[_Cycle, int]:
+        """Join the current round; index -1 means it is full, wait it out."""
+        cycle = self._cycle
+        index = cycle.arrivals()
+        last = max(self._parties, 1) - 1
+        if index > last:
+            if self._cyclic and cycle.outcome.get(None) is not _BROKEN:
+                return cycle, -1
+            return cycle, index  # a latch stays open (or broken) for good
+        if index == last and cycle.outcome.set(_PASSED):
+            # The last party: open the round for everybody.
+            if self._cyclic:
+                self._cycle = _Cycle()
+            cycle.done.set()
+        return cycle, index
+
+    def _result(self, cycle: _Cycle, index: int) -> int:
+        if cycle.outcome.get(None) is not _PASSED:
+            raise BrokenBarrierError
+        return index
+
+    def _green_pass(self, timeout: float | None) -> int:
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        while True:
+            cycle, index = self._arrive()
+            if index >= 0:
+                break
+            cycle.done.wait()
+        if cycle.done:
+            if _GREEN_CHECKPOINTS_ANY or _overrides_active:
+                green_checkpoint()
+            return self._result(cycle, index)
+        try:
+            passed = cycle.done.wait(timeout)
+        except BaseException:  # cancelled: nobody else may pass this round
+            self._break(cycle)
+            raise
+        if not passed:
+            self._break(cycle)
+        return self._result(cycle, index)
+
+    async def _async_pass(self, timeout: float | None) -> int:
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        while True:
+            cycle, index = self._arrive()
+            if index >= 0:
+                break
+            await cycle.done
+        if cycle.done:
+            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
+                await async_checkpoint()
+            return self._result(cycle, index)
+        try:
+            passed = await cycle.done.with_(timeout)
+        except BaseException:  # cancelled: nobody else may pass this round
+            self._break(cycle)
+            raise
+        if not passed:
+            self._break(cycle)
+        return self._result(cycle, index)
+
+    def _break(self, cycle: _Cycle) -> None:
+        if cycle.outcome.set(_BROKEN):
+            cycle.done.set()
+
+
+class Latch(_BarrierBase):
+    """A single-use barrier: the first *parties* waits block until all have
+    arrived, then it stays open. A party that times out or is cancelled
+    breaks it for everybody (`BrokenBarrierError`)."""
+
+    __slots__ = ()
+
+    _cyclic = False
+
+    def __bool__(self) -> bool:
+        return self._cycle.outcome.get(None) is not None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Arrive and block until all parties have."""
+        self._green_pass(timeout)
+
+    async def _async_wait(self, timeout: float | None) -> None:
+        await self._async_pass(timeout)
+
+
+class Barrier(_BarrierBase):
+    """A cyclic barrier: every *parties* arrivals pass together, then the
+    next round begins. ``wait()`` returns the party's index in the round
+    (0 for the first to arrive). Once aborted it stays broken."""
+
+    __slots__ = ()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Arrive and block until the round is complete; return the index."""
+        return self._green_pass(timeout)
+
+    async def _async_wait(self, timeout: float | None) -> int:
+        return await self._async_pass(timeout)
+
+    def __enter__(self) -> int:
+        return self._green_pass(None)
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    async def __aenter__(self) -> int:
+        return await self._async_pass(None)
+
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class RBarrier(Barrier):
+    """A cyclic barrier that `reset()` makes usable again after a break."""
+
+    __slots__ = ()
+
+    def reset(self) -> None:
+        """Break the current round (its parties get `BrokenBarrierError`) and
+        start a fresh one."""
+        cycle = self._cycle
+        self._break(cycle)
+        if cycle.outcome.get(None) is _BROKEN:
+            try:
+                cycle.replaced.pop()
+            except IndexError:  # another reset() replaced it
+                return
+            self._cycle = _Cycle()
+
+
+# =============================================================================
 # Queues
 # =============================================================================
 
@@ -2345,3 +2948,657 @@ class SimpleLifoQueue(SimpleQueue[_T]):
 
     def _take(self) -> _T:
         return self._items.pop()
+
+
+class _QueueSemaphore(Semaphore):
+    # Counts a queue's items or free slots; refuses waiters once shut down.
+    __slots__ = ("_shutdown",)
+
+    def __init__(self, value: int, shutdown: list[bool]) -> None:
+        Semaphore.__init__(self, value)
+        self._shutdown = shutdown
+
+    def _closed(self) -> bool:
+        return bool(self._shutdown)
+
+
+class Queue(_GenericBase):  # type: ignore[misc]
+    """A FIFO queue, optionally bounded, shared by every world.
+
+    Two counting semaphores do the waiting: free slots for putters (when
+    bounded) and ready items for getters. A caller that holds a unit runs the
+    storage hook (`_put` or `_get`) inside a short critical section that is
+    never held while anyone waits. A putter or getter that is cancelled while
+    a unit is handed to it passes the unit on; the item never left the
+    storage, so nothing is lost or duplicated.
+
+    Subclasses may override `_init(items, maxsize)`, `_qsize()`, `_put(item)`
+    and `_get()`; they run one at a time and must not block.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_free",
+        "_maxsize",
+        "_mutex",
+        "_queue",
+        "_ready",
+        "_shutdown",
+        "_unfinished",
+    )
+
+    def __init__(self, items: Iterable[_T] = (), /, maxsize: int | None = None) -> None:
+        if maxsize is not None:
+            maxsize = _check_value("maxsize", maxsize)
+            if maxsize < 1:
+                msg = "maxsize must be >= 1 (or None for an unbounded queue)"
+                raise ValueError(msg)
+        self._maxsize = 0 if maxsize is None else maxsize
+        self._mutex = _allocate_lock()
+        self._init(items, self._maxsize)
+        size = self._qsize()
+        # Invariant: empty until shutdown() appends to it; never shrinks.
+        self._shutdown: list[bool] = []
+        self._ready = _QueueSemaphore(size, self._shutdown)
+        # None when unbounded: puts never wait for a slot.
+        self._free = (
+            None
+            if maxsize is None
+            else _QueueSemaphore(max(0, maxsize - size), self._shutdown)
+        )
+        self._unfinished = CountdownEvent(size)
+
+    def __repr__(self) -> str:
+        state = f"length={self._qsize()}, putting={self.putting}, getting={self.getting}"
+        if self._shutdown:
+            state += ", shut down"
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [maxsize={self._maxsize}, {state}]>"
+        )
+
+    def __copy__(self) -> Self:
+        with self._mutex:
+            items = list(self._iter_items())
+        return type(self)(items, self._maxsize or None)
+
+    def _iter_items(self) -> Iterable[Any]:
+        return self._queue
+
+    # -- storage hooks
+
+    def _init(self, items: Iterable[_T], maxsize: int) -> None:
+        self._queue: Any = deque(items)
+
+    def _qsize(self) -> int:
+        return len(self._queue)
+
+    def _put(self, item: _T) -> None:
+        self._queue.append(item)
+
+    def _get(self) -> _T:
+        return self._queue.popleft()  # type: ignore[no-any-return]
+
+    # -- state
+
+    @property
+    def maxsize(self) -> int:
+        """The bound, or 0 when unbounded."""
+        return self._maxsize
+
+    @property
+    def putting(self) -> int:
+        """How many tasks wait to put."""
+        free = self._free
+        return 0 if free is None else free.waiting
+
+    @property
+    def getting(self) -> int:
+        """How many tasks wait to get."""
+        return self._ready.waiting
+
+    @property
+    def waiting(self) -> int:
+        return self.putting + self.getting
+
+    def __len__(self) -> int:
+        return self._qsize()
+
+    def __bool__(self) -> bool:
+        return self._qsize() > 0
+
+    @property
+    def unfinished_tasks(self) -> int:
+        """Items put and not yet marked done with `task_done()`."""
+        return self._unfinished.value
+
+    # -- the non-blocking halves
+
+    def _store(self, item: _T) -> None:
+        # Called holding a free slot (or unbounded).
+        with self._mutex:
+            if self._shutdown:
+                self._give_back_slot()
+                raise QueueShutDown
+            self._put(item)
+            self._unfinished.up()
+        self._ready._release(1)
+
+    def _give_back_slot(self) -> None:
+        if self._free is not None:
+            self._free._release(1)
+
+    def _fetch(self) -> _T:
+        # Called holding a ready unit; an immediate shutdown may have emptied
+        # the storage since.
+        with self._mutex:
+            if self._qsize() == 0:
+                raise QueueShutDown
+            item = self._get()
+        self._give_back_slot()
+        return item
+
+    def _refuse_put(self) -> NoReturn:
+        if self._shutdown:
+            raise QueueShutDown
+        raise QueueFull
+
+    def _refuse_get(self) -> NoReturn:
+        if self._shutdown:
+            raise QueueShutDown
+        raise QueueEmpty
+
+    # -- public face
+
+    def green_put(
+        self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
+    ) -> None:
+        """Put *item*, waiting for a free slot; `QueueFull` if none in time."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if self._shutdown:
+            raise QueueShutDown
+        free = self._free
+        if free is not None and not free._green_acquire(None, blocking, timeout):
+            self._refuse_put()
+        self._store(item)
+
+    async def async_put(
+        self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
+    ) -> None:
+        """Put *item*, waiting for a free slot; `QueueFull` if none in time."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if self._shutdown:
+            raise QueueShutDown
+        free = self._free
+        if free is None:
+            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+                await async_checkpoint()
+        elif not await free._async_acquire(None, blocking, timeout):
+            self._refuse_put()
+        self._store(item)
+
+    def green_get(self, *, blocking: bool = True, timeout: float | None = None) -> _T:
+        """Remove and return an item; `QueueEmpty` if none in time."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if not self._ready._green_acquire(None, blocking, timeout):
+            self._refuse_get()
+        return self._fetch()
+
+    async def async_get(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> _T:
+        """Remove and return an item; `QueueEmpty` if none in time."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if not await self._ready._async_acquire(None, blocking, timeout):
+            self._refuse_get()
+        return self._fetch()
+
+    # -- task tracking
+
+    def task_done(self) -> None:
+        """Mark one item got earlier as processed (for `green_join`/`async_join`)."""
+        try:
+            self._unfinished.down()
+        except RuntimeError:
+            msg = "task_done() called too many times"
+            raise ValueError(msg) from None
+
+    def green_join(self, timeout: float | None = None) -> bool:
+        """Block until every item put has been marked done; False on timeout."""
+        return self._unfinished.wait(timeout)
+
+    async def async_join(self, timeout: float | None = None) -> bool:
+        """Wait until every item put has been marked done; False on timeout."""
+        return await self._unfinished.with_(timeout)
+
+    # -- shutdown
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shut the queue down (as `queue.Queue.shutdown` in Python 3.13).
+
+        Later puts raise `QueueShutDown`; gets return what is left, then raise
+        it. With *immediate*, what is left is dropped at once (and counted as
+        done). Every task blocked in a put or get is woken with `QueueShutDown`.
+        """
+        self._shutdown.append(immediate)
+        if immediate:
+            with self._mutex:
+                dropped = 0
+                while self._qsize():
+                    self._get()
+                    dropped += 1
+            # Retire the ready units of the dropped items (getters that hold
+            # one find the storage empty and raise).
+            for _ in range(dropped):
+                if not self._ready._try_take():
+                    break
+            for _ in range(dropped):
+                try:
+                    self._unfinished.down()
+                except RuntimeError:
+                    break
+        _wake_shut_down(self._ready)
+        if self._free is not None:
+            _wake_shut_down(self._free)
+
+
+
+
+def _wake_shut_down(semaphore: Semaphore) -> None:
+    # Hand every waiter a "shut down" answer instead of a unit.
+    waiters = semaphore._waiters
+    if waiters is None:
+        return
+    while True:
+        try:
+            token = waiters.popleft()
+        except IndexError:
+            return
+        token.data = _SHUT_DOWN
+        token.set()
+
+
+class LifoQueue(Queue[_T]):
+    """A LIFO queue (last in, first out)."""
+
+    __slots__ = ()
+
+    def _get(self) -> _T:
+        return self._queue.pop()  # type: ignore[no-any-return]
+
+    def _iter_items(self) -> Iterable[Any]:
+        return self._queue
+
+
+class PriorityQueue(Queue[_T]):
+    """A queue that returns the smallest item first (a binary heap)."""
+
+    __slots__ = ()
+
+    def _init(self, items: Iterable[_T], maxsize: int) -> None:
+        self._queue = list(items)
+        _heapify(self._queue)
+
+    def _put(self, item: _T) -> None:
+        _heappush(self._queue, item)
+
+    def _get(self) -> _T:
+        return _heappop(self._queue)  # type: ignore[no-any-return]
+
+
+# =============================================================================
+# Readers-writer lock
+# =============================================================================
+
+_READ: Final = "read"
+_WRITE: Final = "write"
+
+
+class RWLock:
+    """A readers-writer lock, fair in arrival order, for every world at once.
+
+    ``rw.reader`` and ``rw.writer`` are lock-likes (``with``, ``async with``,
+    ``green_acquire``/``async_acquire``/``green_release``/``async_release``).
+    Any number of readers may hold it together, a writer holds it alone.
+    Waiters enter strictly in arrival order, readers queued one after another
+    together; a waiting writer makes later readers wait, so neither side
+    starves.
+
+    The grant decisions read and change three fields together, so they run in
+    a short critical section (a plain lock that is never held while anyone
+    waits); the waiting itself is the usual one-shot tokens.
+    """
+
+    __slots__ = ("__weakref__", "_mutex", "_readers", "_waiters", "_writer", "reader", "writer")
+
+    def __init__(self) -> None:
+        # Invariants (all under `_mutex`): `_readers` counts holders reading;
+        # `_writer` is the writing task or None; never both. `_waiters` holds
+        # tokens whose data is (kind, task), in arrival order; a token leaves
+        # it when granted (set) or withdrawn (cancelled).
+        self._mutex = _allocate_lock()
+        self._readers = 0
+        self._writer: object = None
+        self._waiters: deque[_Token] = deque()
+        self.reader = _RWSide(self, _READ)
+        self.writer = _RWSide(self, _WRITE)
+
+    def __repr__(self) -> str:
+        if self._writer is not None:
+            state = "writing"
+        elif self._readers:
+            state = f"reading, readers={self._readers}"
+        else:
+            state = "unlocked"
+        return (
+            f"<{_qualname(self)} object at {id(self):#x}"
+            f" [{state}, waiting={self.waiting}]>"
+        )
+
+    def __copy__(self) -> Self:
+        return type(self)()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def _grant(self) -> None:
+        # Under `_mutex`: let in the head of the queue while it fits.
+        waiters = self._waiters
+        while waiters and self._writer is None:
+            token = waiters[0]
+            kind, task = token.data
+            if kind is _WRITE:
+                if self._readers:
+                    return
+                waiters.popleft()
+                self._writer = task
+                if token.set():
+                    return
+                self._writer = None
+            else:
+                waiters.popleft()
+                self._readers += 1
+                if not token.set():
+                    self._readers -= 1
+
+    def _try(self, kind: str, task: object) -> bool:
+        # Under `_mutex`.
+        if self._waiters or self._writer is not None:
+            return False
+        if kind is _WRITE:
+            if self._readers:
+                return False
+            self._writer = task
+        else:
+            self._readers += 1
+        return True
+
+    def _begin(
+        self,
+        kind: str,
+        task: object,
+        blocking: bool,
+        timeout: float | None,
+        make_token: Callable[[Any], _Token],
+    ) -> bool | _Token:
+        with self._mutex:
+            if self._try(kind, task):
+                return True
+            if not blocking or timeout == 0:
+                return False
+            if kind is _WRITE:
+                if self._writer == task:
+                    msg = "the current task is already holding this lock for writing"
+                    raise RuntimeError(msg)
+                reason = _deadlock(self._writer, task)
+                if reason is not None:
+                    raise RuntimeError(reason)
+            token = make_token((kind, task))
+            self._waiters.append(token)
+            return token
+
+    def _withdraw(self, token: _Token) -> None:
+        with self._mutex:
+            _discard(self._waiters, token)
+            # A writer leaving the head may let the readers behind it in.
+            self._grant()
+
+    def _undo(self, token: _Token) -> None:
+        self._release(token.data[0], token.data[1])
+
+    def _release(self, kind: str, task: object) -> None:
+        with self._mutex:
+            if kind is _WRITE:
+                if self._writer is None:
+                    msg = "release unlocked lock"
+                    raise RuntimeError(msg)
+                if self._writer != task:
+                    msg = "the current task is not holding this lock for writing"
+                    raise RuntimeError(msg)
+                self._writer = None
+            else:
+                if not self._readers:
+                    msg = "release unlocked lock"
+                    raise RuntimeError(msg)
+                self._readers -= 1
+            self._grant()
+
+
+class _RWSide:
+    """One side (reading or writing) of an `RWLock`, as a lock-like."""
+
+    __slots__ = ("__weakref__", "_kind", "_rwlock")
+
+    def __init__(self, rwlock: RWLock, kind: str) -> None:
+        self._rwlock = rwlock
+        self._kind = kind
+
+    def __repr__(self) -> str:
+        return f"<{self._kind} side of {self._rwlock!r}>"
+
+    @property
+    def waiting(self) -> int:
+        kind = self._kind
+        return sum(1 for token in self._rwlock._waiters.copy() if token.data[0] is kind)
+
+    def locked(self) -> bool:
+        """True while held on this side."""
+        rwlock = self._rwlock
+        if self._kind is _WRITE:
+            return rwlock._writer is not None
+        return rwlock._readers > 0
+
+    def green_acquire(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        rwlock = self._rwlock
+        result = rwlock._begin(self._kind, _green_task(), blocking, timeout, _green_token)
+        if result is True:
+            if (_GREEN_CHECKPOINTS_ANY or _overrides_active) and _green_checkpoints_on():
+                try:
+                    _green_yield(current_green_library())
+                except BaseException:
+                    self.green_release()
+                    raise
+            return True
+        if result is False:
+            return False
+        return _green_park(result, timeout, rwlock)
+
+    async def async_acquire(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        rwlock = self._rwlock
+        task = _async_task(current_async_library())  # type: ignore[arg-type]
+        result = rwlock._begin(self._kind, task, blocking, timeout, _async_token)
+        if result is True:
+            if (_ASYNC_CHECKPOINTS_ANY or _overrides_active) and _async_checkpoints_on():
+                try:
+                    await _async_yield(current_async_library())
+                except BaseException:
+                    rwlock._release(self._kind, task)
+                    raise
+            return True
+        if result is False:
+            return False
+        return await _async_park(result, timeout, rwlock)
+
+    def green_release(self) -> None:
+        self._rwlock._release(self._kind, _green_task())
+
+    def async_release(self) -> None:
+        task = _async_task(current_async_library())  # type: ignore[arg-type]
+        self._rwlock._release(self._kind, task)
+
+    def __enter__(self) -> Self:
+        self.green_acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.green_release()
+
+    async def __aenter__(self) -> Self:
+        await self.async_acquire()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.async_release()
+
+
+# =============================================================================
+# synchronized
+# =============================================================================
+
+# Where a per-object lock lives on objects that have a __dict__.
+_SYNC_ATTRIBUTE: Final = "__synchronized_lock__"
+_object_locks: Any = None  # weakref.WeakKeyDictionary, made on first need
+
+
+def _lock_of(obj: object) -> RLock:
+    """The reentrant lock that `synchronized` uses for *obj* (made once)."""
+    try:
+        namespace = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        namespace = None
+    if namespace is not None and not isinstance(obj, type):
+        lock = namespace.get(_SYNC_ATTRIBUTE)
+        if lock is None:
+            # dict.setdefault is atomic: racing callers agree on one lock.
+            lock = namespace.setdefault(_SYNC_ATTRIBUTE, RLock())
+        return lock  # type: ignore[no-any-return]
+    global _object_locks
+    if _object_locks is None:
+        import weakref
+
+        with _creation_lock:
+            if _object_locks is None:
+                _object_locks = weakref.WeakKeyDictionary()
+    lock = _object_locks.get(obj)
+    if lock is None:
+        with _creation_lock:
+            lock = _object_locks.setdefault(obj, RLock())
+    return lock  # type: ignore[no-any-return]
+
+
+def _is_lock_like(obj: object) -> bool:
+    return (hasattr(obj, "__enter__") or hasattr(obj, "__aenter__")) and (
+        hasattr(obj, "acquire") or hasattr(obj, "green_acquire")
+    )
+
+
+def synchronized(wrapped: Any) -> Any:
+    """Make calls mutually exclusive, or get the lock guarding an object.
+
+    * ``@synchronized`` on a function: one call at a time (sync or async);
+      on a method (first parameter ``self`` or ``cls``): one call at a time
+      per object. Reentrant: a synchronized call may call another.
+    * ``@synchronized`` on a class: every function of its body, per object.
+    * ``synchronized(lock)`` on a lock (ours, `threading`'s, `asyncio`'s)
+      returns it, to be used with ``with``/``async with``.
+    * ``synchronized(obj)`` on any other object: the lock that synchronized
+      methods of *obj* use (``with synchronized(obj): ...``).
+    """
+    if isinstance(wrapped, type):
+        for name, value in list(vars(wrapped).items()):
+            if _is_function(value):
+                setattr(wrapped, name, _synchronize_function(value))
+        return wrapped
+    if _is_function(wrapped):
+        return _synchronize_function(wrapped)
+    if _is_lock_like(wrapped):
+        return wrapped
+    return _lock_of(wrapped)
+
+
+def _is_function(value: object) -> bool:
+    return hasattr(value, "__code__") and callable(value)
+
+
+def _synchronize_function(function: Any) -> Any:
+    from functools import wraps
+
+    code = function.__code__
+    per_object = code.co_argcount > 0 and code.co_varnames[0] in ("self", "cls")
+    is_async = bool(code.co_flags & 0x80)  # CO_COROUTINE
+
+    def lock_for(args: tuple[Any, ...]) -> RLock:
+        return _lock_of(args[0]) if per_object and args else _lock_of(wrapper)
+
+    if is_async:
+
+        @wraps(function)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            async with lock_for(args):
+                return await function(*args, **kwargs)
+
+    else:
+
+        @wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+            with lock_for(args):
+                return function(*args, **kwargs)
+
+    return wrapper
+
+
+# =============================================================================
+# The lowlevel namespace
+# =============================================================================
+
+
+def _make_lowlevel() -> Any:
+    # A module object registered as "<this module's name>.lowlevel", so that
+    # `from aiologic.lowlevel import ...` works, and keeps working in a copy
+    # vendored under another name.
+    module = type(sys)(f"{__name__}.lowlevel", "Low-level helpers of the primitives.")
+    names = (
+        "current_green_library",
+        "current_async_library",
+        "current_green_library_tlocal",
+        "current_async_library_tlocal",
+        "green_checkpoint",
+        "async_checkpoint",
+        "enable_checkpoints",
+        "disable_checkpoints",
+        "green_sleep",
+        "async_sleep",
+        "MISSING",
+    )
+    namespace = globals()
+    for name in names:
+        setattr(module, name, namespace[name])
+    module.__all__ = names  # type: ignore[attr-defined]
+    _modules[module.__name__] = module
+    return module
+
+
+lowlevel = _make_lowlevel()
