@@ -245,10 +245,10 @@ def _task_identity(task: object) -> tuple[str, int]:
     """Turn a stored task object into the public ``(library, id)`` form."""
     if isinstance(task, int):
         return ("threading", task)
-    module = type(task).__module__.partition(".")[0]
+    module = type(task).__module__.partition(".")[0].lstrip("_")  # _asyncio.Task
     if module in ("gevent", "eventlet", "asyncio", "trio"):
         return (module, id(task))
-    if module in ("greenlet", "_greenlet"):
+    if module == "greenlet":
         return (current_green_library(), id(task))
     return (module, id(task))
 
@@ -874,6 +874,9 @@ class _Waitable(_Parking):
     def _handing_to(self, data: Any) -> None:
         pass
 
+    def _check_owner(self, data: Any) -> None:
+        pass
+
     def _check_wait(self, data: Any) -> None:
         pass
 
@@ -945,6 +948,7 @@ class _Waitable(_Parking):
         if self._try_take():
             self._claimed_by(data)
             return True
+        self._check_owner(data)
         if not blocking or timeout == 0:
             return False
         self._check_wait(data)
@@ -963,7 +967,7 @@ class _Waitable(_Parking):
     ) -> bool:
         result = self._begin(data, blocking, timeout, _green_token)
         if result is True:
-            if (_GREEN_CHECKPOINTS_ANY or _overrides_active) and _green_checkpoints_on():
+            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active) and _green_checkpoints_on():
                 try:
                     _green_yield(current_green_library())
                 except BaseException:  # a green kill or Timeout: leave no unit held
@@ -986,7 +990,7 @@ class _Waitable(_Parking):
     ) -> bool:
         result = self._begin(data, blocking, timeout, _async_token)
         if result is True:
-            if (_ASYNC_CHECKPOINTS_ANY or _overrides_active) and _async_checkpoints_on():
+            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active) and _async_checkpoints_on():
                 try:
                     await _async_yield(current_async_library())
                 except BaseException:  # cancelled at the checkpoint
@@ -1578,12 +1582,13 @@ class Lock(_Waitable):
 
     _handing_to = _claimed_by
 
-    def _check_wait(self, data: Any) -> None:
-        owner = self._owner
-        if owner == data and owner is not None:
+    def _check_owner(self, data: Any) -> None:
+        if self._owner == data and data is not None:
             msg = "the current task is already holding this lock"
             raise RuntimeError(msg)
-        reason = _deadlock(owner, data)
+
+    def _check_wait(self, data: Any) -> None:
+        reason = _deadlock(self._owner, data)
         if reason is not None:
             raise RuntimeError(reason)
 
@@ -1682,6 +1687,9 @@ class RLock(Lock):
 
     _handing_to = _claimed_by
 
+    def _check_owner(self, data: Any) -> None:
+        pass  # the owner re-enters before trying
+
     def _check_wait(self, data: Any) -> None:
         reason = _deadlock(self._owner, data[0])
         if reason is not None:
@@ -1735,7 +1743,7 @@ class RLock(Lock):
             timeout = _check_timeout(timeout)
         me = _async_task(current_async_library())  # type: ignore[arg-type]
         if self._reenter(me, count):
-            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
+            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
                 await async_checkpoint()
             return True
         return await self._async_acquire((me, count), blocking, timeout)
@@ -2176,7 +2184,7 @@ class CapacityLimiter:
             timeout = _check_timeout(timeout)
         me = _async_task(current_async_library())  # type: ignore[arg-type]
         if self._enter(me, count):
-            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
+            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
                 await async_checkpoint()
             return True
         if not await self._tokens._async_acquire(None, blocking, timeout):
@@ -2338,7 +2346,7 @@ class Condition(_Waiting):
         if lock is None:
             return False
         if self._kind == _MORPHING:
-            return bool(lock)
+            return lock.locked()  # type: ignore[no-any-return]
         return _foreign_locked(lock)
 
     # -- holding the lock
@@ -2569,7 +2577,7 @@ class Condition(_Waiting):
         lock = self._lock
         kind = self._kind
         if kind != _LOCKLESS:
-            held = bool(lock) if kind == _MORPHING else _foreign_locked(lock)
+            held = lock.locked() if kind == _MORPHING else _foreign_locked(lock)
             if not held:
                 msg = "cannot notify on un-acquired lock"
                 raise RuntimeError(msg)
@@ -3421,7 +3429,7 @@ class _RWSide:
         rwlock = self._rwlock
         result = rwlock._begin(self._kind, _green_task(), blocking, timeout, _green_token)
         if result is True:
-            if (_GREEN_CHECKPOINTS_ANY or _overrides_active) and _green_checkpoints_on():
+            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active) and _green_checkpoints_on():
                 try:
                     _green_yield(current_green_library())
                 except BaseException:
@@ -3441,7 +3449,7 @@ class _RWSide:
         task = _async_task(current_async_library())  # type: ignore[arg-type]
         result = rwlock._begin(self._kind, task, blocking, timeout, _async_token)
         if result is True:
-            if (_ASYNC_CHECKPOINTS_ANY or _overrides_active) and _async_checkpoints_on():
+            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active) and _async_checkpoints_on():
                 try:
                     await _async_yield(current_async_library())
                 except BaseException:
