@@ -142,7 +142,22 @@ _SHUT_DOWN: Final[Any] = object()
 class _LibraryLocal(_local):
     """A thread-local whose ``name``, when not None, overrides detection."""
 
-    name: str | None = None
+    _name: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        if value is not None and not _overridden:
+            # From now on the fast paths ask the full detection.
+            _overridden.append(None)
+        self._name = value
+
+
+# Non-empty once any thread has overridden a library name.
+_overridden: list[None] = []
 
 
 current_green_library_tlocal = _LibraryLocal()
@@ -199,6 +214,60 @@ def current_async_library(*, failsafe: bool = False) -> str | None:
         return None
     msg = "this code is not running in a known event loop (asyncio or trio)"
     raise RuntimeError(msg)
+
+
+# asyncio's C functions, bound once asyncio has been imported by someone.
+_aio_get_running_loop: Any = None
+_aio_current_task: Any = None
+
+
+def _bind_asyncio() -> Any:
+    global _aio_get_running_loop, _aio_current_task
+    asyncio = _modules["asyncio"]
+    current_task = asyncio.current_task
+    current_tasks = getattr(asyncio.tasks, "_current_tasks", None)
+    if hasattr(current_task, "__code__") and isinstance(current_tasks, dict):
+        # Python < 3.12 implements current_task() in Python, as a lookup in
+        # this dict; asking the dict directly saves a frame on every acquire.
+        # https://github.com/python/cpython/blob/3.11/Lib/asyncio/tasks.py
+        current_task = current_tasks.get
+    _aio_current_task = current_task
+    _aio_get_running_loop = asyncio._get_running_loop
+    return _aio_get_running_loop
+
+
+def _asyncio_task() -> object:
+    """The current asyncio task, or None (not in one, or names overridden)."""
+    get_running_loop = _aio_get_running_loop
+    if get_running_loop is None:
+        if "asyncio" not in _modules:
+            return None
+        get_running_loop = _bind_asyncio()
+    if _overridden:
+        return None
+    loop = get_running_loop()
+    if loop is None:
+        return None
+    return _aio_current_task(loop)
+
+
+def _async_library() -> str:
+    """`current_async_library()` for our own use: the common case first.
+
+    Code inside an asyncio task is asyncio (a trio guest run on an asyncio
+    loop runs in callbacks, outside any asyncio task).
+    """
+    if _asyncio_task() is not None:
+        return "asyncio"
+    return current_async_library()  # type: ignore[return-value]
+
+
+def _current_async_task() -> object:
+    """The current async task object (an asyncio or trio task)."""
+    task = _asyncio_task()
+    if task is not None:
+        return task
+    return _async_task(current_async_library())  # type: ignore[arg-type]
 
 
 def _in_trio_run(trio: Any) -> bool:
@@ -312,6 +381,7 @@ _GREEN_CHECKPOINTS_ANY: Final = any(
     _CHECKPOINTS[name] for name in ("threading", "gevent", "eventlet")
 )
 _ASYNC_CHECKPOINTS_ANY: Final = any(_CHECKPOINTS[name] for name in ("asyncio", "trio"))
+_ASYNCIO_CHECKPOINTS: Final = _CHECKPOINTS["asyncio"]
 
 # The innermost enable_checkpoints()/disable_checkpoints() of this context.
 _checkpoints_override: ContextVar[bool | None] = ContextVar(
@@ -337,8 +407,7 @@ def _async_checkpoints_on() -> bool:
             return override
     if not _ASYNC_CHECKPOINTS_ANY:
         return False
-    library = current_async_library(failsafe=True)
-    return library is not None and _CHECKPOINTS.get(library, False)
+    return _CHECKPOINTS.get(_async_library(), False)
 
 
 def green_checkpoint(*, force: bool = False) -> None:
@@ -359,7 +428,7 @@ def _green_yield(library: str) -> None:
 async def async_checkpoint(*, force: bool = False) -> None:
     """Yield to the event loop and let cancellation in, if checkpoints are on."""
     if force or _async_checkpoints_on():
-        await _async_yield(current_async_library())
+        await _async_yield(_async_library())
 
 
 async def _async_yield(library: str | None) -> None:
@@ -386,7 +455,7 @@ def green_sleep(seconds: float) -> None:
 async def async_sleep(seconds: float) -> None:
     """Sleep in the current async world."""
     checked = _check_timeout(seconds)
-    if current_async_library() == "trio":
+    if _async_library() == "trio":
         trio = _modules["trio"]
         if checked is None:
             await trio.sleep_forever()
@@ -760,7 +829,7 @@ def _green_token(data: Any = None) -> Any:
 
 
 def _async_token(data: Any = None) -> Any:
-    library = current_async_library()
+    library = _async_library()
     try:
         token_class = _ASYNC_TOKENS[library]  # type: ignore[index]
     except KeyError:
@@ -962,17 +1031,30 @@ class _Waitable(_Parking):
             return False
         return token
 
+    def _green_checkpoint(self, data: Any) -> None:
+        # The checkpoint of a call that got its unit without waiting.
+        if _green_checkpoints_on():
+            try:
+                _green_yield(current_green_library())
+            except BaseException:  # a green kill or Timeout: leave no unit held
+                self._undo_claim(data)
+                raise
+
+    async def _async_checkpoint(self, data: Any) -> None:
+        if _async_checkpoints_on():
+            try:
+                await _async_yield(_async_library())
+            except BaseException:  # cancelled at the checkpoint
+                self._undo_claim(data)
+                raise
+
     def _green_acquire(
         self, data: Any, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         result = self._begin(data, blocking, timeout, _green_token)
         if result is True:
-            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active) and _green_checkpoints_on():
-                try:
-                    _green_yield(current_green_library())
-                except BaseException:  # a green kill or Timeout: leave no unit held
-                    self._undo_claim(data)
-                    raise
+            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
+                self._green_checkpoint(data)
             return True
         if result is False:
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
@@ -990,12 +1072,8 @@ class _Waitable(_Parking):
     ) -> bool:
         result = self._begin(data, blocking, timeout, _async_token)
         if result is True:
-            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active) and _async_checkpoints_on():
-                try:
-                    await _async_yield(current_async_library())
-                except BaseException:  # cancelled at the checkpoint
-                    self._undo_claim(data)
-                    raise
+            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+                await self._async_checkpoint(data)
             return True
         if result is False:
             if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
@@ -1600,6 +1678,12 @@ class Lock(_Waitable):
             else:
                 msg = "the current task is not holding this lock"
             raise RuntimeError(msg)
+        if not self._waiters:
+            self._owner = None
+            self._unlocked.append(True)
+            # Publish-then-recheck, as in _release_one.
+            if not self._waiters or not self._try_take():
+                return
         self._release_one()
 
     # -- public face
@@ -1618,7 +1702,7 @@ class Lock(_Waitable):
         """Acquire in async code; False if not acquired (non-blocking/timeout)."""
         if timeout is not None:
             timeout = _check_timeout(timeout)
-        task = _async_task(current_async_library())  # type: ignore[arg-type]
+        task = _current_async_task()
         return await self._async_acquire(task, blocking, timeout)
 
     def green_release(self) -> None:
@@ -1627,7 +1711,7 @@ class Lock(_Waitable):
 
     def async_release(self) -> None:
         """Release from async code (a plain call, it never blocks)."""
-        self._release_by(_async_task(current_async_library()))  # type: ignore[arg-type]
+        self._release_by(_current_async_task())
 
     def green_owned(self) -> bool:
         """True if the current green task holds the lock."""
@@ -1638,20 +1722,41 @@ class Lock(_Waitable):
         library = current_async_library(failsafe=True)
         return library is not None and self._owner is _async_task(library)
 
+    # The context managers put the uncontended path in front of the shared
+    # one: a lock taken and released by one task costs a few list operations.
+
     def __enter__(self) -> Self:
-        self._green_acquire(_green_task())
+        me = _green_task()
+        try:
+            self._unlocked.pop()
+        except IndexError:
+            self._green_acquire(me)
+        else:
+            self._owner = me
+            if _GREEN_CHECKPOINTS_ANY or _overrides_active:
+                self._green_checkpoint(me)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._release_by(_green_task())
 
     async def __aenter__(self) -> Self:
-        task = _async_task(current_async_library())  # type: ignore[arg-type]
-        await self._async_acquire(task)
+        task = _asyncio_task()
+        if task is None:  # trio
+            await self._async_acquire(_current_async_task())
+            return self
+        try:
+            self._unlocked.pop()
+        except IndexError:
+            await self._async_acquire(task)
+        else:
+            self._owner = task
+            if _ASYNCIO_CHECKPOINTS or _overrides_active:
+                await self._async_checkpoint(task)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._release_by(_async_task(current_async_library()))  # type: ignore[arg-type]
+        self._release_by(_current_async_task())
 
 
 class RLock(Lock):
@@ -1741,7 +1846,7 @@ class RLock(Lock):
         """Acquire *count* levels in async code."""
         if timeout is not None:
             timeout = _check_timeout(timeout)
-        me = _async_task(current_async_library())  # type: ignore[arg-type]
+        me = _current_async_task()
         if self._reenter(me, count):
             if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
                 await async_checkpoint()
@@ -1754,7 +1859,7 @@ class RLock(Lock):
 
     def async_release(self, count: int = 1) -> None:  # type: ignore[override]
         """Release *count* levels from async code."""
-        self._release_by(_async_task(current_async_library()), count)  # type: ignore[arg-type]
+        self._release_by(_current_async_task(), count)  # type: ignore[arg-type]
 
     def green_count(self) -> int:
         """The current green task's depth (0 if it does not hold the lock)."""
@@ -2182,7 +2287,7 @@ class CapacityLimiter:
     async def _async(self, count: int, blocking: bool, timeout: float | None) -> bool:
         if timeout is not None:
             timeout = _check_timeout(timeout)
-        me = _async_task(current_async_library())  # type: ignore[arg-type]
+        me = _current_async_task()
         if self._enter(me, count):
             if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
                 await async_checkpoint()
@@ -2210,7 +2315,7 @@ class CapacityLimiter:
 
     def async_release(self) -> None:
         """Give the current async task's token back."""
-        self._leave(_async_task(current_async_library()), 1)  # type: ignore[arg-type]
+        self._leave(_current_async_task(), 1)  # type: ignore[arg-type]
 
     def green_borrowed(self) -> bool:
         """True if the current green task holds a token."""
@@ -2233,7 +2338,7 @@ class CapacityLimiter:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._leave(_async_task(current_async_library()), 1)  # type: ignore[arg-type]
+        self._leave(_current_async_task(), 1)  # type: ignore[arg-type]
 
 
 class RCapacityLimiter(CapacityLimiter):
@@ -2268,7 +2373,7 @@ class RCapacityLimiter(CapacityLimiter):
         self._leave(_green_task(), count)
 
     def async_release(self, count: int = 1) -> None:  # type: ignore[override]
-        self._leave(_async_task(current_async_library()), count)  # type: ignore[arg-type]
+        self._leave(_current_async_task(), count)  # type: ignore[arg-type]
 
     def green_count(self) -> int:
         """The current green task's depth (0 if it holds no token)."""
@@ -2468,7 +2573,7 @@ class Condition(_Waiting):
     ) -> bool:
         me = None
         if self._kind == _MORPHING:
-            me = _async_task(current_async_library())  # type: ignore[arg-type]
+            me = _current_async_task()
         token, data = self._start_wait(me, predicate, _async_token)
         try:
             await token.park(timeout)
@@ -2487,7 +2592,7 @@ class Condition(_Waiting):
             self._green_reacquire(data)
             return
         # The caller must get the lock back even while being cancelled.
-        if current_async_library() == "trio":
+        if _async_library() == "trio":
             with _modules["trio"].CancelScope(shield=True):
                 await self._lock._async_acquire(data)
             return
@@ -3446,12 +3551,12 @@ class _RWSide:
         if timeout is not None:
             timeout = _check_timeout(timeout)
         rwlock = self._rwlock
-        task = _async_task(current_async_library())  # type: ignore[arg-type]
+        task = _current_async_task()
         result = rwlock._begin(self._kind, task, blocking, timeout, _async_token)
         if result is True:
             if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active) and _async_checkpoints_on():
                 try:
-                    await _async_yield(current_async_library())
+                    await _async_yield(_async_library())
                 except BaseException:
                     rwlock._release(self._kind, task)
                     raise
@@ -3464,7 +3569,7 @@ class _RWSide:
         self._rwlock._release(self._kind, _green_task())
 
     def async_release(self) -> None:
-        task = _async_task(current_async_library())  # type: ignore[arg-type]
+        task = _current_async_task()
         self._rwlock._release(self._kind, task)
 
     def __enter__(self) -> Self:
