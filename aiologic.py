@@ -467,7 +467,6 @@ async def async_sleep(seconds: float) -> None:
         await asyncio.sleep(checked)
 
 
-
 class _CheckpointsSwitch:
     """Context manager (sync and async) that turns checkpoints on or off."""
 
@@ -547,6 +546,22 @@ class _Token:
             return False
         self._wake()
         return True
+
+    def claim(self) -> bool:
+        """Claim the token for the releaser without waking the waiter yet.
+
+        For hand-offs that record the new owner first: the record must only
+        ever name a waiter that is certain to get the unit.
+        """
+        try:
+            self._pending.pop()
+        except IndexError:
+            return False
+        return True
+
+    def wake(self) -> None:
+        """Wake the waiter of a token claimed with `claim()`."""
+        self._wake()
 
     def cancel(self) -> bool:
         """Claim the token for the waiter; True if it has given up (or had)."""
@@ -963,8 +978,9 @@ class _Waitable(_Parking):
                         token = waiters.popleft()
                     except IndexError:
                         break
-                    self._handing_to(token.data)
-                    if token.set():
+                    if token.claim():
+                        self._handing_to(token.data)
+                        token.wake()
                         return
             self._put_back()
             # Publish-then-recheck, releaser side: a waiter that published
@@ -1919,7 +1935,9 @@ class Semaphore(_Waitable):
     def __init__(
         self, initial_value: int | None = None, max_value: int | None = None
     ) -> None:
-        value = 1 if initial_value is None else _check_value("initial_value", initial_value)
+        value = (
+            1 if initial_value is None else _check_value("initial_value", initial_value)
+        )
         self._initial_value = value
         # Invariant: `_permits` holds batches of free units (positive ints);
         # a taker pops a batch and gives back what it does not keep. A batch
@@ -2239,7 +2257,10 @@ class CapacityLimiter:
     def borrowers(self) -> Any:
         """A read-only snapshot: ``(library, id)`` of each borrower -> depth."""
         return _mappingproxy(
-            {_task_identity(task): depth for task, depth in self._borrowers.copy().items()}
+            {
+                _task_identity(task): depth
+                for task, depth in self._borrowers.copy().items()
+            }
         )
 
     @property
@@ -2516,7 +2537,11 @@ class Condition(_Waiting):
                 raise RuntimeError(msg)
             token = make_token(None)
             self._waiters.append((token, predicate))
-            saved = lock._release_save() if hasattr(lock, "_release_save") else lock.release()
+            saved = (
+                lock._release_save()
+                if hasattr(lock, "_release_save")
+                else lock.release()
+            )
             return token, saved
         token = make_token(None)
         self._waiters.append((token, predicate))
@@ -2739,7 +2764,6 @@ def _copy_lock(lock: Any) -> Any:
     if isinstance(lock, (Lock, Semaphore)):
         return lock.__copy__()
     return type(lock)()
-
 
 
 # =============================================================================
@@ -3122,7 +3146,9 @@ class Queue(_GenericBase):  # type: ignore[misc]
         self._unfinished = CountdownEvent(size)
 
     def __repr__(self) -> str:
-        state = f"length={self._qsize()}, putting={self.putting}, getting={self.getting}"
+        state = (
+            f"length={self._qsize()}, putting={self.putting}, getting={self.getting}"
+        )
         if self._shutdown:
             state += ", shut down"
         return (
@@ -3319,8 +3345,6 @@ class Queue(_GenericBase):  # type: ignore[misc]
             _wake_shut_down(self._free)
 
 
-
-
 def _wake_shut_down(semaphore: Semaphore) -> None:
     # Hand every waiter a "shut down" answer instead of a unit.
     waiters = semaphore._waiters
@@ -3386,7 +3410,15 @@ class RWLock:
     waits); the waiting itself is the usual one-shot tokens.
     """
 
-    __slots__ = ("__weakref__", "_mutex", "_readers", "_waiters", "_writer", "reader", "writer")
+    __slots__ = (
+        "__weakref__",
+        "_mutex",
+        "_readers",
+        "_waiters",
+        "_writer",
+        "reader",
+        "writer",
+    )
 
     def __init__(self) -> None:
         # Invariants (all under `_mutex`): `_readers` counts holders reading;
@@ -3429,15 +3461,15 @@ class RWLock:
                 if self._readers:
                     return
                 waiters.popleft()
-                self._writer = task
-                if token.set():
+                if token.claim():
+                    self._writer = task
+                    token.wake()
                     return
-                self._writer = None
             else:
                 waiters.popleft()
-                self._readers += 1
-                if not token.set():
-                    self._readers -= 1
+                if token.claim():
+                    self._readers += 1
+                    token.wake()
 
     def _try(self, kind: str, task: object) -> bool:
         # Under `_mutex`.
@@ -3532,9 +3564,15 @@ class _RWSide:
         if timeout is not None:
             timeout = _check_timeout(timeout)
         rwlock = self._rwlock
-        result = rwlock._begin(self._kind, _green_task(), blocking, timeout, _green_token)
+        result = rwlock._begin(
+            self._kind, _green_task(), blocking, timeout, _green_token
+        )
         if result is True:
-            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active) and _green_checkpoints_on():
+            if (
+                blocking
+                and (_GREEN_CHECKPOINTS_ANY or _overrides_active)
+                and _green_checkpoints_on()
+            ):
                 try:
                     _green_yield(current_green_library())
                 except BaseException:
@@ -3554,7 +3592,11 @@ class _RWSide:
         task = _current_async_task()
         result = rwlock._begin(self._kind, task, blocking, timeout, _async_token)
         if result is True:
-            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active) and _async_checkpoints_on():
+            if (
+                blocking
+                and (_ASYNC_CHECKPOINTS_ANY or _overrides_active)
+                and _async_checkpoints_on()
+            ):
                 try:
                     await _async_yield(_async_library())
                 except BaseException:

@@ -1,0 +1,1269 @@
+"""Benchmark aiologic against what people use instead.
+
+Every scenario times an aiologic primitive against its baseline in the same process:
+the standard library (threading, queue, asyncio, and a hand-rolled thread/loop
+bridge built on ``loop.call_soon_threadsafe``), plus trio and janus when they are
+installed. Repeats are interleaved (ours, baseline, ours, baseline, ...) and the
+median is reported, so a slow moment of the machine hits both sides alike.
+
+Usage::
+
+    python bench.py            # full run, about two minutes
+    python bench.py --quick    # about twenty seconds
+    python bench.py --json     # machine-readable output
+    python bench.py -k queue   # only scenarios whose name contains "queue"
+
+``ratio`` is ours/baseline: above 1 means aiologic is faster (for import time and
+memory, where lower is better, the ratio is still ours/baseline and a value below
+1 means aiologic is better). Every wait has a deadline, so a bug shows up as
+``n/a (error: ...)`` in its row instead of a hang.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import faulthandler
+import gc
+import importlib
+import json
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from typing import Any, Awaitable, Callable, Iterator, Sequence, TypeVar
+
+import aiologic
+
+
+def optional_import(name: str) -> Any:
+    """The module, or None when it is not installed (trio and janus are extras)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+trio = optional_import("trio")
+janus = optional_import("janus")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+perf_counter = time.perf_counter
+
+T = TypeVar("T")
+
+# Run `n` operations, return the seconds they took (setup excluded).
+Measure = Callable[[int], float]
+
+
+class Config:
+    """Knobs set once from the command line."""
+
+    quick = False
+    filter = ""  # only scenarios whose title contains this (case-insensitive)
+    deadline = 20.0  # seconds any single wait may take before the row fails
+    target = 0.25  # seconds one timed measurement should last
+    repeats = 7
+    bulk_items = 100_000
+
+
+CFG = Config()
+
+
+def wanted(title: str) -> bool:
+    return CFG.filter.lower() in title.lower()
+
+
+class BenchTimeout(Exception):
+    """A wait in the benchmark passed its deadline: the row reports an error."""
+
+
+# ============================================================== results
+
+
+@dataclass
+class Row:
+    scenario: str
+    ours: str
+    baseline: str
+    ours_value: float | None = None
+    baseline_value: float | None = None
+    unit: str = "ops/s"
+    ours_n: int | None = None  # ops per timed run
+    baseline_n: int | None = None
+    ours_error: str | None = None
+    baseline_error: str | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.ours_value is None or not self.baseline_value:
+            return None
+        return self.ours_value / self.baseline_value
+
+
+@dataclass
+class Impl:
+    name: str
+    measure: Measure
+    n: int = 0  # ops per timed run
+    times: list[float] = field(default_factory=list)
+    error: str | None = None
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else ""
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def run_once(impl: Impl, n: int) -> float | None:
+    if impl.error is not None:
+        return None
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    # Every wait below has its own deadline; this is the last resort for a wait
+    # that ignores it (e.g. a task that swallows its cancellation): dump every
+    # thread's stack and exit rather than hang.
+    faulthandler.dump_traceback_later(3 * CFG.deadline + 10, exit=True)
+    try:
+        elapsed = impl.measure(n)
+    except Exception as exc:
+        impl.error = describe(exc)
+        if os.environ.get("BENCH_TRACEBACK"):
+            traceback.print_exc()
+        return None
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        if gc_was_enabled:
+            gc.enable()
+    return max(elapsed, 1e-9)
+
+
+def calibrate(impl: Impl, n0: int, n_max: int, step: int) -> None:
+    """Set impl.n so that one timed run lasts about CFG.target seconds.
+
+    Each implementation gets its own n (results are per op), so a fast one is
+    not timed over a few milliseconds only because its baseline is slow.
+    """
+    n = n0
+    while True:
+        t = run_once(impl, n)
+        if t is None:
+            return
+        if t >= CFG.target / 4 or n >= n_max:
+            break
+        n = min(n_max, n * 8)
+    n = int(n * CFG.target / t)
+    impl.n = max(step, min(n_max, n // step * step))
+
+
+def compare(
+    scenario: str,
+    ours: Sequence[Impl],
+    baselines: Sequence[Impl],
+    *,
+    n0: int = 1000,
+    n_max: int = 10_000_000,
+    step: int = 1,
+    fixed_n: int | None = None,
+    note: str = "",
+) -> list[Row]:
+    """Time every implementation, interleaved, and pair ours with each baseline."""
+    if not wanted(scenario):
+        return []
+    impls = [*ours, *baselines]
+    for impl in impls:
+        if fixed_n is None:
+            calibrate(impl, n0, n_max, step)
+        else:
+            impl.n = fixed_n
+            run_once(impl, fixed_n)  # warm-up (and JIT) run, not counted
+    for _ in range(CFG.repeats):
+        for impl in impls:
+            t = run_once(impl, impl.n)
+            if t is not None:
+                impl.times.append(t)
+
+    def ops(impl: Impl) -> float | None:
+        if impl.error is not None or not impl.times:
+            return None
+        return impl.n / statistics.median(impl.times)
+
+    return [
+        Row(
+            scenario=scenario,
+            ours=mine.name,
+            baseline=base.name,
+            ours_value=ops(mine),
+            baseline_value=ops(base),
+            ours_n=mine.n,
+            baseline_n=base.n,
+            ours_error=mine.error,
+            baseline_error=base.error,
+            note=note,
+        )
+        for mine in ours
+        for base in baselines
+    ]
+
+
+# ============================================================== plumbing
+
+
+class Worker:
+    """A daemon thread running fn(*args); join() re-raises what it raised."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self.thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: Sequence[Any]) -> None:
+        try:
+            self.result = fn(*args)
+        except BaseException as exc:  # reported to the joining thread
+            self.error = exc
+
+    def join(self) -> Any:
+        self.thread.join(CFG.deadline)
+        if self.thread.is_alive():
+            raise BenchTimeout("worker thread did not finish")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def wait_event(ev: threading.Event) -> None:
+    if not ev.wait(CFG.deadline):
+        raise BenchTimeout("helper did not get ready")
+
+
+def run_asyncio(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """asyncio.run(fn(*args)) in this thread, bounded by the deadline."""
+
+    async def bounded() -> T:
+        try:
+            return await asyncio.wait_for(fn(*args), CFG.deadline)
+        except asyncio.TimeoutError:
+            raise BenchTimeout("asyncio side timed out") from None
+
+    return asyncio.run(bounded())
+
+
+def run_trio(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def bounded() -> T:
+        with trio.fail_after(CFG.deadline):
+            return await fn(*args)
+
+    result: T = trio.run(bounded)
+    return result
+
+
+def got(ok: bool) -> None:
+    """Turn a False returned by a timed wait into an error."""
+    if not ok:
+        raise BenchTimeout("a timed wait returned False")
+
+
+class _Lazy:
+    """`lib.Name(...)` calls `aiologic.Name(...)`, looked up at call time, so a
+    name the module does not have (yet) fails its own row, not the whole run."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def make(*args: Any, **kwargs: Any) -> Any:
+            return getattr(aiologic, name)(*args, **kwargs)
+
+        make.__name__ = name
+        return make
+
+
+lib: Any = _Lazy()
+
+
+# ============================================================== uncontended
+
+
+def green_with(factory: Callable[[], Any]) -> Measure:
+    def measure(n: int) -> float:
+        lock = factory()
+        t0 = perf_counter()
+        for _ in range(n):
+            with lock:
+                pass
+        return perf_counter() - t0
+
+    return measure
+
+
+def asyncio_with(factory: Callable[[], Any]) -> Measure:
+    async def body(n: int) -> float:
+        lock = factory()  # inside the loop: asyncio.Lock binds to it on 3.8/3.9
+        t0 = perf_counter()
+        for _ in range(n):
+            async with lock:
+                pass
+        return perf_counter() - t0
+
+    return lambda n: run_asyncio(body, n)
+
+
+def trio_with(factory: Callable[[], Any]) -> Measure:
+    async def body(n: int) -> float:
+        lock = factory()
+        t0 = perf_counter()
+        for _ in range(n):
+            async with lock:
+                pass
+        return perf_counter() - t0
+
+    return lambda n: run_trio(body, n)
+
+
+def scenario_uncontended() -> Iterator[list[Row]]:
+    yield compare(
+        "Lock uncontended, green `with`",
+        [Impl("aiologic.Lock", green_with(lib.Lock))],
+        [
+            Impl("threading.Lock", green_with(threading.Lock)),
+            Impl("threading.Semaphore", green_with(threading.Semaphore)),
+        ],
+        n0=10_000,
+    )
+    yield compare(
+        "Lock uncontended, asyncio `async with`",
+        [Impl("aiologic.Lock", asyncio_with(lib.Lock))],
+        [Impl("asyncio.Lock", asyncio_with(asyncio.Lock))],
+        n0=10_000,
+    )
+    if trio is not None:
+        yield compare(
+            "Lock uncontended, trio `async with`",
+            [Impl("aiologic.Lock", trio_with(lib.Lock))],
+            [Impl("trio.Lock", trio_with(trio.Lock))],
+            n0=10_000,
+        )
+    yield compare(
+        "Semaphore(4) uncontended, green",
+        [Impl("aiologic.Semaphore", green_with(lambda: lib.Semaphore(4)))],
+        [Impl("threading.Semaphore", green_with(lambda: threading.Semaphore(4)))],
+        n0=10_000,
+    )
+    yield compare(
+        "Semaphore(4) uncontended, asyncio",
+        [Impl("aiologic.Semaphore", asyncio_with(lambda: lib.Semaphore(4)))],
+        [Impl("asyncio.Semaphore", asyncio_with(lambda: asyncio.Semaphore(4)))],
+        n0=10_000,
+    )
+    if trio is not None:
+        yield compare(
+            "CapacityLimiter(4) uncontended, trio",
+            [
+                Impl(
+                    "aiologic.CapacityLimiter",
+                    trio_with(lambda: lib.CapacityLimiter(4)),
+                )
+            ],
+            [Impl("trio.CapacityLimiter", trio_with(lambda: trio.CapacityLimiter(4)))],
+            n0=10_000,
+        )
+    else:
+        yield compare(
+            "CapacityLimiter(4) uncontended, asyncio",
+            [
+                Impl(
+                    "aiologic.CapacityLimiter",
+                    asyncio_with(lambda: lib.CapacityLimiter(4)),
+                )
+            ],
+            [Impl("asyncio.Semaphore", asyncio_with(lambda: asyncio.Semaphore(4)))],
+            n0=10_000,
+        )
+
+
+# ============================================================== contended
+
+
+TASKS = 100
+
+
+def asyncio_contended(factory: Callable[[], Any]) -> Measure:
+    """TASKS tasks each take the lock n/TASKS times, yielding while holding it."""
+
+    async def body(n: int) -> float:
+        lock = factory()
+        rounds = n // TASKS
+        sleep = asyncio.sleep
+
+        async def worker() -> None:
+            for _ in range(rounds):
+                async with lock:
+                    await sleep(0)
+
+        t0 = perf_counter()
+        await asyncio.gather(*(worker() for _ in range(TASKS)))
+        return perf_counter() - t0
+
+    return lambda n: run_asyncio(body, n)
+
+
+def lock_ring(
+    factory: Callable[[], Any],
+    acquire: Callable[[Any], bool],
+    release: Callable[[Any], None],
+) -> Measure:
+    """Two threads chase each other around a ring of three locks.
+
+    Each thread holds one lock, acquires the next one in the ring, then releases
+    the one it held. The leader always finds its next lock still held by the
+    follower and the follower finds its next lock held by the leader, so every
+    acquire waits for a release by the other thread: each step is a real
+    hand-off between threads, whatever the lock's fairness policy (a plain
+    contended `with lock` loop would mostly measure how often threading.Lock
+    lets the releasing thread barge back in). Works with owned locks: every
+    lock is released by the thread that acquired it. One op is one hand-off.
+    """
+
+    def measure(n: int) -> float:
+        locks = [factory() for _ in range(3)]
+        steps = n // 2
+        start = threading.Barrier(2, timeout=CFG.deadline)
+
+        def runner(position: int) -> float:
+            got(acquire(locks[position]))
+            start.wait()
+            t0 = perf_counter()
+            for _ in range(steps):
+                following = (position + 1) % 3
+                got(acquire(locks[following]))
+                release(locks[position])
+                position = following
+            elapsed = perf_counter() - t0
+            release(locks[position])
+            return elapsed
+
+        leader = Worker(runner, 1)
+        elapsed = runner(0)
+        leader.join()
+        return elapsed
+
+    return measure
+
+
+def scenario_contended() -> Iterator[list[Row]]:
+    yield compare(
+        f"Lock, {TASKS} asyncio tasks contending",
+        [Impl("aiologic.Lock", asyncio_contended(lib.Lock))],
+        [Impl("asyncio.Lock", asyncio_contended(asyncio.Lock))],
+        n0=10 * TASKS,
+        step=TASKS,
+    )
+    deadline = CFG.deadline
+    yield compare(
+        "Lock hand-offs, 2 threads (3-lock ring)",
+        [
+            Impl(
+                "aiologic.Lock",
+                lock_ring(
+                    lib.Lock,
+                    lambda lock: lock.green_acquire(timeout=deadline),
+                    lambda lock: lock.green_release(),
+                ),
+            )
+        ],
+        [
+            Impl(
+                "threading.Lock",
+                lock_ring(
+                    threading.Lock,
+                    lambda lock: lock.acquire(timeout=deadline),
+                    lambda lock: lock.release(),
+                ),
+            )
+        ],
+        n0=1000,
+        step=2,
+    )
+
+
+# ============================================================== queues: thread <-> asyncio
+
+
+def thread_async_pingpong_aiologic(make: Callable[[], Any]) -> Measure:
+    """The task sends i to a thread, which sends it back: one op = one round trip."""
+
+    def measure(n: int) -> float:
+        to_thread, to_task = make(), make()
+        ready = threading.Event()
+        deadline = CFG.deadline
+
+        def echo() -> None:
+            ready.set()
+            for _ in range(n):
+                item = to_thread.green_get(timeout=deadline)
+                to_task.green_put(item, timeout=deadline)
+
+        async def main() -> float:
+            t0 = perf_counter()
+            for i in range(n):
+                await to_thread.async_put(i)
+                await to_task.async_get()
+            return perf_counter() - t0
+
+        worker = Worker(echo)
+        wait_event(ready)
+        elapsed: float = run_asyncio(main)
+        worker.join()
+        return elapsed
+
+    return measure
+
+
+def thread_async_pingpong_bridge(n: int) -> float:
+    """stdlib: queue.Queue to the thread, call_soon_threadsafe + asyncio.Queue back."""
+    to_thread: queue.Queue[int] = queue.Queue()
+    ready = threading.Event()
+    deadline = CFG.deadline
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        to_task: asyncio.Queue[int] = asyncio.Queue()
+
+        def echo() -> None:
+            ready.set()
+            for _ in range(n):
+                item = to_thread.get(timeout=deadline)
+                loop.call_soon_threadsafe(to_task.put_nowait, item)
+
+        worker = Worker(echo)
+        wait_event(ready)
+        t0 = perf_counter()
+        for i in range(n):
+            to_thread.put(i)
+            await to_task.get()
+        elapsed = perf_counter() - t0
+        worker.join()
+        return elapsed
+
+    return run_asyncio(main)
+
+
+def thread_async_pingpong_janus(maxsize: int) -> Measure:
+    def measure(n: int) -> float:
+        ready = threading.Event()
+        deadline = CFG.deadline
+
+        async def main() -> float:
+            to_thread: Any = janus.Queue(maxsize)
+            to_task: Any = janus.Queue(maxsize)
+
+            def echo() -> None:
+                ready.set()
+                for _ in range(n):
+                    item = to_thread.sync_q.get(timeout=deadline)
+                    to_task.sync_q.put(item, timeout=deadline)
+
+            try:
+                worker = Worker(echo)
+                wait_event(ready)
+                t0 = perf_counter()
+                for i in range(n):
+                    await to_thread.async_q.put(i)
+                    await to_task.async_q.get()
+                elapsed = perf_counter() - t0
+                worker.join()
+            finally:
+                await to_thread.aclose()
+                await to_task.aclose()
+            return elapsed
+
+        return run_asyncio(main)
+
+    return measure
+
+
+def thread_thread_pingpong(make: Callable[[], Any], get: str, put: str) -> Measure:
+    """Two threads bounce an item through two queues: one op = one round trip."""
+
+    def measure(n: int) -> float:
+        to_echo, back = make(), make()
+        ready = threading.Event()
+        deadline = CFG.deadline
+
+        def echo() -> None:
+            get_, put_ = getattr(to_echo, get), getattr(back, put)
+            ready.set()
+            for _ in range(n):
+                put_(get_(timeout=deadline))
+
+        worker = Worker(echo)
+        wait_event(ready)
+        get_, put_ = getattr(back, get), getattr(to_echo, put)
+        t0 = perf_counter()
+        for i in range(n):
+            put_(i)
+            get_(timeout=deadline)
+        elapsed = perf_counter() - t0
+        worker.join()
+        return elapsed
+
+    return measure
+
+
+def thread_to_asyncio_bulk_aiologic(make: Callable[[], Any], put: str) -> Measure:
+    """A thread puts n items as fast as it can; an asyncio task gets them all."""
+
+    def measure(n: int) -> float:
+        q = make()
+        go = threading.Event()
+
+        def produce() -> None:
+            put_ = getattr(q, put)
+            wait_event(go)
+            for i in range(n):
+                put_(i)
+
+        async def consume() -> float:
+            get = q.async_get
+            t0 = perf_counter()
+            go.set()
+            for _ in range(n):
+                await get()
+            return perf_counter() - t0
+
+        worker = Worker(produce)
+        elapsed: float = run_asyncio(consume)
+        worker.join()
+        return elapsed
+
+    return measure
+
+
+def thread_to_asyncio_bulk_bridge(n: int) -> float:
+    go = threading.Event()
+
+    async def consume() -> float:
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue[int] = asyncio.Queue()
+
+        def produce() -> None:
+            call, put = loop.call_soon_threadsafe, q.put_nowait
+            wait_event(go)
+            for i in range(n):
+                call(put, i)
+
+        worker = Worker(produce)
+        t0 = perf_counter()
+        go.set()
+        for _ in range(n):
+            await q.get()
+        elapsed = perf_counter() - t0
+        worker.join()
+        return elapsed
+
+    return run_asyncio(consume)
+
+
+def thread_to_asyncio_bulk_janus(n: int) -> float:
+    go = threading.Event()
+
+    async def consume() -> float:
+        q: Any = janus.Queue()
+
+        def produce() -> None:
+            put = q.sync_q.put
+            wait_event(go)
+            for i in range(n):
+                put(i)
+
+        try:
+            worker = Worker(produce)
+            get = q.async_q.get
+            t0 = perf_counter()
+            go.set()
+            for _ in range(n):
+                await get()
+            elapsed = perf_counter() - t0
+            worker.join()
+        finally:
+            await q.aclose()
+        return elapsed
+
+    return run_asyncio(consume)
+
+
+def scenario_thread_queues() -> Iterator[list[Row]]:
+    janus_unbounded = [Impl("janus.Queue()", thread_async_pingpong_janus(0))]
+    janus_bounded = [Impl("janus.Queue(1)", thread_async_pingpong_janus(1))]
+    yield compare(
+        "ping-pong task<->thread, SimpleQueue",
+        [Impl("aiologic.SimpleQueue", thread_async_pingpong_aiologic(lib.SimpleQueue))],
+        [
+            Impl("stdlib bridge", thread_async_pingpong_bridge),
+            *(janus_unbounded if janus else []),
+        ],
+        n0=500,
+    )
+    yield compare(
+        "ping-pong task<->thread, Queue(1)",
+        [
+            Impl(
+                "aiologic.Queue(1)",
+                thread_async_pingpong_aiologic(lambda: lib.Queue(maxsize=1)),
+            )
+        ],
+        [
+            Impl("stdlib bridge", thread_async_pingpong_bridge),
+            *(janus_bounded if janus else []),
+        ],
+        n0=500,
+    )
+    yield compare(
+        "ping-pong thread<->thread, SimpleQueue",
+        [
+            Impl(
+                "aiologic.SimpleQueue",
+                thread_thread_pingpong(lib.SimpleQueue, "green_get", "put"),
+            )
+        ],
+        [
+            Impl("queue.Queue", thread_thread_pingpong(queue.Queue, "get", "put")),
+            Impl(
+                "queue.SimpleQueue",
+                thread_thread_pingpong(queue.SimpleQueue, "get", "put"),
+            ),
+        ],
+        n0=500,
+    )
+    n = CFG.bulk_items
+    yield compare(
+        f"bulk thread->asyncio, {n:,} items",
+        [
+            Impl(
+                "aiologic.SimpleQueue",
+                thread_to_asyncio_bulk_aiologic(lib.SimpleQueue, "put"),
+            ),
+            Impl(
+                "aiologic.Queue()",
+                thread_to_asyncio_bulk_aiologic(lib.Queue, "green_put"),
+            ),
+        ],
+        [
+            Impl("stdlib bridge", thread_to_asyncio_bulk_bridge),
+            *([Impl("janus.Queue()", thread_to_asyncio_bulk_janus)] if janus else []),
+        ],
+        fixed_n=n,
+    )
+
+
+# ============================================================== asyncio loop <-> asyncio loop
+
+
+def loop_loop_pingpong_aiologic(n: int) -> float:
+    """Two loops in two threads bounce an item through two aiologic.SimpleQueues."""
+    to_b, to_a = lib.SimpleQueue(), lib.SimpleQueue()
+    ready = threading.Event()
+
+    async def echo() -> None:
+        ready.set()
+        for _ in range(n):
+            await to_a.async_put(await to_b.async_get())
+
+    async def main() -> float:
+        t0 = perf_counter()
+        for i in range(n):
+            await to_b.async_put(i)
+            await to_a.async_get()
+        return perf_counter() - t0
+
+    worker = Worker(run_asyncio, echo)
+    wait_event(ready)
+    elapsed: float = run_asyncio(main)
+    worker.join()
+    return elapsed
+
+
+def loop_loop_pingpong_bridge(n: int) -> float:
+    """stdlib: each loop owns an asyncio.Queue that the other feeds threadsafe."""
+    a_side: Future[Any] = Future()
+    b_side: Future[Any] = Future()
+
+    async def echo() -> None:
+        loop, inbox = asyncio.get_running_loop(), asyncio.Queue()  # type: ignore[var-annotated]
+        b_side.set_result((loop, inbox))
+        a_loop, a_inbox = await asyncio.wrap_future(a_side)
+        for _ in range(n):
+            a_loop.call_soon_threadsafe(a_inbox.put_nowait, await inbox.get())
+
+    async def main() -> float:
+        loop, inbox = asyncio.get_running_loop(), asyncio.Queue()  # type: ignore[var-annotated]
+        a_side.set_result((loop, inbox))
+        b_loop, b_inbox = await asyncio.wrap_future(b_side)
+        t0 = perf_counter()
+        for i in range(n):
+            b_loop.call_soon_threadsafe(b_inbox.put_nowait, i)
+            await inbox.get()
+        return perf_counter() - t0
+
+    worker = Worker(run_asyncio, echo)
+    elapsed: float = run_asyncio(main)
+    worker.join()
+    return elapsed
+
+
+def scenario_loop_loop() -> Iterator[list[Row]]:
+    yield compare(
+        "ping-pong loop<->loop, SimpleQueue",
+        [Impl("aiologic.SimpleQueue", loop_loop_pingpong_aiologic)],
+        [Impl("call_soon_threadsafe bridge", loop_loop_pingpong_bridge)],
+        n0=500,
+    )
+
+
+# ============================================================== events and conditions
+
+
+def event_oneshot_pingpong(factory: Callable[[], Any]) -> Measure:
+    """A fresh event per hop: the main thread sets ping[i] and waits for pong[i],
+    which the other thread sets once it has woken from ping[i]. One op = one
+    round trip = two set -> wake hops across threads."""
+
+    def measure(n: int) -> float:
+        pings = [factory() for _ in range(n)]
+        pongs = [factory() for _ in range(n)]
+        ready = threading.Event()
+        deadline = CFG.deadline
+
+        def echo() -> None:
+            ready.set()
+            for ping, pong in zip(pings, pongs):
+                got(ping.wait(deadline))
+                pong.set()
+
+        worker = Worker(echo)
+        wait_event(ready)
+        t0 = perf_counter()
+        for ping, pong in zip(pings, pongs):
+            ping.set()
+            got(pong.wait(deadline))
+        elapsed = perf_counter() - t0
+        worker.join()
+        return elapsed
+
+    return measure
+
+
+def event_reusable_pingpong(factory: Callable[[], Any]) -> Measure:
+    """Two reusable events, each cleared by its waiter before it answers."""
+
+    def measure(n: int) -> float:
+        ping, pong = factory(), factory()
+        ready = threading.Event()
+        deadline = CFG.deadline
+
+        def echo() -> None:
+            ready.set()
+            for _ in range(n):
+                got(ping.wait(deadline))
+                ping.clear()
+                pong.set()
+
+        worker = Worker(echo)
+        wait_event(ready)
+        t0 = perf_counter()
+        for _ in range(n):
+            ping.set()
+            got(pong.wait(deadline))
+            pong.clear()
+        elapsed = perf_counter() - t0
+        worker.join()
+        return elapsed
+
+    return measure
+
+
+def condition_pingpong(factory: Callable[[], Any]) -> Measure:
+    """Two threads take turns under one condition: wait for my turn, flip, notify.
+    One op = one round trip (each thread has had one turn)."""
+
+    def measure(n: int) -> float:
+        cv = factory()
+        turn = [0]
+        ready = threading.Event()
+        deadline = CFG.deadline
+
+        def play(me: int, other: int) -> None:
+            for _ in range(n):
+                with cv:
+                    while turn[0] != me:
+                        got(cv.wait(deadline))
+                    turn[0] = other
+                    cv.notify()
+
+        def second() -> None:
+            ready.set()
+            play(1, 0)
+
+        worker = Worker(second)
+        wait_event(ready)
+        t0 = perf_counter()
+        play(0, 1)
+        elapsed = perf_counter() - t0
+        worker.join()
+        return elapsed
+
+    return measure
+
+
+def scenario_events() -> Iterator[list[Row]]:
+    yield compare(
+        "Event set->wake, 2 threads, one-shot",
+        [Impl("aiologic.Event", event_oneshot_pingpong(lib.Event))],
+        [Impl("threading.Event", event_oneshot_pingpong(threading.Event))],
+        n0=500,
+        n_max=200_000,
+    )
+    yield compare(
+        "REvent set->wake, 2 threads, reused",
+        [Impl("aiologic.REvent", event_reusable_pingpong(lib.REvent))],
+        [Impl("threading.Event", event_reusable_pingpong(threading.Event))],
+        n0=500,
+    )
+    yield compare(
+        "Condition ping-pong, 2 threads",
+        [Impl("aiologic.Condition", condition_pingpong(lib.Condition))],
+        [Impl("threading.Condition", condition_pingpong(threading.Condition))],
+        n0=500,
+    )
+
+
+# ============================================================== import time
+
+
+BACKENDS = ("asyncio", "trio", "anyio", "sniffio", "gevent", "eventlet", "greenlet")
+
+IMPORT_PROBE = """
+import sys, time
+t0 = time.perf_counter()
+import {module}
+t1 = time.perf_counter()
+print(t1 - t0)
+print(",".join(m for m in {backends!r} if m in sys.modules))
+"""
+
+
+def import_once(module: str) -> tuple[float, str]:
+    code = IMPORT_PROBE.format(module=module, backends=BACKENDS)
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure with bytecode cached
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=HERE,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CFG.deadline,
+        check=True,
+    ).stdout.split("\n")
+    return float(out[0]), out[1]
+
+
+def scenario_import() -> Iterator[list[Row]]:
+    """Milliseconds to import a module in a fresh interpreter (bytecode cached),
+    compared with what an asyncio/janus/trio user pays anyway."""
+    title = "import in a fresh process"
+    if not wanted(title):
+        return
+    modules = ["aiologic", "asyncio"]
+    if janus is not None:
+        modules.append("janus")
+    if trio is not None:
+        modules.append("trio")
+    times: dict[str, list[float]] = {m: [] for m in modules}
+    errors: dict[str, str] = {}
+    loaded = ""
+    runs = 5 if CFG.quick else 11
+    for i in range(runs + 1):
+        for module in modules:
+            if module in errors:
+                continue
+            try:
+                seconds, imported = import_once(module)
+            except Exception as exc:
+                errors[module] = describe(exc)
+                continue
+            if i == 0:  # warm-up: writes bytecode caches
+                if module == "aiologic":
+                    loaded = imported
+                continue
+            times[module].append(seconds * 1000)
+
+    def ms(module: str) -> float | None:
+        return statistics.median(times[module]) if times[module] else None
+
+    note = "`import aiologic` imported these backends: " + (loaded or "none")
+    yield [
+        Row(
+            title,
+            "import aiologic",
+            f"import {module}",
+            ms("aiologic"),
+            ms(module),
+            unit="ms",
+            ours_error=errors.get("aiologic"),
+            baseline_error=errors.get(module),
+            note=note,
+        )
+        for module in modules[1:]
+    ]
+
+
+# ============================================================== memory
+
+
+def bytes_per_instance(factory: Callable[[], Any], count: int = 2000) -> float:
+    import tracemalloc
+
+    keep: list[Any] = [None] * count
+    keep[0] = factory()  # warm-up: class-level caches, lazy imports
+    gc.collect()
+    tracemalloc.start()
+    try:
+        if not tracemalloc.is_tracing():
+            raise RuntimeError("tracemalloc is not supported here")
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(count):
+            keep[i] = factory()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return (after - before) / count
+
+
+def scenario_memory() -> Iterator[list[Row]]:
+    """Bytes per fresh instance, measured inside a running loop for asyncio."""
+    title = "memory per fresh instance"
+    if not wanted(title):
+        return
+    try:
+        import tracemalloc  # noqa: F401
+    except ImportError:  # PyPy has no tracemalloc
+        yield [Row(title, "aiologic", "-", unit="B", ours_error="no tracemalloc here")]
+        return
+    Factory = Callable[[], Any]
+    pairs: list[tuple[str, Factory, list[tuple[str, Factory]]]] = [
+        (
+            "Lock",
+            lib.Lock,
+            [("threading.Lock", threading.Lock), ("asyncio.Lock", asyncio.Lock)],
+        ),
+        (
+            "Event",
+            lib.Event,
+            [("threading.Event", threading.Event), ("asyncio.Event", asyncio.Event)],
+        ),
+        (
+            "Queue",
+            lib.Queue,
+            [("queue.Queue", queue.Queue), ("asyncio.Queue", asyncio.Queue)]
+            + ([("janus.Queue", lambda: janus.Queue())] if janus else []),
+        ),
+        ("SimpleQueue", lib.SimpleQueue, [("queue.SimpleQueue", queue.SimpleQueue)]),
+    ]
+
+    def measure(factory: Factory) -> tuple[float | None, str | None]:
+        try:
+            return bytes_per_instance(factory), None
+        except Exception as exc:
+            return None, describe(exc)
+
+    async def main() -> list[Row]:
+        rows = []
+        for name, ours, baselines in pairs:
+            mine, mine_error = measure(ours)
+            for base_name, base in baselines:
+                value, error = measure(base)
+                rows.append(
+                    Row(
+                        title,
+                        f"aiologic.{name}",
+                        base_name,
+                        mine,
+                        value,
+                        unit="B",
+                        ours_error=mine_error,
+                        baseline_error=error,
+                    )
+                )
+        return rows
+
+    yield run_asyncio(main)
+
+
+# ============================================================== main
+
+SCENARIOS: list[Callable[[], Iterator[list[Row]]]] = [
+    scenario_uncontended,
+    scenario_contended,
+    scenario_thread_queues,
+    scenario_loop_loop,
+    scenario_events,
+    scenario_import,
+    scenario_memory,
+]
+
+
+def fmt_value(value: float | None, unit: str, error: str | None) -> str:
+    if error is not None:
+        return f"n/a (error: {error.split(':')[0]})"
+    if value is None:
+        return "n/a"
+    if unit == "ops/s":
+        for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if value >= scale:
+                return f"{value / scale:.2f}{suffix}"
+        return f"{value:.0f}"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    return f"{value:.0f} {unit}"
+
+
+LEGEND = """\
+One op: one acquire+release (uncontended, contended); one hand-off between the
+threads (3-lock ring: each thread holds a lock, takes the next one of three, then
+drops the one it held, so every acquire waits for the other thread); one round
+trip of an item (ping-pong), of a set->wake each way (events) or of a turn each
+(Condition); one item (bulk). "stdlib bridge": asyncio.Queue fed through
+loop.call_soon_threadsafe one way, queue.Queue the other way."""
+
+
+def format_rows(rows: Sequence[Row], columns: Sequence[str]) -> list[str]:
+    cells = []
+    last = None
+    for row in rows:
+        ratio = row.ratio
+        cells.append(
+            (
+                "" if row.scenario == last else row.scenario,
+                row.ours,
+                fmt_value(row.ours_value, row.unit, row.ours_error),
+                row.baseline,
+                fmt_value(row.baseline_value, row.unit, row.baseline_error),
+                "" if ratio is None else f"{ratio:.2f}",
+            )
+        )
+        last = row.scenario
+    widths = [
+        max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(widths[i]) if i in (2, 4, 5) else v.ljust(widths[i])
+            for i, v in enumerate(values)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return [line(columns), line(["-" * w for w in widths])] + [line(c) for c in cells]
+
+
+def print_report(rows: Sequence[Row], header: str) -> None:
+    print(header)
+    speed = [row for row in rows if row.unit == "ops/s"]
+    size = [row for row in rows if row.unit != "ops/s"]
+    if speed:
+        print()
+        columns = ("scenario", "ours", "ops/s", "baseline", "ops/s", "ratio")
+        print("\n".join(format_rows(speed, columns)))
+        print("(ratio = ours/baseline, higher is better)")
+    if size:
+        print()
+        columns = ("cost", "ours", "value", "baseline", "value", "ratio")
+        print("\n".join(format_rows(size, columns)))
+        print("(ratio = ours/baseline, lower is better)")
+    for note in sorted({row.note for row in rows if row.note}):
+        print(f"note: {note}")
+    errors: dict[str, None] = {}
+    for row in rows:
+        for name, error in (
+            (row.ours, row.ours_error),
+            (row.baseline, row.baseline_error),
+        ):
+            if error is not None:
+                errors.setdefault(f"{row.scenario} / {name}: {error}", None)
+    if errors:
+        print("errors:")
+        for text in errors:
+            print(f"  {text}")
+    print()
+    print(LEGEND)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a ~20 s run")
+    parser.add_argument("--json", action="store_true", help="print JSON, not a table")
+    parser.add_argument(
+        "-k", dest="filter", default="", help="only scenarios whose name has this"
+    )
+    args = parser.parse_args(argv)
+    CFG.filter = args.filter
+    if args.quick:
+        CFG.quick = True
+        CFG.target = 0.08
+        CFG.repeats = 3
+        CFG.bulk_items = 20_000
+        CFG.deadline = 10.0
+
+    t_start = perf_counter()
+    rows: list[Row] = []
+    for scenario in SCENARIOS:
+        try:
+            for group in scenario():
+                if not group:
+                    continue
+                rows.extend(group)
+                if not args.json:
+                    print(f"  done: {group[0].scenario}", file=sys.stderr)
+        except Exception as exc:  # a broken scenario must not stop the others
+            name = scenario.__name__.replace("scenario_", "")
+            rows.append(Row(name, "aiologic", "-", ours_error=describe(exc)))
+
+    meta = {
+        "aiologic": getattr(aiologic, "__version__", "?"),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "cpus": os.cpu_count(),
+        "quick": CFG.quick,
+        "repeats": CFG.repeats,
+        "trio": getattr(trio, "__version__", None),
+        "janus": getattr(janus, "__version__", None) if janus else None,
+        "seconds": round(perf_counter() - t_start, 1),
+    }
+    if args.json:
+        out = [dict(asdict(row), ratio=row.ratio) for row in rows]
+        json.dump({"meta": meta, "rows": out}, sys.stdout, indent=2)
+        print()
+    else:
+        header = (
+            f"aiologic {meta['aiologic']} on {meta['implementation']} "
+            f"{meta['python']} ({meta['platform']}, {meta['cpus']} CPUs); "
+            f"median of {CFG.repeats} interleaved runs; took {meta['seconds']} s"
+        )
+        print_report(rows, header)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
