@@ -70,14 +70,36 @@ from time import sleep as _sleep
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Generator, Iterable
-    from types import TracebackType
-    from typing import Any, ClassVar, Final, Generic, NoReturn, TypeVar
+    from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+    from types import MappingProxyType
+    from typing import (
+        Any,
+        ClassVar,
+        Final,
+        Literal,
+        NoReturn,
+        Protocol,
+        TypeVar,
+        overload,
+    )
+    from typing import Generic as _GenericBase
 
     from typing_extensions import Self
 
     _T = TypeVar("_T")
-    _GenericBase = Generic[_T]
+    _D = TypeVar("_D")
+    _R_co = TypeVar("_R_co", covariant=True)
+    _TokenT = TypeVar("_TokenT", bound="_Token")
+
+    class _AsyncWaitable(Protocol[_R_co]):
+        def _async_wait(
+            self, timeout: float | None, /
+        ) -> Coroutine[Any, Any, _R_co]: ...
+
+    class _Owner(Protocol):
+        # What `_green_park`/`_async_park` need from the primitive waited on.
+        def _withdraw(self, token: _Token, /) -> None: ...
+        def _undo(self, token: _Token, /) -> None: ...
 else:
     _T = None  # stands in for the TypeVar in class bases like Queue[_T]
 
@@ -117,7 +139,7 @@ elif "eventlet.patcher" in _modules and _modules["eventlet.patcher"].is_monkey_p
 try:
     from _thread import TIMEOUT_MAX as _TIMEOUT_MAX
 except ImportError:  # pragma: no cover - every supported interpreter has it
-    _TIMEOUT_MAX = 2**31 / 1000
+    _TIMEOUT_MAX = 2**31 / 1000  # type: ignore[misc]  # pyright: ignore[reportConstantRedefinition, reportGeneralTypeIssues]
 
 
 class _Missing:
@@ -185,6 +207,14 @@ def current_green_library() -> str:
     return "threading"
 
 
+if TYPE_CHECKING:
+
+    @overload
+    def current_async_library(*, failsafe: Literal[False] = False) -> str: ...
+    @overload
+    def current_async_library(*, failsafe: bool) -> str | None: ...
+
+
 def current_async_library(*, failsafe: bool = False) -> str | None:
     """Return the async library running the current task.
 
@@ -192,7 +222,7 @@ def current_async_library(*, failsafe: bool = False) -> str | None:
     Raises `RuntimeError` outside an event loop, or returns None when
     *failsafe* is true.
     """
-    name = current_async_library_tlocal.name
+    name: str | None = current_async_library_tlocal.name
     if name is not None:
         return name
     sniffio = _modules.get("sniffio")
@@ -259,7 +289,7 @@ def _async_library() -> str:
     """
     if _asyncio_task() is not None:
         return "asyncio"
-    return current_async_library()  # type: ignore[return-value]
+    return current_async_library()
 
 
 def _current_async_task() -> object:
@@ -267,7 +297,7 @@ def _current_async_task() -> object:
     task = _asyncio_task()
     if task is not None:
         return task
-    return _async_task(current_async_library())  # type: ignore[arg-type]
+    return _async_task(current_async_library())
 
 
 def _in_trio_run(trio: Any) -> bool:
@@ -307,7 +337,7 @@ def _async_task(library: str) -> object:
     if task is None:
         msg = "no current task (called from a callback?)"
         raise RuntimeError(msg)
-    return task  # type: ignore[no-any-return]
+    return task
 
 
 def _task_identity(task: object) -> tuple[str, int]:
@@ -582,7 +612,20 @@ class _Token:
         raise NotImplementedError
 
 
-class _ThreadingToken(_Token):
+if TYPE_CHECKING:
+
+    class _GreenToken(_Token):
+        def park(self, timeout: float | None) -> None: ...
+
+    class _AsyncToken(_Token):
+        async def park(self, timeout: float | None) -> None: ...
+
+else:
+    # The two kinds of token, for type checkers only (`park` is sync or async).
+    _GreenToken = _AsyncToken = _Token
+
+
+class _ThreadingToken(_GreenToken):
     __slots__ = ("_lock",)
 
     def __init__(self, data: Any) -> None:
@@ -607,7 +650,7 @@ def _noop(*args: object) -> None:
     pass
 
 
-class _GeventToken(_Token):
+class _GeventToken(_GreenToken):
     __slots__ = ("_greenlet", "_hub", "_parked", "_thread")
 
     def __init__(self, data: Any) -> None:
@@ -710,7 +753,7 @@ def _eventlet_portal(hub: Any) -> _EventletPortal:
     return entry[1]
 
 
-class _EventletToken(_Token):
+class _EventletToken(_GreenToken):
     __slots__ = ("_greenlet", "_hub", "_parked", "_portal", "_thread")
 
     def __init__(self, data: Any) -> None:
@@ -749,7 +792,7 @@ class _EventletToken(_Token):
                 timer.cancel()
 
 
-class _AsyncioToken(_Token):
+class _AsyncioToken(_AsyncToken):
     __slots__ = ("_future", "_loop", "_thread")
 
     def __init__(self, data: Any) -> None:
@@ -789,7 +832,7 @@ class _AsyncioToken(_Token):
             handle.cancel()
 
 
-class _TrioToken(_Token):
+class _TrioToken(_AsyncToken):
     __slots__ = ("_task", "_thread", "_trio_token")
 
     def __init__(self, data: Any) -> None:
@@ -828,25 +871,25 @@ class _TrioToken(_Token):
                 await trio.lowlevel.wait_task_rescheduled(self._abort)
 
 
-_GREEN_TOKENS: Final[dict[str, type[_Token]]] = {
+_GREEN_TOKENS: Final[dict[str, type[_GreenToken]]] = {
     "threading": _ThreadingToken,
     "gevent": _GeventToken,
     "eventlet": _EventletToken,
 }
-_ASYNC_TOKENS: Final[dict[str, type[_Token]]] = {
+_ASYNC_TOKENS: Final[dict[str, type[_AsyncToken]]] = {
     "asyncio": _AsyncioToken,
     "trio": _TrioToken,
 }
 
 
-def _green_token(data: Any = None) -> Any:
+def _green_token(data: Any = None) -> _GreenToken:
     return _GREEN_TOKENS[current_green_library()](data)
 
 
-def _async_token(data: Any = None) -> Any:
+def _async_token(data: Any = None) -> _AsyncToken:
     library = _async_library()
     try:
-        token_class = _ASYNC_TOKENS[library]  # type: ignore[index]
+        token_class = _ASYNC_TOKENS[library]
     except KeyError:
         msg = f"unsupported async library {library!r}"
         raise RuntimeError(msg) from None
@@ -878,7 +921,7 @@ class _Parking:
         pass
 
 
-def _green_park(token: Any, timeout: float | None, owner: _Parking) -> bool:
+def _green_park(token: _GreenToken, timeout: float | None, owner: _Owner) -> bool:
     """Park a published green token: True if it was set, False on timeout."""
     try:
         token.park(timeout)
@@ -895,7 +938,9 @@ def _green_park(token: Any, timeout: float | None, owner: _Parking) -> bool:
     return True
 
 
-async def _async_park(token: Any, timeout: float | None, owner: _Parking) -> bool:
+async def _async_park(
+    token: _AsyncToken, timeout: float | None, owner: _Owner
+) -> bool:
     """Park a published async token: True if it was set, False on timeout."""
     try:
         await token.park(timeout)
@@ -1024,8 +1069,8 @@ class _Waitable(_Parking):
         data: Any,
         blocking: bool,
         timeout: float | None,
-        make_token: Callable[[Any], _Token],
-    ) -> bool | _Token:
+        make_token: Callable[[Any], _TokenT],
+    ) -> bool | _TokenT:
         """The non-blocking part of an acquire.
 
         True: taken; False: not available now; a token: published, wait on it.
@@ -1078,7 +1123,7 @@ class _Waitable(_Parking):
             return False
         if not _green_park(result, timeout, self):
             return False
-        if result.data is _SHUT_DOWN:  # type: ignore[union-attr]
+        if result.data is _SHUT_DOWN:
             return False
         self._claimed_by(data)
         return True
@@ -1097,7 +1142,7 @@ class _Waitable(_Parking):
             return False
         if not await _async_park(result, timeout, self):
             return False
-        if result.data is _SHUT_DOWN:  # type: ignore[union-attr]
+        if result.data is _SHUT_DOWN:
             return False
         self._claimed_by(data)
         return True
@@ -1129,10 +1174,10 @@ class _Waiting:
     async def _async_wait(self, timeout: float | None) -> Any:
         raise NotImplementedError
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self: _AsyncWaitable[_R_co]) -> Generator[Any, None, _R_co]:
         return self._async_wait(None).__await__()
 
-    def with_(self, timeout: float | None) -> Awaitable[Any]:
+    def with_(self: _AsyncWaitable[_R_co], timeout: float | None) -> Awaitable[_R_co]:
         """Wait asynchronously for at most *timeout* seconds."""
         return self._async_wait(timeout)
 
@@ -1431,7 +1476,7 @@ class CountdownEvent(_Waiting, _Parking):
         return await _async_park(token, timeout, self)
 
 
-class Flag(_GenericBase):  # type: ignore[misc]
+class Flag(_GenericBase[_T]):
     """A write-once slot: the first `set()` wins, later ones are ignored."""
 
     __slots__ = ("__weakref__", "_markers")
@@ -1609,7 +1654,7 @@ def _trio_task_here(trio: Any, task: object) -> bool:
     while task is not None:
         if task is root:
             return True
-        nursery = task.parent_nursery  # type: ignore[attr-defined]
+        nursery = task.parent_nursery
         task = None if nursery is None else nursery.parent_task
     return False
 
@@ -1825,7 +1870,7 @@ class RLock(Lock):
             return True
         return False
 
-    def _release_by(self, me: object, count: int = 1) -> None:  # type: ignore[override]
+    def _release_by(self, me: object, count: int = 1) -> None:
         if count < 1:
             msg = "count must be >= 1"
             raise ValueError(msg)
@@ -1845,7 +1890,7 @@ class RLock(Lock):
         else:
             self._release_one()
 
-    def green_acquire(  # type: ignore[override]
+    def green_acquire(
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Acquire *count* levels in green code."""
@@ -1856,7 +1901,7 @@ class RLock(Lock):
             return True
         return self._green_acquire((me, count), blocking, timeout)
 
-    async def async_acquire(  # type: ignore[override]
+    async def async_acquire(
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Acquire *count* levels in async code."""
@@ -1869,13 +1914,13 @@ class RLock(Lock):
             return True
         return await self._async_acquire((me, count), blocking, timeout)
 
-    def green_release(self, count: int = 1) -> None:  # type: ignore[override]
+    def green_release(self, count: int = 1) -> None:
         """Release *count* levels."""
         self._release_by(_green_task(), count)
 
-    def async_release(self, count: int = 1) -> None:  # type: ignore[override]
+    def async_release(self, count: int = 1) -> None:
         """Release *count* levels from async code."""
-        self._release_by(_current_async_task(), count)  # type: ignore[arg-type]
+        self._release_by(_current_async_task(), count)
 
     def green_count(self) -> int:
         """The current green task's depth (0 if it does not hold the lock)."""
@@ -2336,7 +2381,7 @@ class CapacityLimiter:
 
     def async_release(self) -> None:
         """Give the current async task's token back."""
-        self._leave(_current_async_task(), 1)  # type: ignore[arg-type]
+        self._leave(_current_async_task(), 1)
 
     def green_borrowed(self) -> bool:
         """True if the current green task holds a token."""
@@ -2359,7 +2404,7 @@ class CapacityLimiter:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._leave(_current_async_task(), 1)  # type: ignore[arg-type]
+        self._leave(_current_async_task(), 1)
 
 
 class RCapacityLimiter(CapacityLimiter):
@@ -2378,23 +2423,23 @@ class RCapacityLimiter(CapacityLimiter):
         self._borrowers[me] = depth + count
         return True
 
-    def green_acquire(  # type: ignore[override]
+    def green_acquire(
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Borrow (or re-enter *count* levels) in green code."""
         return self._green(count, blocking, timeout)
 
-    async def async_acquire(  # type: ignore[override]
+    async def async_acquire(
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Borrow (or re-enter *count* levels) in async code."""
         return await self._async(count, blocking, timeout)
 
-    def green_release(self, count: int = 1) -> None:  # type: ignore[override]
+    def green_release(self, count: int = 1) -> None:
         self._leave(_green_task(), count)
 
-    def async_release(self, count: int = 1) -> None:  # type: ignore[override]
-        self._leave(_current_async_task(), count)  # type: ignore[arg-type]
+    def async_release(self, count: int = 1) -> None:
+        self._leave(_current_async_task(), count)
 
     def green_count(self) -> int:
         """The current green task's depth (0 if it holds no token)."""
@@ -2991,20 +3036,34 @@ class QueueShutDown(Exception):
     """Raised by puts after `shutdown()`, and by gets once a shut-down queue is empty."""
 
 
-class SimpleQueue(_GenericBase):  # type: ignore[misc]
+class _QueueSemaphore(Semaphore):
+    # Counts a queue's items or free slots; refuses waiters once shut down.
+    __slots__ = ("_shutdown",)
+
+    def __init__(self, value: int, shutdown: list[bool]) -> None:
+        Semaphore.__init__(self, value)
+        self._shutdown = shutdown
+
+    def _closed(self) -> bool:
+        return bool(self._shutdown)
+
+
+class SimpleQueue(_GenericBase[_T]):
     """An unbounded FIFO queue: `put` never blocks, gets wait for items.
 
     A deque of items plus a semaphore that counts them; a getter holding a
     unit of the semaphore is guaranteed an item.
     """
 
-    __slots__ = ("__weakref__", "_items", "_ready")
+    __slots__ = ("__weakref__", "_items", "_ready", "_shutdown")
 
     def __init__(self, items: Iterable[_T] = (), /) -> None:
         self._items: deque[_T] = deque(items)
+        # Invariant: empty until shutdown() appends to it; never shrinks.
+        self._shutdown: list[bool] = []
         # Invariant: units of `_ready` <= len(`_items`); every put appends
         # first, then releases.
-        self._ready = Semaphore(len(self._items))
+        self._ready = _QueueSemaphore(len(self._items), self._shutdown)
 
     def __repr__(self) -> str:
         return (
@@ -3034,7 +3093,9 @@ class SimpleQueue(_GenericBase):  # type: ignore[misc]
         return self._ready.waiting
 
     def put(self, item: _T, /) -> None:
-        """Add *item*; never blocks."""
+        """Add *item*; never blocks. `QueueShutDown` after `shutdown()`."""
+        if self._shutdown:
+            raise QueueShutDown
         self._items.append(item)
         self._ready._release(1)
 
@@ -3057,14 +3118,40 @@ class SimpleQueue(_GenericBase):  # type: ignore[misc]
             await async_checkpoint()
 
     def _take(self) -> _T:
-        return self._items.popleft()
+        try:
+            return self._items.popleft()
+        except IndexError:  # emptied by shutdown(immediate=True)
+            raise QueueShutDown from None
+
+    def _refuse_get(self) -> NoReturn:
+        if self._shutdown:
+            raise QueueShutDown
+        raise QueueEmpty
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shut the queue down (as `queue.Queue.shutdown` in Python 3.13).
+
+        Later puts raise `QueueShutDown`; gets return what is left, then
+        raise it. With *immediate*, what is left is dropped at once. Every
+        task blocked in a get is woken with `QueueShutDown`.
+        """
+        self._shutdown.append(immediate)
+        if immediate:
+            items = self._items
+            while items:
+                try:
+                    items.pop()
+                except IndexError:
+                    break
+                self._ready._try_take()
+        _wake_shut_down(self._ready)
 
     def green_get(self, *, blocking: bool = True, timeout: float | None = None) -> _T:
         """Remove and return an item; `QueueEmpty` if none (non-blocking/timeout)."""
         if timeout is not None:
             timeout = _check_timeout(timeout)
         if not self._ready._green_acquire(None, blocking, timeout):
-            raise QueueEmpty
+            self._refuse_get()
         return self._take()
 
     async def async_get(
@@ -3074,7 +3161,7 @@ class SimpleQueue(_GenericBase):  # type: ignore[misc]
         if timeout is not None:
             timeout = _check_timeout(timeout)
         if not await self._ready._async_acquire(None, blocking, timeout):
-            raise QueueEmpty
+            self._refuse_get()
         return self._take()
 
 
@@ -3084,22 +3171,13 @@ class SimpleLifoQueue(SimpleQueue[_T]):
     __slots__ = ()
 
     def _take(self) -> _T:
-        return self._items.pop()
+        try:
+            return self._items.pop()
+        except IndexError:  # emptied by shutdown(immediate=True)
+            raise QueueShutDown from None
 
 
-class _QueueSemaphore(Semaphore):
-    # Counts a queue's items or free slots; refuses waiters once shut down.
-    __slots__ = ("_shutdown",)
-
-    def __init__(self, value: int, shutdown: list[bool]) -> None:
-        Semaphore.__init__(self, value)
-        self._shutdown = shutdown
-
-    def _closed(self) -> bool:
-        return bool(self._shutdown)
-
-
-class Queue(_GenericBase):  # type: ignore[misc]
+class Queue(_GenericBase[_T]):
     """A FIFO queue, optionally bounded, shared by every world.
 
     Two counting semaphores do the waiting: free slots for putters (when
@@ -3718,7 +3796,7 @@ def _synchronize_function(function: Any) -> Any:
     else:
 
         @wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             with lock_for(args):
                 return function(*args, **kwargs)
 
