@@ -83,10 +83,13 @@ if TYPE_CHECKING:
         overload,
     )
     from typing import Generic as _GenericBase
+    from weakref import WeakKeyDictionary
 
+    from _typeshed import SupportsRichComparison
     from typing_extensions import Self
 
     _T = TypeVar("_T")
+    _OrderedT = TypeVar("_OrderedT", bound=SupportsRichComparison)
     _D = TypeVar("_D")
     _R_co = TypeVar("_R_co", covariant=True)
     _TokenT = TypeVar("_TokenT", bound="_Token")
@@ -101,7 +104,8 @@ if TYPE_CHECKING:
         def _withdraw(self, token: _Token, /) -> None: ...
         def _undo(self, token: _Token, /) -> None: ...
 else:
-    _T = None  # stands in for the TypeVar in class bases like Queue[_T]
+    # Stand in for the TypeVars in class bases like Queue[_T].
+    _T = _OrderedT = None
 
     class _GenericBase:
         """Stands in for typing.Generic so that ``Queue[int]`` works at run time."""
@@ -195,15 +199,19 @@ def current_green_library() -> str:
     name = current_green_library_tlocal.name
     if name is not None:
         return name
-    if "gevent" in _modules:
-        # gevent keeps its hubs in a thread-local; this lookup never creates one.
-        # https://github.com/gevent/gevent/blob/master/src/gevent/_hub_local.py
-        if _modules["gevent._hub_local"].get_hub_if_exists() is not None:
-            return "gevent"
-    if "eventlet.hubs" in _modules:
-        # https://github.com/eventlet/eventlet/blob/master/eventlet/hubs/__init__.py
-        if getattr(_modules["eventlet.hubs"]._threadlocal, "hub", None) is not None:
-            return "eventlet"
+    # gevent keeps its hubs in a thread-local; this lookup never creates one.
+    # https://github.com/gevent/gevent/blob/master/src/gevent/_hub_local.py
+    if (
+        "gevent" in _modules
+        and _modules["gevent._hub_local"].get_hub_if_exists() is not None
+    ):
+        return "gevent"
+    # https://github.com/eventlet/eventlet/blob/master/eventlet/hubs/__init__.py
+    if (
+        "eventlet.hubs" in _modules
+        and getattr(_modules["eventlet.hubs"]._threadlocal, "hub", None) is not None
+    ):
+        return "eventlet"
     return "threading"
 
 
@@ -254,8 +262,10 @@ _aio_current_task: Any = None
 def _bind_asyncio() -> Any:
     global _aio_get_running_loop, _aio_current_task
     asyncio = _modules["asyncio"]
-    current_task = asyncio.current_task
-    current_tasks = getattr(asyncio.tasks, "_current_tasks", None)
+    current_task: Any = asyncio.current_task
+    current_tasks: dict[Any, Any] | None = getattr(
+        asyncio.tasks, "_current_tasks", None
+    )
     if hasattr(current_task, "__code__") and isinstance(current_tasks, dict):
         # Python < 3.12 implements current_task() in Python, as a lookup in
         # this dict; asking the dict directly saves a frame on every acquire.
@@ -387,7 +397,7 @@ def _env_flag(name: str) -> bool | None:
 def _read_checkpoint_flags() -> dict[str, bool]:
     green = _env_flag("AIOLOGIC_GREEN_CHECKPOINTS")
     async_ = _env_flag("AIOLOGIC_ASYNC_CHECKPOINTS")
-    flags = {}
+    flags: dict[str, bool] = {}
     for library, group, default in (
         ("threading", green, False),
         ("gevent", green, False),
@@ -470,13 +480,14 @@ async def _async_yield(library: str | None) -> None:
 
 def green_sleep(seconds: float) -> None:
     """Sleep in the current green world (blocks the thread, or yields to the hub)."""
-    seconds = _check_timeout(seconds)  # type: ignore[assignment]
+    # The parameter is reused for the checked value (None: forever).
+    seconds = _check_timeout(seconds)  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
     library = current_green_library()
     if library == "gevent":
         _modules["gevent"].sleep(seconds)
     elif library == "eventlet":
         _modules["eventlet"].sleep(seconds)
-    elif seconds is None:
+    elif seconds is None:  # pyright: ignore[reportUnnecessaryComparison]
         _allocate_lock().acquire()  # pragma: no cover - sleeps forever
     else:
         _sleep(seconds)
@@ -938,9 +949,7 @@ def _green_park(token: _GreenToken, timeout: float | None, owner: _Owner) -> boo
     return True
 
 
-async def _async_park(
-    token: _AsyncToken, timeout: float | None, owner: _Owner
-) -> bool:
+async def _async_park(token: _AsyncToken, timeout: float | None, owner: _Owner) -> bool:
     """Park a published async token: True if it was set, False on timeout."""
     try:
         await token.park(timeout)
@@ -1088,7 +1097,7 @@ class _Waitable(_Parking):
             return True
         if self._closed() and token.cancel():
             # Published after close() looked at the waiters: leave again.
-            _discard(self._waiters, token)  # type: ignore[arg-type]
+            _discard(self._waiters, token)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
             return False
         return token
 
@@ -1481,10 +1490,10 @@ class Flag(_GenericBase[_T]):
 
     __slots__ = ("__weakref__", "_markers")
 
-    def __init__(self, marker: Any = MISSING) -> None:
+    def __init__(self, marker: _T = MISSING) -> None:
         # Invariant: `_markers[0]`, if any, is the winning marker; losers
         # remove themselves after appending.
-        self._markers: list[Any] = [] if marker is MISSING else [marker]
+        self._markers: list[_T] = [] if marker is MISSING else [marker]
 
     def __copy__(self) -> Self:
         return type(self)(self.get(MISSING))
@@ -1498,6 +1507,15 @@ class Flag(_GenericBase[_T]):
 
     def __bool__(self) -> bool:
         return bool(self._markers)
+
+    if TYPE_CHECKING:
+
+        @overload
+        def get(self) -> _T: ...
+        @overload
+        def get(self, default: _D) -> _T | _D: ...
+        @overload
+        def get(self, *, default_factory: Callable[[], _D]) -> _T | _D: ...
 
     def get(
         self,
@@ -1519,6 +1537,13 @@ class Flag(_GenericBase[_T]):
             return default_factory()
         msg = "the flag is not set"
         raise LookupError(msg) from None
+
+    if TYPE_CHECKING:
+
+        @overload
+        def set(self) -> bool: ...
+        @overload
+        def set(self, marker: _T) -> bool: ...
 
     def set(self, marker: Any = MISSING) -> bool:
         """Set the flag to *marker* if unset; True if *marker* is stored now.
@@ -1604,7 +1629,7 @@ class ResourceGuard:
         self._unused.append(True)
 
 
-def _deadlock(owner: object, me: object) -> str | None:
+def _deadlock(owner: Any, me: object) -> str | None:
     """Why waiting for *owner* from *me* in this thread can never end, or None.
 
     A green wait blocks the whole thread, so it can never see an async owner
@@ -1647,7 +1672,7 @@ def _is_green(task: object) -> bool:
     return greenlet is not None and isinstance(task, greenlet.greenlet)
 
 
-def _trio_task_here(trio: Any, task: object) -> bool:
+def _trio_task_here(trio: Any, task: Any) -> bool:
     if not isinstance(task, trio.lowlevel.Task):
         return False
     root = trio.lowlevel.current_root_task()
@@ -1969,6 +1994,21 @@ class Semaphore(_Waitable):
 
     __slots__ = ("__weakref__", "_initial_value", "_permits", "_waiters")
 
+    if TYPE_CHECKING:
+
+        @overload
+        def __new__(
+            cls, initial_value: int | None = None, max_value: None = None
+        ) -> Self: ...
+        @overload
+        def __new__(
+            cls, initial_value: int | None = None, *, max_value: int
+        ) -> BoundedSemaphore: ...
+        @overload
+        def __new__(
+            cls, initial_value: int | None, max_value: int
+        ) -> BoundedSemaphore: ...
+
     def __new__(
         cls, initial_value: int | None = None, max_value: int | None = None
     ) -> Any:
@@ -2111,13 +2151,14 @@ class BoundedSemaphore(Semaphore):
 
     def __new__(
         cls, initial_value: int | None = None, max_value: int | None = None
-    ) -> Any:
+    ) -> Self:
         if (
             cls is BoundedSemaphore
             and initial_value in (None, 1)
             and max_value in (None, 1)
         ):
-            return object.__new__(BoundedBinarySemaphore)
+            # A subclass of cls, so type.__call__ still runs its __init__.
+            return object.__new__(BoundedBinarySemaphore)  # type: ignore[return-value]  # pyright: ignore[reportReturnType]
         return object.__new__(cls)
 
     def __init__(
@@ -2181,7 +2222,7 @@ class BinarySemaphore(Semaphore):
 
     def __new__(
         cls, initial_value: int | None = None, max_value: int | None = None
-    ) -> Any:
+    ) -> Self:
         return object.__new__(cls)
 
     def __init__(
@@ -2208,7 +2249,7 @@ class BoundedBinarySemaphore(BoundedSemaphore, BinarySemaphore):
 
     def __new__(
         cls, initial_value: int | None = None, max_value: int | None = None
-    ) -> Any:
+    ) -> Self:
         return object.__new__(cls)
 
     def __init__(
@@ -2222,13 +2263,13 @@ class BoundedBinarySemaphore(BoundedSemaphore, BinarySemaphore):
     release = BoundedSemaphore.release
 
 
-_mappingproxy: Final = type(type.__dict__)
+_mappingproxy: Final[type[MappingProxyType[Any, Any]]] = type(type.__dict__)
 
 
 def _check_tokens(total_tokens: float) -> float:
     if total_tokens.__class__ is float and total_tokens == float("inf"):
         return total_tokens
-    return _check_value("total_tokens", total_tokens)  # type: ignore[arg-type]
+    return _check_value("total_tokens", total_tokens)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 class CapacityLimiter:
@@ -2247,7 +2288,8 @@ class CapacityLimiter:
         # Free tokens; waiters queue on it in arrival order.
         self._tokens = Semaphore(0)
         if total:
-            self._tokens._release(total)  # type: ignore[arg-type]
+            # math.inf makes one endless batch.
+            self._tokens._release(total)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
         # Invariants: `_borrowers` maps task -> depth, written by that task
         # only; `_debt` has one entry per token to retire instead of
         # returning it (after `total_tokens` was lowered below the borrowed).
@@ -2288,7 +2330,7 @@ class CapacityLimiter:
         if free < 0:
             self._debt.extend([None] * int(-free))
         elif free:
-            self._tokens._release(free)  # type: ignore[arg-type]
+            self._tokens._release(free)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
     @property
     def available_tokens(self) -> float:
@@ -2299,7 +2341,7 @@ class CapacityLimiter:
         return len(self._borrowers)
 
     @property
-    def borrowers(self) -> Any:
+    def borrowers(self) -> MappingProxyType[tuple[str, int], int]:
         """A read-only snapshot: ``(library, id)`` of each borrower -> depth."""
         return _mappingproxy(
             {
@@ -2553,8 +2595,11 @@ class Condition(_Waiting):
     # -- waiting: one non-blocking setup, two thin faces
 
     def _start_wait(
-        self, me: object, predicate: Callable[[], object] | None, make_token: Any
-    ) -> tuple[_Token, Any]:
+        self,
+        me: object,
+        predicate: Callable[[], object] | None,
+        make_token: Callable[[Any], _TokenT],
+    ) -> tuple[_TokenT, Any]:
         """Check the lock is held, publish a token, release the lock.
 
         Returns the token and what is needed to take the lock back.
@@ -2834,7 +2879,7 @@ class _Cycle:
     def __init__(self) -> None:
         self.arrivals = _count().__next__
         self.done = Event()
-        self.outcome = Flag()
+        self.outcome: Flag[object] = Flag()
         self.replaced = [True]
 
 
@@ -3040,6 +3085,10 @@ class _QueueSemaphore(Semaphore):
     # Counts a queue's items or free slots; refuses waiters once shut down.
     __slots__ = ("_shutdown",)
 
+    if TYPE_CHECKING:
+        # Semaphore.__new__ ignores the arguments of a subclass.
+        def __new__(cls, value: int, shutdown: list[bool]) -> Self: ...
+
     def __init__(self, value: int, shutdown: list[bool]) -> None:
         Semaphore.__init__(self, value)
         self._shutdown = shutdown
@@ -3239,13 +3288,13 @@ class Queue(_GenericBase[_T]):
             items = list(self._iter_items())
         return type(self)(items, self._maxsize or None)
 
-    def _iter_items(self) -> Iterable[Any]:
+    def _iter_items(self) -> Iterable[_T]:
         return self._queue
 
     # -- storage hooks
 
     def _init(self, items: Iterable[_T], maxsize: int) -> None:
-        self._queue: Any = deque(items)
+        self._queue: deque[_T] = deque(items)
 
     def _qsize(self) -> int:
         return len(self._queue)
@@ -3254,7 +3303,7 @@ class Queue(_GenericBase[_T]):
         self._queue.append(item)
 
     def _get(self) -> _T:
-        return self._queue.popleft()  # type: ignore[no-any-return]
+        return self._queue.popleft()
 
     # -- state
 
@@ -3443,26 +3492,27 @@ class LifoQueue(Queue[_T]):
     __slots__ = ()
 
     def _get(self) -> _T:
-        return self._queue.pop()  # type: ignore[no-any-return]
+        return self._queue.pop()
 
-    def _iter_items(self) -> Iterable[Any]:
+    def _iter_items(self) -> Iterable[_T]:
         return self._queue
 
 
-class PriorityQueue(Queue[_T]):
+class PriorityQueue(Queue[_OrderedT]):
     """A queue that returns the smallest item first (a binary heap)."""
 
     __slots__ = ()
 
-    def _init(self, items: Iterable[_T], maxsize: int) -> None:
-        self._queue = list(items)
+    def _init(self, items: Iterable[_OrderedT], maxsize: int) -> None:
+        # The heap is a list, not the deque of the other queues.
+        self._queue: list[_OrderedT] = list(items)  # type: ignore[assignment]  # pyright: ignore[reportIncompatibleVariableOverride]
         _heapify(self._queue)
 
-    def _put(self, item: _T) -> None:
+    def _put(self, item: _OrderedT) -> None:
         _heappush(self._queue, item)
 
-    def _get(self) -> _T:
-        return _heappop(self._queue)  # type: ignore[no-any-return]
+    def _get(self) -> _OrderedT:
+        return _heappop(self._queue)
 
 
 # =============================================================================
@@ -3567,8 +3617,8 @@ class RWLock:
         task: object,
         blocking: bool,
         timeout: float | None,
-        make_token: Callable[[Any], _Token],
-    ) -> bool | _Token:
+        make_token: Callable[[Any], _TokenT],
+    ) -> bool | _TokenT:
         with self._mutex:
             if self._try(kind, task):
                 return True
@@ -3713,7 +3763,7 @@ class _RWSide:
 
 # Where a per-object lock lives on objects that have a __dict__.
 _SYNC_ATTRIBUTE: Final = "__synchronized_lock__"
-_object_locks: Any = None  # weakref.WeakKeyDictionary, made on first need
+_object_locks: WeakKeyDictionary[object, RLock] | None = None  # made on first need
 
 
 def _lock_of(obj: object) -> RLock:
@@ -3739,7 +3789,7 @@ def _lock_of(obj: object) -> RLock:
     if lock is None:
         with _creation_lock:
             lock = _object_locks.setdefault(obj, RLock())
-    return lock  # type: ignore[no-any-return]
+    return lock
 
 
 def _is_lock_like(obj: object) -> bool:
@@ -3789,7 +3839,7 @@ def _synchronize_function(function: Any) -> Any:
     if is_async:
 
         @wraps(function)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:  # pyright: ignore[reportRedeclaration]
             async with lock_for(args):
                 return await function(*args, **kwargs)
 
