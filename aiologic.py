@@ -371,8 +371,8 @@ def _check_timeout(timeout: float) -> float | None:
     """Validate a timeout that is not None; return None for "forever"."""
     if timeout.__class__ is not float and timeout.__class__ is not int:
         try:
-            timeout = float(timeout)
-        except (TypeError, ValueError):
+            timeout = timeout.__float__()  # numbers, not strings
+        except AttributeError:
             msg = f"timeout must be a real number or None, not {timeout!r}"
             raise TypeError(msg) from None
     if timeout != timeout:
@@ -844,7 +844,7 @@ class _AsyncioToken(_AsyncToken):
 
 
 class _TrioToken(_AsyncToken):
-    __slots__ = ("_task", "_thread", "_trio_token")
+    __slots__ = ("_parked", "_task", "_thread", "_trio_token")
 
     def __init__(self, data: Any) -> None:
         self._pending = [None]
@@ -854,16 +854,25 @@ class _TrioToken(_AsyncToken):
         self._task = lowlevel.current_task()
         self._trio_token = lowlevel.current_trio_token()
         self._thread = _get_ident()
+        self._parked = False
 
     def _wake(self) -> None:
-        trio = _modules["trio"]
         if _get_ident() == self._thread:
-            trio.lowlevel.reschedule(self._task)
+            self._resume()
         else:
+            trio = _modules["trio"]
             try:
-                self._trio_token.run_sync_soon(trio.lowlevel.reschedule, self._task)
+                self._trio_token.run_sync_soon(self._resume)
             except trio.RunFinishedError:  # the run ended: its tasks are gone
                 pass
+
+    def _resume(self) -> None:
+        # In the trio thread. A token can be set while its task never parks
+        # on it (the waiter served itself on its re-check); rescheduling a
+        # task that is not blocked here would break trio.
+        if self._parked:
+            self._parked = False
+            _modules["trio"].lowlevel.reschedule(self._task)
 
     def _abort(self, raise_cancel: object) -> object:
         # Runs in the trio thread when the task is cancelled: give up unless a
@@ -875,11 +884,15 @@ class _TrioToken(_AsyncToken):
 
     async def park(self, timeout: float | None) -> None:
         trio = _modules["trio"]
-        if timeout is None:
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
-        else:
-            with trio.move_on_after(timeout):
+        self._parked = True
+        try:
+            if timeout is None:
                 await trio.lowlevel.wait_task_rescheduled(self._abort)
+            else:
+                with trio.move_on_after(timeout):
+                    await trio.lowlevel.wait_task_rescheduled(self._abort)
+        finally:
+            self._parked = False
 
 
 _GREEN_TOKENS: Final[dict[str, type[_GreenToken]]] = {
@@ -1009,7 +1022,7 @@ class _Waitable(_Parking):
     def _claimed_by(self, data: Any) -> None:
         pass
 
-    def _handing_to(self, data: Any) -> None:
+    def _handing_to(self, token: _Token) -> None:
         pass
 
     def _check_owner(self, data: Any) -> None:
@@ -1032,8 +1045,11 @@ class _Waitable(_Parking):
                         token = waiters.popleft()
                     except IndexError:
                         break
+                    # Name the waiter before claiming: a waiter that wins
+                    # the token runs at once (its cancel() lost), and it
+                    # then records itself; nothing is written after that.
+                    self._handing_to(token)
                     if token.claim():
-                        self._handing_to(token.data)
                         token.wake()
                         return
             self._put_back()
@@ -1107,7 +1123,7 @@ class _Waitable(_Parking):
             try:
                 _green_yield(current_green_library())
             except BaseException:  # a green kill or Timeout: leave no unit held
-                self._undo_claim(data)
+                self._give_back(data)
                 raise
 
     async def _async_checkpoint(self, data: Any) -> None:
@@ -1115,7 +1131,7 @@ class _Waitable(_Parking):
             try:
                 await _async_yield(_async_library())
             except BaseException:  # cancelled at the checkpoint
-                self._undo_claim(data)
+                self._give_back(data)
                 raise
 
     def _green_acquire(
@@ -1156,8 +1172,8 @@ class _Waitable(_Parking):
         self._claimed_by(data)
         return True
 
-    def _undo_claim(self, data: Any) -> None:
-        """Give back a unit the caller took but will not keep."""
+    def _give_back(self, data: Any) -> None:
+        """Give back a unit the caller holds (undoing `_claimed_by`)."""
         self._release_one()
 
     @property
@@ -1443,6 +1459,9 @@ class CountdownEvent(_Waiting, _Parking):
                 later.append(token)
         if later:
             waiters.extendleft(reversed(later))
+            # Another waker may have run while they were out of the deque.
+            if not self._units:
+                self._wake(_stamp())
 
     def _publish(self, token: _Token) -> bool:
         waiters = self._waiters
@@ -1626,6 +1645,9 @@ class ResourceGuard:
             raise BusyResourceError(msg) from None
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._unused:
+            msg = "the resource is not in use"
+            raise RuntimeError(msg)
         self._unused.append(True)
 
 
@@ -1725,7 +1747,7 @@ class Lock(_Waitable):
     @property
     def owner(self) -> tuple[str, int] | None:
         """``(library, id)`` of the holder, or None."""
-        owner = self._owner
+        owner = self._holder()
         return None if owner is None else _task_identity(owner)
 
     # -- the hooks of the shared algorithm
@@ -1744,7 +1766,16 @@ class Lock(_Waitable):
     def _claimed_by(self, data: Any) -> None:
         self._owner = data
 
-    _handing_to = _claimed_by
+    def _handing_to(self, token: _Token) -> None:
+        # Until the new holder runs, `_owner` is its token: a marker that no
+        # task identity equals.
+        self._owner = token
+
+    def _holder(self) -> object:
+        owner = self._owner
+        if isinstance(owner, _Token):
+            return owner.data
+        return owner
 
     def _check_owner(self, data: Any) -> None:
         if self._owner == data and data is not None:
@@ -1752,7 +1783,7 @@ class Lock(_Waitable):
             raise RuntimeError(msg)
 
     def _check_wait(self, data: Any) -> None:
-        reason = _deadlock(self._owner, data)
+        reason = _deadlock(self._holder(), data)
         if reason is not None:
             raise RuntimeError(reason)
 
@@ -1867,6 +1898,9 @@ class RLock(Lock):
     @property
     def count(self) -> int:
         """The owner's recursion depth (0 when free)."""
+        owner = self._owner
+        if isinstance(owner, _Token):
+            return owner.data[1]  # type: ignore[no-any-return]
         return self._count
 
     def _put_back(self) -> None:
@@ -1874,31 +1908,25 @@ class RLock(Lock):
         Lock._put_back(self)
 
     def _claimed_by(self, data: Any) -> None:
-        self._owner, self._count = data
+        self._count = data[1]
+        self._owner = data[0]
 
-    _handing_to = _claimed_by
+    def _holder(self) -> object:
+        owner = self._owner
+        if isinstance(owner, _Token):
+            return owner.data[0]
+        return owner
 
     def _check_owner(self, data: Any) -> None:
         pass  # the owner re-enters before trying
 
     def _check_wait(self, data: Any) -> None:
-        reason = _deadlock(self._owner, data[0])
+        reason = _deadlock(self._holder(), data[0])
         if reason is not None:
             raise RuntimeError(reason)
 
-    def _reenter(self, me: object, count: int) -> bool:
-        if count < 1:
-            msg = "count must be >= 1"
-            raise ValueError(msg)
-        if self._owner == me:
-            self._count += count
-            return True
-        return False
-
     def _release_by(self, me: object, count: int = 1) -> None:
-        if count < 1:
-            msg = "count must be >= 1"
-            raise ValueError(msg)
+        count = _check_count(count)
         owner = self._owner
         if owner != me:
             if owner is None:
@@ -1921,8 +1949,12 @@ class RLock(Lock):
         """Acquire *count* levels in green code."""
         if timeout is not None:
             timeout = _check_timeout(timeout)
+        count = _check_count(count)
         me = _green_task()
-        if self._reenter(me, count):
+        if self._owner == me:  # re-entry: only the owner can see itself here
+            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
+                green_checkpoint()
+            self._count += count
             return True
         return self._green_acquire((me, count), blocking, timeout)
 
@@ -1932,10 +1964,13 @@ class RLock(Lock):
         """Acquire *count* levels in async code."""
         if timeout is not None:
             timeout = _check_timeout(timeout)
+        count = _check_count(count)
         me = _current_async_task()
-        if self._reenter(me, count):
+        if self._owner == me:  # re-entry: only the owner can see itself here
+            # The checkpoint comes first, so a cancellation takes nothing.
             if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
                 await async_checkpoint()
+            self._count += count
             return True
         return await self._async_acquire((me, count), blocking, timeout)
 
@@ -1983,6 +2018,14 @@ def _check_value(name: str, value: int) -> int:
         msg = f"{name} must be >= 0"
         raise ValueError(msg)
     return value
+
+
+def _check_count(count: int) -> int:
+    count = _check_value("count", count)
+    if count < 1:
+        msg = "count must be >= 1"
+        raise ValueError(msg)
+    return count
 
 
 class Semaphore(_Waitable):
@@ -2140,14 +2183,31 @@ class Semaphore(_Waitable):
         self.release()
 
 
-class BoundedSemaphore(Semaphore):
+class _CappedSemaphore(Semaphore):
+    # A semaphore that knows how many more releases its cap allows.
+    __slots__ = ("_max_value", "_room")
+
+    _max_value: int
+    # Invariant: one entry per unit that may still be released: appended by
+    # every acquire, popped by every release (and by a holder's give-back).
+    _room: list[None]
+
+    def _claimed_by(self, data: Any) -> None:
+        self._room.append(None)
+
+    def _give_back(self, data: Any) -> None:
+        self._room.pop()
+        self._release(1)
+
+
+class BoundedSemaphore(_CappedSemaphore):
     """A semaphore that refuses to be released above ``max_value``.
 
     Release only one unit at a time; releasing too often raises
     `RuntimeError`.
     """
 
-    __slots__ = ("_max_value", "_room")
+    __slots__ = ()
 
     def __new__(
         cls, initial_value: int | None = None, max_value: int | None = None
@@ -2174,9 +2234,7 @@ class BoundedSemaphore(Semaphore):
             msg = "initial_value must be <= max_value"
             raise ValueError(msg)
         self._max_value = max_value
-        # Invariant: one entry per unit that may still be released: appended
-        # by every successful acquire, popped by every release.
-        self._room: list[None] = [None] * (max_value - self._initial_value)
+        self._room = [None] * (max_value - self._initial_value)
 
     def __repr__(self) -> str:
         return (
@@ -2192,13 +2250,6 @@ class BoundedSemaphore(Semaphore):
     def max_value(self) -> int:
         return self._max_value
 
-    def _claimed_by(self, data: Any) -> None:
-        self._room.append(None)
-
-    def _undo_claim(self, data: Any) -> None:
-        self._room.pop()
-        self._release(1)
-
     def release(self, count: int = 1) -> None:
         """Add one unit; `RuntimeError` if that would exceed ``max_value``."""
         if count != 1:
@@ -2212,7 +2263,7 @@ class BoundedSemaphore(Semaphore):
         self._release(1)
 
 
-class BinarySemaphore(Semaphore):
+class BinarySemaphore(_CappedSemaphore):
     """A semaphore whose value is 0 or 1: an unowned lock.
 
     Releasing it while its value is 1 leaves it at 1.
@@ -2232,14 +2283,19 @@ class BinarySemaphore(Semaphore):
         if self._initial_value > 1:
             msg = "initial_value must be 0 or 1"
             raise ValueError(msg)
+        self._max_value = 1
+        self._room = [None] * (1 - self._initial_value)
 
     def release(self, count: int = 1) -> None:
         """Set the value to 1 (handing it to the oldest waiter, if any)."""
         if count != 1:
             msg = "a binary semaphore releases one unit at a time"
             raise ValueError(msg)
-        if not self._permits:
-            self._release(1)
+        try:
+            self._room.pop()
+        except IndexError:  # at 1 already: stays 1
+            return
+        self._release(1)
 
 
 class BoundedBinarySemaphore(BoundedSemaphore, BinarySemaphore):
@@ -2316,21 +2372,44 @@ class CapacityLimiter:
     @total_tokens.setter
     def total_tokens(self, value: float) -> None:
         value = _check_tokens(value)
+        old = self._total_tokens
         self._total_tokens = value
-        # Take every free token back, then put out what the new total allows;
-        # what is borrowed beyond it becomes debt, retired on release.
-        permits = self._tokens._permits
-        while True:
-            try:
-                permits.pop()
-            except IndexError:
-                break
-        self._debt.clear()
-        free = value - len(self._borrowers)
-        if free < 0:
-            self._debt.extend([None] * int(-free))
-        elif free:
-            self._tokens._release(free)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        tokens = self._tokens
+        debt = self._debt
+        if value == old:
+            return
+        if old == float("inf"):
+            # From no limit: nothing to subtract from; start over from what
+            # is borrowed now.
+            while True:
+                try:
+                    tokens._permits.pop()
+                except IndexError:
+                    break
+            free = value - len(self._borrowers)
+            if free < 0:
+                debt.extend([None] * int(-free))
+            elif free:
+                tokens._release(free)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+            return
+        if value > old:
+            # Pay the debt first, then put the rest out (waiters first).
+            more = value - old
+            while more and debt:
+                try:
+                    debt.pop()
+                except IndexError:
+                    break
+                more -= 1
+            if more:
+                tokens._release(more)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+            return
+        # Fewer: take back free tokens; what is borrowed beyond the new total
+        # becomes debt, retired as the borrowers release.
+        fewer = int(old - value)
+        while fewer and tokens._try_take():
+            fewer -= 1
+        debt.extend([None] * fewer)
 
     @property
     def available_tokens(self) -> float:
@@ -2354,20 +2433,21 @@ class CapacityLimiter:
     def waiting(self) -> int:
         return self._tokens.waiting
 
-    def _give_back(self) -> None:
+    def _return_token(self) -> None:
         try:
             self._debt.pop()
         except IndexError:
             self._tokens._release(1)
 
-    def _enter(self, me: object, count: int) -> bool:
-        """Re-entry by a borrower: True if done (reentrant), else refuse."""
+    def _is_reentry(self, me: object) -> bool:
+        """True if *me* may re-enter; refuses a second borrow otherwise."""
         if me in self._borrowers:
             msg = "this task is already holding one of this limiter's tokens"
             raise RuntimeError(msg)
         return False
 
     def _leave(self, me: object, count: int) -> None:
+        count = _check_count(count)
         depth = self._borrowers.get(me)
         if depth is None:
             msg = "this task is not holding any of this limiter's tokens"
@@ -2379,13 +2459,17 @@ class CapacityLimiter:
             self._borrowers[me] = depth - count
             return
         del self._borrowers[me]
-        self._give_back()
+        self._return_token()
 
     def _green(self, count: int, blocking: bool, timeout: float | None) -> bool:
         if timeout is not None:
             timeout = _check_timeout(timeout)
+        count = _check_count(count)
         me = _green_task()
-        if self._enter(me, count):
+        if self._is_reentry(me):
+            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
+                green_checkpoint()
+            self._borrowers[me] += count
             return True
         if not self._tokens._green_acquire(None, blocking, timeout):
             return False
@@ -2395,10 +2479,13 @@ class CapacityLimiter:
     async def _async(self, count: int, blocking: bool, timeout: float | None) -> bool:
         if timeout is not None:
             timeout = _check_timeout(timeout)
+        count = _check_count(count)
         me = _current_async_task()
-        if self._enter(me, count):
+        if self._is_reentry(me):
+            # The checkpoint comes first, so a cancellation takes nothing.
             if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
                 await async_checkpoint()
+            self._borrowers[me] += count
             return True
         if not await self._tokens._async_acquire(None, blocking, timeout):
             return False
@@ -2455,15 +2542,8 @@ class RCapacityLimiter(CapacityLimiter):
 
     __slots__ = ()
 
-    def _enter(self, me: object, count: int) -> bool:
-        if count < 1:
-            msg = "count must be >= 1"
-            raise ValueError(msg)
-        depth = self._borrowers.get(me)
-        if depth is None:
-            return False
-        self._borrowers[me] = depth + count
-        return True
+    def _is_reentry(self, me: object) -> bool:
+        return me in self._borrowers
 
     def green_acquire(
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
@@ -2619,7 +2699,7 @@ class Condition(_Waiting):
                 data = None
             token = make_token(data)
             self._waiters.append((token, predicate))
-            lock._release_one()
+            lock._give_back(data)
             return token, data
         if kind == _FOREIGN:
             if not _foreign_owned(lock):
@@ -2637,24 +2717,28 @@ class Condition(_Waiting):
         self._waiters.append((token, predicate))
         return token, None
 
-    def _withdraw(self, token: _Token) -> bool:
+    def _withdraw(self, token: _Token, entry: Any) -> bool:
         """After a timeout or exception: True if the waiter gave up cleanly."""
         if not token.cancel():
             return False
-        for entry in self._waiters:
-            if entry[0] is token:
-                _discard(self._waiters, entry)
-                break
-        else:
+        # One atomic remove of this waiter's own entry (never iterate the
+        # deque: other threads change it meanwhile).
+        try:
+            self._waiters.remove(entry)
+        except ValueError:  # moved to the lock's queue by notify()
             if self._kind == _MORPHING:
                 lock_waiters = self._lock._waiters
                 if lock_waiters is not None:
                     _discard(lock_waiters, token)
         return True
 
-    def _holds_lock_after(self, token_was_set: bool) -> bool:
-        # With a morphing lock a set token means the lock was handed over.
-        return token_was_set and self._kind == _MORPHING
+    def _holds_lock_after(self, token_was_set: bool, data: Any) -> bool:
+        # With a morphing lock a set token means the lock was handed over:
+        # do the new holder's bookkeeping.
+        if token_was_set and self._kind == _MORPHING:
+            self._lock._claimed_by(data)
+            return True
+        return False
 
     def _green_wait(
         self, predicate: Callable[[], object] | None, timeout: float | None
@@ -2664,12 +2748,12 @@ class Condition(_Waiting):
         try:
             token.park(timeout)
         except BaseException:  # gevent Timeout/GreenletExit, KeyboardInterrupt
-            notified = not self._withdraw(token)
-            if not self._holds_lock_after(notified):
+            notified = not self._withdraw(token, (token, predicate))
+            if not self._holds_lock_after(notified, data):
                 self._green_reacquire(data)
             raise
-        notified = not self._withdraw(token)
-        if not self._holds_lock_after(notified):
+        notified = not self._withdraw(token, (token, predicate))
+        if not self._holds_lock_after(notified, data):
             self._green_reacquire(data)
         return notified
 
@@ -2693,12 +2777,12 @@ class Condition(_Waiting):
         try:
             await token.park(timeout)
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
-            notified = not self._withdraw(token)
-            if not self._holds_lock_after(notified):
+            notified = not self._withdraw(token, (token, predicate))
+            if not self._holds_lock_after(notified, data):
                 await self._async_reacquire(data)
             raise
-        notified = not self._withdraw(token)
-        if not self._holds_lock_after(notified):
+        notified = not self._withdraw(token, (token, predicate))
+        if not self._holds_lock_after(notified, data):
             await self._async_reacquire(data)
         return notified
 
@@ -3162,9 +3246,10 @@ class SimpleQueue(_GenericBase[_T]):
         """Same as `put`, with a checkpoint if they are on."""
         if timeout is not None:
             _check_timeout(timeout)
-        self.put(item)
+        # The checkpoint comes first: a cancelled put has not put anything.
         if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
             await async_checkpoint()
+        self.put(item)
 
     def _take(self) -> _T:
         try:
@@ -3261,6 +3346,9 @@ class Queue(_GenericBase[_T]):
         self._mutex = _allocate_lock()
         self._init(items, self._maxsize)
         size = self._qsize()
+        if maxsize is not None and size > maxsize:
+            msg = "more initial items than maxsize"
+            raise ValueError(msg)
         # Invariant: empty until shutdown() appends to it; never shrinks.
         self._shutdown: list[bool] = []
         self._ready = _QueueSemaphore(size, self._shutdown)
@@ -3385,7 +3473,10 @@ class Queue(_GenericBase[_T]):
         if self._shutdown:
             raise QueueShutDown
         free = self._free
-        if free is not None and not free._green_acquire(None, blocking, timeout):
+        if free is None:
+            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
+                green_checkpoint()
+        elif not free._green_acquire(None, blocking, timeout):
             self._refuse_put()
         self._store(item)
 
@@ -3622,6 +3713,9 @@ class RWLock:
         with self._mutex:
             if self._try(kind, task):
                 return True
+            if kind is _READ and self._writer == task and task is not None:
+                msg = "the current task is holding this lock for writing"
+                raise RuntimeError(msg)
             if not blocking or timeout == 0:
                 return False
             if kind is _WRITE:
