@@ -70,6 +70,7 @@ from time import sleep as _sleep
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from _thread import LockType
     from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
     from types import MappingProxyType
     from typing import (
@@ -196,9 +197,10 @@ def current_green_library() -> str:
     ``"gevent"`` if a gevent hub exists in this thread, ``"eventlet"`` if an
     eventlet hub does, ``"threading"`` otherwise. Neither library is imported.
     """
-    name = current_green_library_tlocal.name
-    if name is not None:
-        return name
+    if _overridden:
+        name = current_green_library_tlocal.name
+        if name is not None:
+            return name
     # gevent keeps its hubs in a thread-local; this lookup never creates one.
     # https://github.com/gevent/gevent/blob/master/src/gevent/_hub_local.py
     if (
@@ -230,9 +232,11 @@ def current_async_library(*, failsafe: bool = False) -> str | None:
     Raises `RuntimeError` outside an event loop, or returns None when
     *failsafe* is true.
     """
-    name: str | None = current_async_library_tlocal.name
-    if name is not None:
-        return name
+    name: str | None
+    if _overridden:
+        name = current_async_library_tlocal.name
+        if name is not None:
+            return name
     sniffio = _modules.get("sniffio")
     if sniffio is not None:
         # trio sets sniffio's thread-local while it runs; others may set the
@@ -272,8 +276,37 @@ def _bind_asyncio() -> Any:
         # https://github.com/python/cpython/blob/3.11/Lib/asyncio/tasks.py
         current_task = current_tasks.get
     _aio_current_task = current_task
-    _aio_get_running_loop = asyncio._get_running_loop
+    get_running_loop = asyncio._get_running_loop
+    running_loop = getattr(asyncio.events, "_running_loop", None)
+    if hasattr(get_running_loop, "__code__") and hasattr(running_loop, "loop_pid"):
+        # Without the C accelerator (PyPy) this function calls os.getpid(), a
+        # system call, every time; compare with a pid cached at fork instead.
+        # https://github.com/python/cpython/blob/3.11/Lib/asyncio/events.py
+        get_running_loop = _running_loop_reader(running_loop)
+    _aio_get_running_loop = get_running_loop
     return _aio_get_running_loop
+
+
+_pid = os.getpid()
+
+
+def _update_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_update_pid)
+
+
+def _running_loop_reader(running_loop: Any) -> Callable[[], Any]:
+    def get_running_loop() -> Any:
+        loop, pid = running_loop.loop_pid
+        if loop is not None and pid == _pid:
+            return loop
+        return None
+
+    return get_running_loop
 
 
 def _asyncio_task() -> object:
@@ -440,14 +473,16 @@ def _green_checkpoints_on() -> bool:
     return _GREEN_CHECKPOINTS_ANY and _CHECKPOINTS[current_green_library()]
 
 
-def _async_checkpoints_on() -> bool:
+def _async_checkpoints_on(library: str | None = None) -> bool:
     if _overrides_active:
         override = _checkpoints_override.get()
         if override is not None:
             return override
     if not _ASYNC_CHECKPOINTS_ANY:
         return False
-    return _CHECKPOINTS.get(_async_library(), False)
+    if library is None:
+        library = _async_library()
+    return _CHECKPOINTS.get(library, False)
 
 
 def green_checkpoint(*, force: bool = False) -> None:
@@ -629,7 +664,7 @@ if TYPE_CHECKING:
         def park(self, timeout: float | None) -> None: ...
 
     class _AsyncToken(_Token):
-        async def park(self, timeout: float | None) -> None: ...
+        def park(self, timeout: float | None) -> Awaitable[None]: ...
 
 else:
     # The two kinds of token, for type checkers only (`park` is sync or async).
@@ -832,10 +867,13 @@ class _AsyncioToken(_AsyncToken):
             except RuntimeError:  # the loop is closed
                 pass
 
-    async def park(self, timeout: float | None) -> None:
+    def park(self, timeout: float | None) -> Awaitable[None]:
+        # Without a timeout the future itself is awaited: no extra frame.
         if timeout is None:
-            await self._future
-            return
+            return self._future  # type: ignore[no-any-return]
+        return self._park_until(timeout)
+
+    async def _park_until(self, timeout: float) -> None:
         handle = self._loop.call_later(timeout, self._resolve)
         try:
             await self._future
@@ -1127,9 +1165,10 @@ class _Waitable(_Parking):
                 raise
 
     async def _async_checkpoint(self, data: Any) -> None:
-        if _async_checkpoints_on():
+        library = _async_library()
+        if _async_checkpoints_on(library):
             try:
-                await _async_yield(_async_library())
+                await _async_yield(library)
             except BaseException:  # cancelled at the checkpoint
                 self._give_back(data)
                 raise
@@ -1873,7 +1912,8 @@ class Lock(_Waitable):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._release_by(_current_async_task())
+        task = _asyncio_task()
+        self._release_by(_current_async_task() if task is None else task)
 
 
 class RLock(Lock):
@@ -2760,7 +2800,20 @@ class Condition(_Waiting):
     def _green_reacquire(self, data: Any) -> None:
         lock = self._lock
         if self._kind == _MORPHING:
-            lock._green_acquire(data)
+            # The caller must get the lock back even while being interrupted
+            # (gevent Timeout/kill, KeyboardInterrupt): its `with cv:` will
+            # release it. The first interruption is raised once it has.
+            interrupted: BaseException | None = None
+            while True:
+                try:
+                    lock._green_acquire(data)
+                except BaseException as exc:  # noqa: BLE001 - re-raised below
+                    if interrupted is None:
+                        interrupted = exc
+                    continue
+                break
+            if interrupted is not None:
+                raise interrupted
         elif self._kind == _FOREIGN:
             if hasattr(lock, "_acquire_restore"):
                 lock._acquire_restore(data)
@@ -3167,18 +3220,18 @@ class QueueShutDown(Exception):
 
 class _QueueSemaphore(Semaphore):
     # Counts a queue's items or free slots; refuses waiters once shut down.
-    __slots__ = ("_shutdown",)
+    __slots__ = ("_queue",)
 
     if TYPE_CHECKING:
         # Semaphore.__new__ ignores the arguments of a subclass.
-        def __new__(cls, value: int, shutdown: list[bool]) -> Self: ...
+        def __new__(cls, value: int, queue: SimpleQueue[Any] | Queue[Any]) -> Self: ...
 
-    def __init__(self, value: int, shutdown: list[bool]) -> None:
+    def __init__(self, value: int, queue: SimpleQueue[Any] | Queue[Any]) -> None:
         Semaphore.__init__(self, value)
-        self._shutdown = shutdown
+        self._queue = queue
 
     def _closed(self) -> bool:
-        return bool(self._shutdown)
+        return self._queue._shutdown
 
 
 class SimpleQueue(_GenericBase[_T]):
@@ -3192,11 +3245,11 @@ class SimpleQueue(_GenericBase[_T]):
 
     def __init__(self, items: Iterable[_T] = (), /) -> None:
         self._items: deque[_T] = deque(items)
-        # Invariant: empty until shutdown() appends to it; never shrinks.
-        self._shutdown: list[bool] = []
+        # Invariant: False until shutdown() sets it, then True for good.
+        self._shutdown = False
         # Invariant: units of `_ready` <= len(`_items`); every put appends
         # first, then releases.
-        self._ready = _QueueSemaphore(len(self._items), self._shutdown)
+        self._ready = _QueueSemaphore(len(self._items), self)
 
     def __repr__(self) -> str:
         return (
@@ -3269,7 +3322,7 @@ class SimpleQueue(_GenericBase[_T]):
         raise it. With *immediate*, what is left is dropped at once. Every
         task blocked in a get is woken with `QueueShutDown`.
         """
-        self._shutdown.append(immediate)
+        self._shutdown = True
         if immediate:
             items = self._items
             while items:
@@ -3336,29 +3389,55 @@ class Queue(_GenericBase[_T]):
         "_unfinished",
     )
 
-    def __init__(self, items: Iterable[_T] = (), /, maxsize: int | None = None) -> None:
+    def __init__(
+        self, items: Iterable[_T] | int | None = (), /, maxsize: int | None = None
+    ) -> None:
+        if items is None or isinstance(items, int):
+            # Queue(maxsize) as in queue.Queue: Queue(10), Queue(None), Queue(0)
+            if maxsize is not None:
+                msg = "maxsize given twice"
+                raise TypeError(msg)
+            maxsize = items
+            items = ()
         if maxsize is not None:
             maxsize = _check_value("maxsize", maxsize)
             if maxsize < 1:
                 msg = "maxsize must be >= 1 (or None for an unbounded queue)"
                 raise ValueError(msg)
         self._maxsize = 0 if maxsize is None else maxsize
-        self._mutex = _allocate_lock()
+        # Made on first use (see _storage_lock): an empty queue stays small.
+        self._mutex: LockType | None = None
         self._init(items, self._maxsize)
         size = self._qsize()
         if maxsize is not None and size > maxsize:
             msg = "more initial items than maxsize"
             raise ValueError(msg)
-        # Invariant: empty until shutdown() appends to it; never shrinks.
-        self._shutdown: list[bool] = []
-        self._ready = _QueueSemaphore(size, self._shutdown)
+        # Invariant: False until shutdown() sets it, then True for good.
+        self._shutdown = False
+        self._ready = _QueueSemaphore(size, self)
         # None when unbounded: puts never wait for a slot.
-        self._free = (
-            None
-            if maxsize is None
-            else _QueueSemaphore(max(0, maxsize - size), self._shutdown)
-        )
-        self._unfinished = CountdownEvent(size)
+        self._free = None if maxsize is None else _QueueSemaphore(maxsize - size, self)
+        # Items put and not yet done; made with the first item.
+        self._unfinished: CountdownEvent | None = CountdownEvent(size) if size else None
+
+    def _storage_lock(self) -> LockType:
+        # The short critical section around the storage hooks.
+        mutex = self._mutex
+        if mutex is None:
+            with _creation_lock:
+                mutex = self._mutex
+                if mutex is None:
+                    mutex = self._mutex = _allocate_lock()
+        return mutex
+
+    def _tasks(self) -> CountdownEvent:
+        unfinished = self._unfinished
+        if unfinished is None:
+            with _creation_lock:
+                unfinished = self._unfinished
+                if unfinished is None:
+                    unfinished = self._unfinished = CountdownEvent()
+        return unfinished
 
     def __repr__(self) -> str:
         state = (
@@ -3372,7 +3451,7 @@ class Queue(_GenericBase[_T]):
         )
 
     def __copy__(self) -> Self:
-        with self._mutex:
+        with self._storage_lock():
             items = list(self._iter_items())
         return type(self)(items, self._maxsize or None)
 
@@ -3424,18 +3503,19 @@ class Queue(_GenericBase[_T]):
     @property
     def unfinished_tasks(self) -> int:
         """Items put and not yet marked done with `task_done()`."""
-        return self._unfinished.value
+        unfinished = self._unfinished
+        return 0 if unfinished is None else unfinished.value
 
     # -- the non-blocking halves
 
     def _store(self, item: _T) -> None:
         # Called holding a free slot (or unbounded).
-        with self._mutex:
+        with self._storage_lock():
             if self._shutdown:
                 self._give_back_slot()
                 raise QueueShutDown
             self._put(item)
-            self._unfinished.up()
+            self._tasks().up()
         self._ready._release(1)
 
     def _give_back_slot(self) -> None:
@@ -3445,7 +3525,7 @@ class Queue(_GenericBase[_T]):
     def _fetch(self) -> _T:
         # Called holding a ready unit; an immediate shutdown may have emptied
         # the storage since.
-        with self._mutex:
+        with self._storage_lock():
             if self._qsize() == 0:
                 raise QueueShutDown
             item = self._get()
@@ -3519,18 +3599,18 @@ class Queue(_GenericBase[_T]):
     def task_done(self) -> None:
         """Mark one item got earlier as processed (for `green_join`/`async_join`)."""
         try:
-            self._unfinished.down()
+            self._tasks().down()
         except RuntimeError:
             msg = "task_done() called too many times"
             raise ValueError(msg) from None
 
     def green_join(self, timeout: float | None = None) -> bool:
         """Block until every item put has been marked done; False on timeout."""
-        return self._unfinished.wait(timeout)
+        return self._tasks().wait(timeout)
 
     async def async_join(self, timeout: float | None = None) -> bool:
         """Wait until every item put has been marked done; False on timeout."""
-        return await self._unfinished.with_(timeout)
+        return await self._tasks().with_(timeout)
 
     # -- shutdown
 
@@ -3541,9 +3621,9 @@ class Queue(_GenericBase[_T]):
         it. With *immediate*, what is left is dropped at once (and counted as
         done). Every task blocked in a put or get is woken with `QueueShutDown`.
         """
-        self._shutdown.append(immediate)
+        self._shutdown = True
         if immediate:
-            with self._mutex:
+            with self._storage_lock():
                 dropped = 0
                 while self._qsize():
                     self._get()
@@ -3555,7 +3635,7 @@ class Queue(_GenericBase[_T]):
                     break
             for _ in range(dropped):
                 try:
-                    self._unfinished.down()
+                    self._tasks().down()
                 except RuntimeError:
                     break
         _wake_shut_down(self._ready)

@@ -20,11 +20,14 @@ decide the order of events.
 
 Sections follow the module: harness, lowlevel and import, events and flags,
 resource guard, locks (generic suite over every lock-like, then Lock and RLock),
-semaphores, conditions, queues, cross-world tests, the announced example.
+semaphores, conditions, simple queues, countdown and barriers, capacity
+limiters, queues (shutdown, join), RWLock, mixed-deadlock detection,
+synchronized, lowlevel and vendoring, cross-world tests, the announced example.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import gc
 import inspect
@@ -32,6 +35,9 @@ import itertools
 import json
 import math
 import os
+import random
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -2503,6 +2509,2352 @@ class TestSimpleQueue:
 
 
 # ============================================================================
+# CountdownEvent
+# ============================================================================
+
+
+def _in_thread(fn: Callable[[], Any]) -> None:
+    """Run fn() in a plain thread of its own and wait (with the deadline)."""
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    thread.join(DEADLINE)
+    assert not thread.is_alive(), "the thread is still running"
+
+
+class TestCountdownEvent:
+    def test_value_and_errors(self) -> None:
+        ce = aiologic.CountdownEvent()
+        assert (ce.value, ce.initial_value, ce.waiting) == (0, 0, 0) and ce
+        assert not hasattr(ce, "set") and not hasattr(ce, "is_set")
+        with pytest.raises(RuntimeError):
+            ce.down()
+        assert ce.value == 0 and ce
+        ce.up()
+        ce.up(3)
+        assert ce.value == 4 and not ce
+        for _ in range(4):
+            ce.down()
+        assert ce.value == 0 and ce
+        with pytest.raises(RuntimeError):
+            ce.down()
+        assert ce.value == 0
+        ce = aiologic.CountdownEvent(2)
+        assert (ce.value, ce.initial_value) == (2, 2) and not ce
+        ce.clear()
+        assert ce.value == 0 and ce and ce.initial_value == 2
+        with pytest.raises(ValueError):
+            aiologic.CountdownEvent(-1)
+        with pytest.raises(ValueError):
+            ce.up(-1)
+        assert ce.value == 0
+
+    def test_wait(self, world: str) -> None:
+        async def waiter(w: World, ce: Any, timeout: float | None) -> Any:
+            return await w.wait(ce, timeout)
+
+        async def body(w: World) -> None:
+            ce = aiologic.CountdownEvent()
+            await w.wait(ce)  # zero counts as set
+            assert await w.wait(ce, 0) is True
+            ce.up(2)
+            assert await w.wait(ce, 0) is False
+            start = time.monotonic()
+            assert await w.wait(ce, SHORT) is False
+            assert time.monotonic() - start >= SHORT / 2
+            assert ce.waiting == 0 and ce.value == 2
+            tasks = []
+            for i, timeout in enumerate([None, DEADLINE, math.inf]):
+                tasks.append(w.spawn(waiter, ce, timeout))
+                await w.wait_until(lambda i=i: ce.waiting == i + 1)
+            ce.down()
+            ce.up()
+            ce.down()
+            assert ce.value == 1 and ce.waiting == 3  # not zero yet: nobody woken
+            ce.down()
+            results = [await task.join() for task in tasks]
+            assert results[1:] == [True, True]
+            assert ce.waiting == 0 and ce
+            # clear() wakes the waiters too.
+            ce.up(5)
+            task = w.spawn(waiter, ce, DEADLINE)
+            await w.wait_until(lambda: ce.waiting == 1)
+            ce.clear()
+            assert await task.join() is True
+            assert ce.value == 0 and ce.waiting == 0
+
+        run_in(world, body)
+
+    def test_cancelled_waiter_leaves(self, cooperative_world: str) -> None:
+        async def waiter(w: World, ce: Any) -> Any:
+            return await w.wait(ce, DEADLINE)
+
+        async def body(w: World) -> None:
+            ce = aiologic.CountdownEvent(1)
+            doomed = w.spawn(waiter, ce)
+            await w.wait_until(lambda: ce.waiting == 1)
+            other = w.spawn(waiter, ce)
+            await w.wait_until(lambda: ce.waiting == 2)
+            doomed.cancel()
+            assert await doomed.join() is CANCELLED
+            assert ce.waiting == 1
+            ce.down()
+            assert await other.join() is True
+            assert ce.waiting == 0
+
+        run_in(cooperative_world, body)
+
+    def test_threads_release_asyncio_and_trio_at_zero(self) -> None:
+        """Issue 3, acceptance 3: up()/down() from threads; the waiters in
+        asyncio and trio wake exactly when the value reaches 0."""
+        ce = aiologic.CountdownEvent(1)
+        released: list[tuple[str, int]] = []
+
+        async def waiter(w: World) -> Any:
+            result = await w.wait(ce, DEADLINE)
+            released.append((w.name, ce.value))
+            return result
+
+        actors = [Actor("asyncio", waiter), Actor("trio", waiter)]
+        wait_until(lambda: ce.waiting == 2, actors=actors)
+        for step in (lambda: ce.up(2), ce.down, ce.up, ce.down, ce.down):
+            _in_thread(step)
+            assert ce.value >= 1 and ce.waiting == 2 and released == []
+
+        def churn() -> None:  # never brings the value to 0
+            for _ in range(200):
+                ce.up()
+                ce.down()
+
+        threads = [threading.Thread(target=churn, daemon=True) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DEADLINE)
+        assert ce.value == 1
+        # A timed wait gives a wrongly woken waiter the time to show up.
+        assert ce.wait(SHORT) is False
+        assert released == [] and ce.waiting == 2
+        _in_thread(ce.down)
+        assert join_all(actors) == [True, True]
+        assert sorted(released) == [("asyncio", 0), ("trio", 0)]
+        assert ce.waiting == 0 and ce
+        with pytest.raises(RuntimeError):
+            ce.down()
+
+    def test_repr(self) -> None:
+        ce = aiologic.CountdownEvent(3)
+        before = repr(ce)
+        assert "CountdownEvent" in before and re.search(r"\b3\b", before)
+        thread = threading.Thread(target=ce.wait, daemon=True)
+        thread.start()
+        wait_until(lambda: ce.waiting == 1)
+        assert "waiting=1" in repr(ce)
+        ce.clear()
+        thread.join(DEADLINE)
+        assert repr(ce) != before and "waiting=1" not in repr(ce)
+
+
+# ============================================================================
+# Latch, Barrier, RBarrier
+# ============================================================================
+
+BARRIERS = pytest.mark.parametrize("factory", ["Barrier", "RBarrier"])
+
+
+async def _party(w: World, barrier: Any, timeout: float | None = None) -> Any:
+    """Wait on the barrier: its result, or the exception it raised."""
+    return await outcome_of(w.wait(barrier, timeout))
+
+
+def _broken(result: Any) -> bool:
+    return isinstance(result, aiologic.BrokenBarrierError)
+
+
+def test_broken_barrier_error() -> None:
+    assert issubclass(aiologic.BrokenBarrierError, RuntimeError)
+    for factory in ("Latch", "Barrier", "RBarrier"):
+        with pytest.raises(ValueError):
+            getattr(aiologic, factory)(-1)
+    assert not hasattr(aiologic.Barrier(2), "reset")
+    assert not hasattr(aiologic.Latch(2), "reset")
+
+
+class TestLatch:
+    def test_single_use_stays_open(self, world: str) -> None:
+        async def body(w: World) -> None:
+            latch = aiologic.Latch(3)
+            assert latch.parties == 3 and not latch.broken and not latch
+            tasks = []
+            for i in range(2):
+                tasks.append(w.spawn(_party, latch, [None, DEADLINE][i]))
+                await w.wait_until(lambda i=i: latch.waiting == i + 1)
+            assert not latch
+            assert await w.wait(latch, DEADLINE) is None
+            assert [await task.join() for task in tasks] == [None, None]
+            assert latch and not latch.broken and latch.waiting == 0
+            # It stays open: later waits return at once, timeout=0 included.
+            assert await w.wait(latch, 0) is None
+            assert await w.wait(latch) is None
+            assert latch and not latch.broken
+
+        run_in(world, body)
+
+    def test_timeout_breaks_it_for_everybody(self, world: str) -> None:
+        async def body(w: World) -> None:
+            latch = aiologic.Latch(3)
+            other = w.spawn(_party, latch, DEADLINE)
+            await w.wait_until(lambda: latch.waiting == 1)
+            assert _broken(await _party(w, latch, SHORT))
+            assert _broken(await other.join())
+            assert latch.broken and latch and latch.waiting == 0
+            start = time.monotonic()
+            assert _broken(await _party(w, latch, DEADLINE))  # at once
+            assert time.monotonic() - start < DEADLINE / 4
+
+        run_in(world, body)
+
+    def test_abort(self, world: str) -> None:
+        async def body(w: World) -> None:
+            latch = aiologic.Latch(2)
+            task = w.spawn(_party, latch)
+            await w.wait_until(lambda: latch.waiting == 1)
+            latch.abort()
+            assert _broken(await task.join())
+            assert latch.broken and latch and latch.waiting == 0
+            assert _broken(await _party(w, latch))
+
+        run_in(world, body)
+
+
+@BARRIERS
+class TestBarrier:
+    def test_indices_follow_arrival_order(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            barrier = getattr(aiologic, factory)(4)
+            assert barrier.parties == 4 and not barrier.broken
+            for _ in range(3):  # cyclic
+                tasks = []
+                for i in range(3):
+                    tasks.append(w.spawn(_party, barrier, [None, DEADLINE, 1e10][i]))
+                    await w.wait_until(lambda i=i: barrier.waiting == i + 1)
+                assert await w.wait(barrier, DEADLINE) == 3
+                assert [await task.join() for task in tasks] == [0, 1, 2]
+                assert barrier.waiting == 0 and not barrier.broken
+
+        run_in(world, body)
+
+    def test_timeout_breaks_it_for_everybody(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            barrier = getattr(aiologic, factory)(3)
+            other = w.spawn(_party, barrier, DEADLINE)
+            await w.wait_until(lambda: barrier.waiting == 1)
+            start = time.monotonic()
+            assert _broken(await _party(w, barrier, SHORT))
+            assert time.monotonic() - start >= SHORT / 2
+            assert _broken(await other.join())
+            assert barrier.broken and barrier.waiting == 0
+            # It stays broken: later parties fail at once.
+            assert _broken(await _party(w, barrier, DEADLINE))
+            assert _broken(await _party(w, barrier))
+            assert barrier.broken and barrier.waiting == 0
+
+        run_in(world, body)
+
+    def test_abort(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            barrier = getattr(aiologic, factory)(3)
+            tasks = []
+            for i in range(2):
+                tasks.append(w.spawn(_party, barrier))
+                await w.wait_until(lambda i=i: barrier.waiting == i + 1)
+            barrier.abort()
+            results = [await task.join() for task in tasks]
+            assert all(_broken(result) for result in results), results
+            assert barrier.broken and barrier.waiting == 0
+            barrier.abort()  # harmless
+            assert _broken(await _party(w, barrier))
+
+        run_in(world, body)
+
+    def test_cancelled_party_breaks_it(
+        self, cooperative_world: str, factory: str
+    ) -> None:
+        async def body(w: World) -> None:
+            barrier = getattr(aiologic, factory)(3)
+            doomed = w.spawn(_party, barrier)
+            await w.wait_until(lambda: barrier.waiting == 1)
+            other = w.spawn(_party, barrier, DEADLINE)
+            await w.wait_until(lambda: barrier.waiting == 2)
+            doomed.cancel()
+            assert await doomed.join() is CANCELLED
+            assert _broken(await other.join())
+            assert barrier.broken and barrier.waiting == 0
+
+        run_in(cooperative_world, body)
+
+    def test_context_manager_aborts_on_error(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            barrier = getattr(aiologic, factory)(2)
+            task = w.spawn(_party, barrier)
+            await w.wait_until(lambda: barrier.waiting == 1)
+            async with w.hold(barrier) as index:
+                assert index == 1
+            assert await task.join() == 0
+            assert not barrier.broken
+            task = w.spawn(_party, barrier)
+            await w.wait_until(lambda: barrier.waiting == 1)
+            with pytest.raises(ZeroDivisionError):
+                async with w.hold(barrier) as index:
+                    assert index == 1
+                    1 / 0  # noqa: B018
+            assert await task.join() == 0  # it had passed already
+            assert barrier.broken
+            assert _broken(await _party(w, barrier))
+
+        run_in(world, body)
+
+    def test_repr(self, factory: str) -> None:
+        barrier = getattr(aiologic, factory)(3)
+        before = repr(barrier)
+        assert factory in before and re.search(r"\b3\b", before)
+
+        def party() -> None:
+            with pytest.raises(aiologic.BrokenBarrierError):
+                barrier.wait()
+
+        thread = threading.Thread(target=party, daemon=True)
+        thread.start()
+        wait_until(lambda: barrier.waiting == 1)
+        assert "waiting=1" in repr(barrier)
+        barrier.abort()
+        thread.join(DEADLINE)
+        assert "broken" in repr(barrier)
+
+
+def test_rbarrier_reset(world: str) -> None:
+    async def body(w: World) -> None:
+        barrier = aiologic.RBarrier(3)
+        tasks = []
+        for i in range(2):
+            tasks.append(w.spawn(_party, barrier, DEADLINE))
+            await w.wait_until(lambda i=i: barrier.waiting == i + 1)
+        barrier.reset()  # the parties waiting now are told it broke
+        results = [await task.join() for task in tasks]
+        assert all(_broken(result) for result in results), results
+        assert not barrier.broken and barrier.waiting == 0
+        barrier.abort()
+        assert barrier.broken and _broken(await _party(w, barrier))
+        barrier.reset()
+        barrier.reset()  # harmless
+        assert not barrier.broken
+        for _ in range(2):
+            tasks = []
+            for i in range(2):
+                tasks.append(w.spawn(_party, barrier))
+                await w.wait_until(lambda i=i: barrier.waiting == i + 1)
+            assert await w.wait(barrier, DEADLINE) == 2
+            assert [await task.join() for task in tasks] == [0, 1]
+
+    run_in(world, body)
+
+
+_BARRIER_WORLDS = ("threading", "asyncio", "trio")
+
+
+@BARRIERS
+@pytest.mark.parametrize("how", ["timeout", "cancel"])
+def test_barrier_across_threads_and_loops(factory: str, how: str) -> None:
+    """Issue 3, acceptance 1: a plain thread, an asyncio task in a second
+    thread and a trio task in a third pass together; one party that times out
+    (or is cancelled) breaks it for the others; RBarrier.reset() repairs it."""
+    _require("trio")
+    barrier = getattr(aiologic, factory)(3)
+
+    def start_round() -> list[Actor]:
+        actors: list[Actor] = []
+        for i, name in enumerate(_BARRIER_WORLDS):
+            actors.append(Actor(name, _party, barrier, DEADLINE))
+            if i < 2:
+                wait_until(lambda i=i: barrier.waiting == i + 1, actors=actors)
+        return actors
+
+    for _ in range(2):
+        indices = join_all(start_round())
+        assert indices == [0, 1, 2]  # arrival order, whatever the world
+        assert barrier.waiting == 0 and not barrier.broken
+
+    async def cancelled_party(w: World, barrier: Any) -> Any:
+        with w.move_on_after(SHORT):
+            return await w.wait(barrier)
+        return CANCELLED
+
+    # The thread waits; the trio party gives up before the third arrives.
+    waiting = Actor("threading", _party, barrier, DEADLINE)
+    wait_until(lambda: barrier.waiting == 1, actors=[waiting])
+    if how == "timeout":
+        quitter = Actor("trio", _party, barrier, SHORT)
+    else:
+        quitter = Actor("trio", cancelled_party, barrier)
+    first, last = join_all([waiting, quitter])
+    assert _broken(first), first
+    assert _broken(last) if how == "timeout" else last is CANCELLED
+    assert barrier.broken and barrier.waiting == 0
+    late = join_all([Actor("asyncio", _party, barrier, DEADLINE)])[0]
+    assert _broken(late), late
+    if factory == "RBarrier":
+        barrier.reset()
+        assert not barrier.broken
+        assert join_all(start_round()) == [0, 1, 2]
+    else:
+        assert _broken(join_all([Actor("trio", _party, barrier)])[0])
+
+
+# ============================================================================
+# CapacityLimiter, RCapacityLimiter
+# ============================================================================
+
+LIMITERS = pytest.mark.parametrize("factory", ["CapacityLimiter", "RCapacityLimiter"])
+
+
+async def _outsider(w: World, limiter: Any) -> tuple[bool, bool, Any]:
+    """From a task that borrows nothing: release fails, a token is free."""
+    with pytest.raises(RuntimeError):
+        w.release(limiter)
+    borrowed = await w.query(limiter, "borrowed")
+    got = await w.acquire(limiter, blocking=False)
+    if got:
+        w.release(limiter)
+    return borrowed, got, w.identity()
+
+
+@LIMITERS
+class TestCapacityLimiter:
+    def test_borrow_and_release(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            limiter = getattr(aiologic, factory)(2)
+            assert (limiter.total_tokens, limiter.available_tokens) == (2, 2)
+            assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
+            assert not limiter and dict(limiter.borrowers) == {}
+            assert await w.query(limiter, "borrowed") is False
+            assert await w.acquire(limiter) is True
+            me = w.identity()
+            assert dict(limiter.borrowers) == {me: 1}
+            assert limiter and limiter.borrowed_tokens == 1
+            assert limiter.available_tokens == 1
+            assert await w.query(limiter, "borrowed") is True
+            with pytest.raises(TypeError):
+                limiter.borrowers[me] = 5  # read-only
+            borrowed, got, other = await w.spawn(_outsider, limiter).join()
+            assert borrowed is False and got is True and other != me
+            assert dict(limiter.borrowers) == {me: 1}
+            w.release(limiter)
+            assert not limiter and limiter.available_tokens == 2
+            assert dict(limiter.borrowers) == {}
+            with pytest.raises(RuntimeError):
+                w.release(limiter)
+            assert limiter.available_tokens == 2 and limiter.borrowed_tokens == 0
+            async with w.hold(limiter):
+                assert dict(limiter.borrowers) == {me: 1}
+            assert not limiter
+
+        run_in(world, body)
+
+    def test_waiters_fifo_and_timeout(self, world: str, factory: str) -> None:
+        async def waiter(w: World, limiter: Any, name: int, entered: list[int]) -> int:
+            async with w.hold(limiter):
+                entered.append(name)
+            return name
+
+        async def body(w: World) -> None:
+            limiter = getattr(aiologic, factory)(1)
+            assert await w.acquire(limiter) is True
+            assert (await w.spawn(_outsider, limiter).join())[1] is False
+            entered: list[int] = []
+            tasks = []
+            for i in range(3):
+                tasks.append(w.spawn(waiter, limiter, i, entered))
+                await w.wait_until(lambda i=i: limiter.waiting == i + 1)
+            w.release(limiter)
+            assert [await task.join() for task in tasks] == [0, 1, 2]
+            assert entered == [0, 1, 2] and limiter.waiting == 0
+
+            async def timed(w: World) -> tuple[bool, bool]:
+                return (
+                    await w.acquire(limiter, timeout=SHORT),
+                    await w.acquire(limiter, timeout=0),
+                )
+
+            assert await w.acquire(limiter) is True
+            assert await w.spawn(timed).join() == (False, False)
+            assert limiter.waiting == 0 and limiter.borrowed_tokens == 1
+            w.release(limiter)
+
+        run_in(world, body)
+
+    def test_release_from_another_thread(self, factory: str) -> None:
+        limiter = getattr(aiologic, factory)(1)
+        assert limiter.green_acquire()
+        for name in ("threading", "asyncio"):
+            borrowed, got, _ = run_in(name, _outsider, limiter)
+            assert (borrowed, got) == (False, False)
+        me = ("threading", threading.get_ident())
+        assert dict(limiter.borrowers) == {me: 1}
+        limiter.green_release()
+        assert not limiter
+
+    def test_repr(self, factory: str) -> None:
+        limiter = getattr(aiologic, factory)(3)
+        before = repr(limiter)
+        assert factory in before and re.search(r"\b3\b", before)
+        assert limiter.green_acquire()
+        assert repr(limiter) != before
+        limiter.green_release()
+        assert repr(limiter) == before
+
+
+def test_limiter_borrows_once(world: str) -> None:
+    async def body(w: World) -> None:
+        limiter = aiologic.CapacityLimiter(2)
+        assert await w.acquire(limiter) is True
+        for kwargs in ({}, {"blocking": False}, {"timeout": 0}, {"timeout": SHORT}):
+            result = await outcome_of(w.acquire(limiter, **kwargs))
+            assert isinstance(result, RuntimeError), (kwargs, result)
+        with pytest.raises(RuntimeError):
+            async with w.hold(limiter):
+                pass
+        assert dict(limiter.borrowers) == {w.identity(): 1}
+        assert limiter.borrowed_tokens == 1 and limiter.waiting == 0
+        w.release(limiter)
+        assert not limiter and limiter.available_tokens == 2
+
+    run_in(world, body)
+
+
+def test_rlimiter_is_reentrant(world: str) -> None:
+    async def other(w: World, limiter: Any) -> tuple[bool, int]:
+        return await w.acquire(limiter, blocking=False), await w.query(limiter, "count")
+
+    async def body(w: World) -> None:
+        limiter = aiologic.RCapacityLimiter(1)
+        assert await w.query(limiter, "count") == 0
+        assert await w.acquire(limiter) is True
+        assert await w.acquire(limiter, blocking=False) is True
+        assert await w.acquire(limiter, count=2) is True
+        me = w.identity()
+        assert dict(limiter.borrowers) == {me: 4} and limiter.borrowed_tokens == 1
+        assert limiter.available_tokens == 0 and await w.query(limiter, "count") == 4
+        async with w.hold(limiter):
+            assert dict(limiter.borrowers) == {me: 5}
+        assert await w.spawn(other, limiter).join() == (False, 0)
+        with pytest.raises(RuntimeError):
+            w.release(limiter, count=5)
+        assert dict(limiter.borrowers) == {me: 4}
+        w.release(limiter, count=3)
+        assert dict(limiter.borrowers) == {me: 1} and limiter
+        w.release(limiter)
+        assert not limiter and limiter.available_tokens == 1
+        with pytest.raises(RuntimeError):
+            w.release(limiter)
+
+    run_in(world, body)
+
+
+def test_limiter_across_worlds() -> None:
+    """Issue 3, acceptance 4: at most 2 holders at any time, whatever their
+    world; `borrowers` shows each holder as (library, id) -> 1."""
+    limiter = aiologic.CapacityLimiter(2)
+    count = threading.Lock()  # only to count; never held across a switch
+    inside = [0]
+    peak = [0]
+    entries = [0]
+    bad: list[Any] = []
+
+    async def worker(w: World) -> None:
+        for _ in range(12):
+            async with w.hold(limiter):
+                me = w.identity()
+                with count:
+                    inside[0] += 1
+                    peak[0] = max(peak[0], inside[0])
+                    entries[0] += 1
+                borrowers = dict(limiter.borrowers)
+                if borrowers.get(me) != 1 or len(borrowers) > 2:
+                    bad.append((me, borrowers))
+                await w.sleep(0.0002)
+                with count:
+                    inside[0] -= 1
+            await w.sleep(0)
+
+    async def actor(w: World) -> None:
+        tasks = [w.spawn(worker) for _ in range(2)]
+        for task in tasks:
+            await task.join()
+
+    run_actors(
+        ("threading", actor), ("asyncio", actor), ("trio", actor), ("gevent", actor)
+    )
+    assert bad == [] and 1 <= peak[0] <= 2 and entries[0] == 96
+    assert not limiter and limiter.waiting == 0 and limiter.available_tokens == 2
+
+    # Deterministically: two holders of two worlds, a third world waits.
+    go = threading.Event()
+    seen: dict[str, Any] = {}
+
+    async def holder(w: World) -> Any:
+        async with w.hold(limiter):
+            seen[w.name] = w.identity()
+            await w.wait_until(go.is_set)
+        return w.identity()
+
+    assert limiter.green_acquire()
+    me = ("threading", threading.get_ident())
+    first = Actor("asyncio", holder)
+    wait_until(lambda: "asyncio" in seen, actors=[first])
+    assert dict(limiter.borrowers) == {me: 1, seen["asyncio"]: 1}
+    assert seen["asyncio"][0] == "asyncio"
+    second = Actor("trio", holder)
+    wait_until(lambda: limiter.waiting == 1, actors=[first, second])
+    assert limiter.available_tokens == 0 and "trio" not in seen
+    limiter.green_release()
+    wait_until(lambda: "trio" in seen, actors=[first, second])
+    assert dict(limiter.borrowers) == {seen["asyncio"]: 1, seen["trio"]: 1}
+    assert seen["trio"][0] == "trio"
+    go.set()
+    join_all([first, second])
+    assert not limiter and dict(limiter.borrowers) == {}
+
+
+def test_limiter_total_tokens_settable(world: str) -> None:
+    """Part B5: raising the total admits the earliest waiters; lowering it
+    below the borrowed count admits no one until borrowed < total."""
+
+    async def waiter(
+        w: World, limiter: Any, name: str, entered: list[str], go: list[str]
+    ) -> str:
+        async with w.hold(limiter):
+            entered.append(name)
+            await w.wait_until(lambda: name in go)
+        return name
+
+    async def body(w: World) -> None:
+        limiter = aiologic.CapacityLimiter(1)
+        entered: list[str] = []
+        go: list[str] = []
+        assert await w.acquire(limiter) is True
+        tasks = {}
+        for i, name in enumerate("ABCD"):
+            tasks[name] = w.spawn(waiter, limiter, name, entered, go)
+            await w.wait_until(lambda i=i: limiter.waiting == i + 1)
+        limiter.total_tokens = 3  # two more tokens: the two earliest waiters
+        assert limiter.total_tokens == 3
+        await w.wait_until(lambda: len(entered) == 2)
+        assert sorted(entered) == ["A", "B"] and limiter.waiting == 2
+        assert limiter.borrowed_tokens == 3 and limiter.available_tokens == 0
+        for bad in (-1, -5):
+            with pytest.raises(ValueError):
+                limiter.total_tokens = bad
+            assert limiter.total_tokens == 3
+        limiter.total_tokens = 1  # below the 3 borrowed
+        assert limiter.total_tokens == 1 and limiter.borrowed_tokens == 3
+        go.append("A")
+        assert await tasks["A"].join() == "A"
+        assert limiter.borrowed_tokens == 2 and limiter.waiting == 2
+        w.release(limiter)
+        assert limiter.borrowed_tokens == 1 and limiter.waiting == 2  # 1 == total
+        assert limiter.available_tokens == 0 and sorted(entered) == ["A", "B"]
+        go.append("B")
+        assert await tasks["B"].join() == "B"  # 0 < 1: C is admitted, D is not
+        await w.wait_until(lambda: len(entered) == 3)
+        assert entered[2] == "C" and limiter.waiting == 1
+        assert limiter.borrowed_tokens == 1
+        limiter.total_tokens = 2  # D now
+        await w.wait_until(lambda: len(entered) == 4)
+        assert entered[3] == "D" and limiter.waiting == 0
+        go.extend("CD")
+        assert await tasks["C"].join() == "C" and await tasks["D"].join() == "D"
+        assert limiter.borrowed_tokens == 0 and limiter.available_tokens == 2
+
+    run_in(world, body)
+
+
+# ============================================================================
+# Queue, LifoQueue, PriorityQueue
+# ============================================================================
+
+BOUNDED_QUEUES = pytest.mark.parametrize(
+    "factory", ["Queue", "LifoQueue", "PriorityQueue"]
+)
+_ORDER: dict[str, Callable[[list[Any]], list[Any]]] = {
+    "Queue": list,
+    "LifoQueue": lambda items: items[::-1],
+    "PriorityQueue": sorted,
+}
+
+
+async def _get_outcome(w: World, q: Any, **kwargs: Any) -> Any:
+    return await outcome_of(w.get(q, **kwargs))
+
+
+async def _put_outcome(w: World, q: Any, item: Any, **kwargs: Any) -> Any:
+    return await outcome_of(w.put(q, item, **kwargs))
+
+
+async def _timed_get(w: World, q: Any, timeout: float | None) -> Any:
+    return await outcome_of(w.get(q, timeout=timeout))
+
+
+async def _timed_put(w: World, q: Any, item: Any, timeout: float | None) -> Any:
+    return await outcome_of(w.put(q, item, timeout=timeout))
+
+
+def test_queue_exceptions() -> None:
+    for name in ("QueueEmpty", "QueueFull", "QueueShutDown"):
+        exc = getattr(aiologic, name)
+        assert issubclass(exc, Exception), name
+    assert not issubclass(
+        aiologic.QueueShutDown, (aiologic.QueueEmpty, aiologic.QueueFull)
+    )
+
+
+@BOUNDED_QUEUES
+class TestQueue:
+    def test_constructor(self, factory: str) -> None:
+        cls = getattr(aiologic, factory)
+        for bad in (0, -1):
+            with pytest.raises(ValueError):
+                cls(maxsize=bad)
+            with pytest.raises(ValueError):
+                cls([1], maxsize=bad)
+        for q in (cls(), cls(maxsize=None), cls([]), cls((), None)):
+            assert q.maxsize == 0 and len(q) == 0 and not q
+        q = cls([3, 1, 2], 5)
+        assert q.maxsize == 5 and len(q) == 3 and q
+        q = cls(iter([3, 1, 2]), maxsize=3)
+        assert q.maxsize == 3 and len(q) == 3
+        assert q.green_get(blocking=False) == _ORDER[factory]([3, 1, 2])[0]
+
+    def test_maxsize_as_first_argument(self, factory: str) -> None:
+        """API.md A: `Queue(0)` raises ValueError; `Queue(None)` is unbounded."""
+        cls = getattr(aiologic, factory)
+        with pytest.raises(ValueError):
+            cls(0)
+        q = cls(None)
+        assert q.maxsize == 0 and len(q) == 0
+
+    def test_order_and_size(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            q = getattr(aiologic, factory)([5, 1, 4], maxsize=6)
+            assert len(q) == 3 and q
+            got = [await w.get(q) for _ in range(3)]
+            assert got == _ORDER[factory]([5, 1, 4])
+            assert len(q) == 0 and not q
+            items = [3, 9, 2, 7, 0, 8]
+            await w.put(q, 3)
+            await w.put(q, 9, blocking=False)
+            await w.put(q, 2, timeout=0)
+            await w.put(q, 7, timeout=DEADLINE)
+            await w.put(q, 0, blocking=True, timeout=None)
+            await w.put(q, 8)
+            assert len(q) == 6 and q.putting == q.getting == q.waiting == 0
+            got = [
+                await w.get(q, blocking=False),
+                await w.get(q, timeout=0),
+                await w.get(q, timeout=DEADLINE),
+                await w.get(q),
+                await w.get(q),
+                await w.get(q),
+            ]
+            assert got == _ORDER[factory](items)
+            assert not q
+
+        run_in(world, body)
+
+    def test_empty_and_full(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            q = getattr(aiologic, factory)(maxsize=2)
+            with pytest.raises(aiologic.QueueEmpty):
+                await w.without_switching(lambda: w.get(q, blocking=False))
+            with pytest.raises(aiologic.QueueEmpty):
+                await w.get(q, timeout=0)
+            start = time.monotonic()
+            with pytest.raises(aiologic.QueueEmpty):
+                await w.get(q, timeout=SHORT)
+            assert time.monotonic() - start >= SHORT / 2
+            await w.put(q, 1)
+            await w.put(q, 2)
+            assert len(q) == 2
+            with pytest.raises(aiologic.QueueFull):
+                await w.without_switching(lambda: w.put(q, 3, blocking=False))
+            with pytest.raises(aiologic.QueueFull):
+                await w.put(q, 3, timeout=0)
+            start = time.monotonic()
+            with pytest.raises(aiologic.QueueFull):
+                await w.put(q, 3, timeout=SHORT)
+            assert time.monotonic() - start >= SHORT / 2
+            for bad in (math.nan, -1):
+                result = await _put_outcome(w, q, 3, timeout=bad)
+                assert isinstance(result, ValueError), (bad, result)
+            assert len(q) == 2 and q.putting == q.getting == q.waiting == 0
+            assert sorted([await w.get(q), await w.get(q)]) == [1, 2]
+            for bad in (math.nan, -1):
+                result = await _get_outcome(w, q, timeout=bad)
+                assert isinstance(result, ValueError), (bad, result)
+            assert q.putting == q.getting == q.waiting == 0 and not q
+
+        run_in(world, body)
+
+    def test_waiters_fifo(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            q = getattr(aiologic, factory)(maxsize=1)
+            getters = []
+            for i in range(3):
+                getters.append(w.spawn(_get_outcome, q))
+                await w.wait_until(lambda i=i: q.getting == i + 1)
+                assert q.waiting == i + 1 and q.putting == 0
+            for i in range(3):
+                await w.put(q, 10 + i)
+            assert [await task.join() for task in getters] == [10, 11, 12]
+            assert q.getting == 0 and not q
+            await w.put(q, 100)
+            putters = []
+            for i in range(3):
+                putters.append(w.spawn(_put_outcome, q, 20 + i))
+                await w.wait_until(lambda i=i: q.putting == i + 1)
+                assert q.waiting == i + 1 and q.getting == 0
+            assert len(q) == 1
+            got = [await w.get(q) for _ in range(4)]
+            assert got == [100, 20, 21, 22]  # one at a time: the putters' order
+            assert [await task.join() for task in putters] == [None] * 3
+            assert q.waiting == 0 and not q
+
+        run_in(world, body)
+
+    def test_cancelled_getter_loses_nothing(
+        self, cooperative_world: str, factory: str
+    ) -> None:
+        async def body(w: World) -> None:
+            for order in ("cancel-then-put", "put-then-cancel"):
+                q = getattr(aiologic, factory)(maxsize=3)
+                doomed = w.spawn(_get_outcome, q)
+                await w.wait_until(lambda q=q: q.getting == 1)
+                other = w.spawn(_get_outcome, q)
+                await w.wait_until(lambda q=q: q.getting == 2)
+                if order == "cancel-then-put":
+                    doomed.cancel()
+                    await w.put(q, 1)
+                else:
+                    await w.put(q, 1)
+                    doomed.cancel()
+                first = await doomed.join()
+                assert first in (1, CANCELLED)
+                if first == 1:
+                    await w.put(q, 2)
+                second = await other.join()
+                assert second in (1, 2) and first != second
+                assert not q and q.waiting == 0
+
+        run_in(cooperative_world, body)
+
+    def test_cancelled_putter_is_all_or_nothing(
+        self, cooperative_world: str, factory: str
+    ) -> None:
+        async def body(w: World) -> None:
+            for order in ("cancel-then-get", "get-then-cancel"):
+                q = getattr(aiologic, factory)([0], maxsize=1)
+                doomed = w.spawn(_put_outcome, q, 1)
+                await w.wait_until(lambda q=q: q.putting == 1)
+                other = w.spawn(_put_outcome, q, 2)
+                await w.wait_until(lambda q=q: q.putting == 2)
+                if order == "cancel-then-get":
+                    doomed.cancel()
+                    assert await w.get(q) == 0
+                else:
+                    assert await w.get(q) == 0
+                    doomed.cancel()
+                landed = await doomed.join() is None
+                got = [await w.get(q, timeout=DEADLINE)]
+                if landed:
+                    got.append(await w.get(q, timeout=DEADLINE))
+                assert await other.join() is None
+                assert sorted(got) == ([1, 2] if landed else [2])
+                assert not q and q.waiting == 0
+
+        run_in(cooperative_world, body)
+
+    def test_repr(self, factory: str) -> None:
+        q = getattr(aiologic, factory)([1], maxsize=7)
+        before = repr(q)
+        assert factory in before and re.search(r"\b7\b", before)
+        q.green_put(3)
+        assert repr(q) != before
+        q.green_get()
+        q.green_get()
+        empty = repr(q)
+        thread = threading.Thread(
+            target=lambda: q.green_get(timeout=DEADLINE), daemon=True
+        )
+        thread.start()
+        wait_until(lambda: q.getting == 1)
+        assert repr(q) != empty
+        q.green_put(4)
+        thread.join(DEADLINE)
+        assert repr(q) == empty
+
+
+class _TenfoldQueue(aiologic.Queue):  # type: ignore[type-arg]
+    """Extends the storage hooks: stores ten times each item, logs the calls."""
+
+    def _init(self, items: Any, maxsize: int) -> None:
+        self.log: list[Any] = [("init", maxsize)]
+        super()._init([item * 10 for item in items], maxsize)
+
+    def _put(self, item: Any) -> None:
+        self.log.append(("put", item))
+        super()._put(item * 10)
+
+    def _get(self) -> Any:
+        item = super()._get()
+        self.log.append(("get", item))
+        return item
+
+
+class _StackQueue(aiologic.Queue):  # type: ignore[type-arg]
+    """Replaces the storage: a list used as a stack, with a detector of
+    hooks that run at the same time."""
+
+    def _init(self, items: Any, maxsize: int) -> None:
+        self.stack = list(items)
+        self.probe = threading.Lock()
+        self.overlaps = 0
+
+    def _qsize(self) -> int:
+        return len(self.stack)
+
+    def _exclusive(self) -> None:
+        if not self.probe.acquire(blocking=False):
+            self.overlaps += 1
+            return
+        time.sleep(0)  # let another thread in, if the hook is not exclusive
+        self.probe.release()
+
+    def _put(self, item: Any) -> None:
+        self._exclusive()
+        self.stack.append(item)
+
+    def _get(self) -> Any:
+        self._exclusive()
+        return self.stack.pop()
+
+
+def test_queue_subclass_hooks(world: str) -> None:
+    async def body(w: World) -> None:
+        q = _TenfoldQueue([1, 2], maxsize=4)
+        assert q.log == [("init", 4)] and len(q) == 2
+        await w.put(q, 3)
+        assert [await w.get(q) for _ in range(3)] == [10, 20, 30]
+        assert q.log == [("init", 4), ("put", 3), ("get", 10), ("get", 20), ("get", 30)]
+        stack = _StackQueue([1, 2], maxsize=3)
+        await w.put(stack, 3)
+        assert len(stack) == 3 and stack
+        with pytest.raises(aiologic.QueueFull):
+            await w.put(stack, 4, blocking=False)
+        assert [await w.get(stack) for _ in range(3)] == [3, 2, 1]
+        assert not stack
+
+    run_in(world, body)
+
+
+def test_queue_hooks_run_exclusively() -> None:
+    q = _StackQueue(maxsize=3)
+    got: list[int] = []
+
+    def producer(base: int) -> None:
+        for i in range(150):
+            q.green_put(base + i, timeout=DEADLINE)
+
+    def consumer() -> None:
+        for _ in range(150):
+            got.append(q.green_get(timeout=DEADLINE))
+
+    threads = [
+        threading.Thread(target=producer, args=(1000 * k,), daemon=True)
+        for k in range(3)
+    ] + [threading.Thread(target=consumer, daemon=True) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+    assert q.overlaps == 0
+    assert sorted(got) == sorted(1000 * k + i for k in range(3) for i in range(150))
+    assert not q and q.waiting == 0
+
+
+def test_queue_across_worlds_exactly_once() -> None:
+    """Issue 3, acceptance 2: Queue(maxsize=4), producers in two threads and
+    an asyncio loop, consumers in a trio loop and a gevent hub thread that are
+    randomly cancelled or time out: every item arrives exactly once."""
+    _require("trio")
+    _require("gevent")
+    q = aiologic.Queue(maxsize=4)
+    per_producer = 150
+    total = 3 * per_producer
+    received: list[Any] = []  # list.append is atomic
+
+    async def producer(w: World, tag: str, seed: int) -> int:
+        rng = random.Random(seed)
+        items = [(tag, i) for i in range(per_producer)]
+
+        async def one(w: World, part: list[Any]) -> int:
+            retries = 0
+            for item in part:
+                while True:
+                    if rng.random() < 0.5:
+                        await w.put(q, item)
+                        break
+                    try:
+                        await w.put(q, item, timeout=rng.choice([0, 0.0005, 0.002]))
+                        break
+                    except aiologic.QueueFull:
+                        retries += 1
+            return retries
+
+        if w.green:
+            return await one(w, items)
+        tasks = [w.spawn(one, items[0::2]), w.spawn(one, items[1::2])]
+        return sum([await task.join() for task in tasks])
+
+    async def consumer(w: World, seed: int) -> int:
+        rng = random.Random(seed)
+
+        async def one(w: World) -> int:
+            interrupted = 0
+            while len(received) < total:
+                choice = rng.random()
+                if choice < 0.3:
+                    with w.move_on_after(rng.choice([0.0002, 0.001, 0.003])):
+                        received.append(await w.get(q))
+                        continue
+                    interrupted += 1
+                else:
+                    try:
+                        timeout = 0.05 if choice < 0.6 else rng.choice([0, 0.001])
+                        received.append(await w.get(q, timeout=timeout))
+                    except aiologic.QueueEmpty:
+                        interrupted += 1
+            return interrupted
+
+        tasks = [w.spawn(one) for _ in range(3)]
+        return sum([await task.join() for task in tasks])
+
+    actors = [
+        Actor("threading", producer, "t1", 1),
+        Actor("threading", producer, "t2", 2),
+        Actor("asyncio", producer, "a", 3),
+        Actor("trio", consumer, 4),
+        Actor("gevent", consumer, 5),
+    ]
+    results = join_all(actors)
+    assert len(received) == total and len(set(received)) == total
+    assert set(received) == {
+        (tag, i) for tag in ("t1", "t2", "a") for i in range(per_producer)
+    }
+    assert results[3] + results[4] > 0  # some gets were interrupted
+    assert not q and q.waiting == 0 and q.putting == q.getting == 0
+
+
+@pytest.mark.parametrize(
+    "factory, worlds",
+    [
+        ("PriorityQueue", ("asyncio", "trio")),
+        ("PriorityQueue", ("threading", "gevent")),
+        ("LifoQueue", ("trio", "threading")),
+        ("LifoQueue", ("eventlet", "asyncio")),
+    ],
+)
+def test_priority_and_lifo_across_worlds(factory: str, worlds: tuple[str, str]) -> None:
+    q = getattr(aiologic, factory)(maxsize=50)
+    items = list(range(40))
+    random.Random(7).shuffle(items)
+
+    async def producer(w: World) -> None:
+        for item in items:
+            await w.put(q, item)
+
+    async def consumer(w: World) -> list[int]:
+        return [await w.get(q, blocking=False) for _ in range(len(items))]
+
+    run_in(worlds[0], producer)
+    got = run_in(worlds[1], consumer)
+    assert got == (sorted(items) if factory == "PriorityQueue" else items[::-1])
+
+    # A getter of one world blocked on the empty queue gets the item a task
+    # of the other world puts.
+    async def getter(w: World) -> Any:
+        return await w.get(q, timeout=DEADLINE)
+
+    async def put_one(w: World) -> None:
+        await w.put(q, 99)
+
+    actor = Actor(worlds[1], getter)
+    wait_until(lambda: q.getting == 1, actors=[actor])
+    run_in(worlds[0], put_one)
+    assert actor.join() == 99
+    assert not q and q.waiting == 0
+
+
+# ============================================================================
+# Queue shutdown (part B1)
+# ============================================================================
+
+
+def test_shutdown_wakes_blocked_across_worlds() -> None:
+    """Issue 4: a getter blocked in a trio loop, one in a plain thread and a
+    putter blocked on a full queue in an asyncio loop all raise QueueShutDown
+    soon after shutdown() runs in a fourth thread."""
+    _require("trio")
+    empty = aiologic.Queue(maxsize=2)
+    full = aiologic.Queue(["kept"], maxsize=1)
+    actors = [
+        Actor("trio", _get_outcome, empty),
+        Actor("threading", _get_outcome, empty),
+        Actor("asyncio", _put_outcome, full, "never"),
+    ]
+    wait_until(lambda: empty.getting == 2 and full.putting == 1, actors=actors)
+
+    def shut_down() -> None:
+        empty.shutdown()
+        full.shutdown()
+
+    _in_thread(shut_down)
+    results = join_all(actors, timeout=5.0)
+    assert all(isinstance(r, aiologic.QueueShutDown) for r in results), results
+    for q in (empty, full):
+        assert q.putting == q.getting == q.waiting == 0
+    assert len(full) == 1 and full.green_get(blocking=False) == "kept"
+    with pytest.raises(aiologic.QueueShutDown):
+        full.green_get(blocking=False)
+
+
+@BOUNDED_QUEUES
+class TestShutdown:
+    def test_graceful_drains_in_order(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            q = getattr(aiologic, factory)(maxsize=3)
+            for item in (3, 1, 2):
+                await w.put(q, item)
+            assert q.unfinished_tasks == 3
+            q.shutdown()
+            # Puts are refused at once, QueueShutDown winning over QueueFull.
+            for kwargs in (
+                {"blocking": False},
+                {"timeout": 0},
+                {"timeout": DEADLINE},
+                {},
+            ):
+                result = await _put_outcome(w, q, 0, **kwargs)
+                assert isinstance(result, aiologic.QueueShutDown), (kwargs, result)
+            assert len(q) == 3 and q.unfinished_tasks == 3
+            got = [
+                await w.get(q, blocking=False),
+                await w.get(q),
+                await w.get(q, timeout=0),
+            ]
+            assert got == _ORDER[factory]([3, 1, 2])
+            for kwargs in (
+                {"blocking": False},
+                {"timeout": 0},
+                {"timeout": DEADLINE},
+                {},
+            ):
+                start = time.monotonic()
+                result = await _get_outcome(w, q, **kwargs)
+                assert isinstance(result, aiologic.QueueShutDown), (kwargs, result)
+                assert time.monotonic() - start < DEADLINE / 4
+            assert q.unfinished_tasks == 3  # a graceful shutdown keeps the count
+            q.shutdown()
+            q.shutdown(immediate=True)  # harmless
+            assert q.putting == q.getting == q.waiting == 0 and not q
+            for _ in range(3):
+                q.task_done()
+            assert await w.call(q, "join", timeout=0) is True
+
+        run_in(world, body)
+
+    def test_wakes_blocked_tasks(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            empty = getattr(aiologic, factory)(maxsize=1)
+            full = getattr(aiologic, factory)([5], maxsize=1)
+            tasks = []
+            for i, timeout in enumerate([None, DEADLINE]):
+                tasks.append(w.spawn(_timed_get, empty, timeout))
+                await w.wait_until(lambda i=i: empty.getting == i + 1)
+            for i, timeout in enumerate([None, DEADLINE]):
+                tasks.append(w.spawn(_timed_put, full, 6, timeout))
+                await w.wait_until(lambda i=i: full.putting == i + 1)
+            empty.shutdown()
+            full.shutdown()
+            results = [await task.join() for task in tasks]
+            assert all(isinstance(r, aiologic.QueueShutDown) for r in results), results
+            for q in (empty, full):
+                assert q.putting == q.getting == q.waiting == 0
+            assert len(full) == 1 and await w.get(full) == 5  # 6 never landed
+            assert len(empty) == 0
+
+        run_in(world, body)
+
+    def test_immediate(self, factory: str) -> None:
+        q = getattr(aiologic, factory)(maxsize=5)
+        for item in (3, 1, 2):
+            q.green_put(item)
+        assert q.green_get() == _ORDER[factory]([3, 1, 2])[0]
+        assert q.unfinished_tasks == 3  # a get alone does not lower it
+        q.shutdown(immediate=True)
+        assert len(q) == 0 and not q and q.unfinished_tasks == 1
+        with pytest.raises(aiologic.QueueShutDown):
+            q.green_get(blocking=False)
+        with pytest.raises(aiologic.QueueShutDown):
+            q.green_put(4, blocking=False)
+        q.task_done()
+        assert q.unfinished_tasks == 0 and q.green_join(timeout=0) is True
+        with pytest.raises(ValueError):
+            q.task_done()
+        assert q.unfinished_tasks == 0
+        q.shutdown(immediate=True)  # harmless
+        assert q.putting == q.getting == q.waiting == 0
+
+    def test_graceful_then_immediate_empties(self, factory: str) -> None:
+        q = getattr(aiologic, factory)()
+        q.green_put(1)
+        q.green_put(2)
+        q.shutdown()
+        assert len(q) == 2 and q.unfinished_tasks == 2
+        q.shutdown(immediate=True)
+        assert len(q) == 0 and q.unfinished_tasks == 0
+        with pytest.raises(aiologic.QueueShutDown):
+            q.green_get(timeout=DEADLINE)
+
+    def test_immediate_never_below_zero(self, factory: str) -> None:
+        q = getattr(aiologic, factory)()
+        q.green_put(1)
+        q.green_put(2)
+        q.task_done()
+        q.task_done()  # marked done before they were got
+        assert q.unfinished_tasks == 0 and len(q) == 2
+        q.shutdown(immediate=True)
+        assert q.unfinished_tasks == 0 and len(q) == 0
+        assert q.green_join(timeout=0) is True
+
+    def test_repr_shows_it(self, factory: str) -> None:
+        q = getattr(aiologic, factory)()
+        before = repr(q)
+        q.shutdown()
+        assert repr(q) != before
+
+
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+class TestSimpleQueueShutdown:
+    """API.md B1: shutdown() on every queue class, simple ones included."""
+
+    def test_graceful(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            empty = getattr(aiologic, factory)()
+            task = w.spawn(_timed_get, empty, DEADLINE)
+            await w.wait_until(lambda: empty.getting == 1)
+            empty.shutdown()
+            assert isinstance(await task.join(), aiologic.QueueShutDown)
+            assert empty.getting == empty.waiting == 0
+            q = getattr(aiologic, factory)([1, 2])
+            q.shutdown()
+            with pytest.raises(aiologic.QueueShutDown):
+                q.put(3)
+            for kwargs in ({}, {"blocking": False}, {"timeout": 0}):
+                result = await _put_outcome(w, q, 3, **kwargs)
+                assert isinstance(result, aiologic.QueueShutDown), (kwargs, result)
+            got = [await w.get(q), await w.get(q, blocking=False)]
+            assert got == ([1, 2] if factory == "SimpleQueue" else [2, 1])
+            for kwargs in ({"blocking": False}, {"timeout": DEADLINE}, {}):
+                result = await _get_outcome(w, q, **kwargs)
+                assert isinstance(result, aiologic.QueueShutDown), (kwargs, result)
+            q.shutdown()  # harmless
+            assert q.putting == q.getting == q.waiting == 0
+
+        run_in(world, body)
+
+    def test_immediate(self, factory: str) -> None:
+        q = getattr(aiologic, factory)([1, 2, 3])
+        q.shutdown(immediate=True)
+        assert len(q) == 0 and not q
+        with pytest.raises(aiologic.QueueShutDown):
+            q.green_get(blocking=False)
+        with pytest.raises(aiologic.QueueShutDown):
+            q.put(4)
+
+
+# ============================================================================
+# Queue task tracking (part B2)
+# ============================================================================
+
+
+@BOUNDED_QUEUES
+def test_join_semantics(world: str, factory: str) -> None:
+    async def joiner(w: World, q: Any, timeout: float | None, done: list[Any]) -> Any:
+        result = await w.call(q, "join", timeout=timeout)
+        done.append(q.unfinished_tasks)
+        return result
+
+    async def body(w: World) -> None:
+        q = getattr(aiologic, factory)(maxsize=1)
+        assert q.unfinished_tasks == 0
+        assert await w.call(q, "join", timeout=0) is True
+        assert await w.call(q, "join") is True
+        with pytest.raises(ValueError):
+            q.task_done()
+        assert q.unfinished_tasks == 0
+        await w.put(q, 1)
+        assert q.unfinished_tasks == 1
+        with pytest.raises(aiologic.QueueFull):
+            await w.put(q, 2, blocking=False)
+        assert q.unfinished_tasks == 1  # a failed put is not counted
+        assert await w.call(q, "join", timeout=0) is False
+        start = time.monotonic()
+        assert await w.call(q, "join", timeout=SHORT) is False
+        assert time.monotonic() - start >= SHORT / 2
+        assert await w.get(q) == 1
+        assert q.unfinished_tasks == 1  # a get alone does not lower it
+        done: list[Any] = []
+        tasks = [w.spawn(joiner, q, timeout, done) for timeout in (None, DEADLINE)]
+        # Give the joiners the time to block (and a wrong one the time to return).
+        assert await w.call(q, "join", timeout=SHORT) is False
+        assert done == []
+        q.task_done()
+        assert [await task.join() for task in tasks][1] is True
+        assert done == [0, 0]
+        with pytest.raises(ValueError):
+            q.task_done()
+        assert q.unfinished_tasks == 0
+        assert await w.call(q, "join", timeout=0) is True
+
+    run_in(world, body)
+
+
+def test_join_across_worlds() -> None:
+    """Issue 4: 1000 items processed by workers in three worlds; joiners in
+    two more worlds return only after the last task_done()."""
+    _require("trio")
+    _require("gevent")
+    q = aiologic.Queue(maxsize=16)
+    n = 1000
+    processed: list[int] = []
+    hold_last = threading.Event()
+    stop = threading.Event()
+
+    async def worker(w: World) -> int:
+        count = 0
+        while True:
+            try:
+                item = await w.get(q, timeout=0.01)
+            except aiologic.QueueEmpty:
+                if stop.is_set():
+                    return count
+                continue
+            if item == 0:  # the first item put is the last one marked done
+                await w.wait_until(hold_last.is_set)
+            processed.append(item)
+            count += 1
+            q.task_done()
+
+    async def workers(w: World) -> int:
+        tasks = [w.spawn(worker) for _ in range(2)]
+        return sum([await task.join() for task in tasks])
+
+    async def joiner(w: World) -> tuple[Any, int]:
+        result = await w.call(q, "join")
+        return result, len(processed)
+
+    async def producer(w: World) -> None:
+        for item in range(n):
+            await w.put(q, item)
+
+    crew = [Actor(name, workers) for name in ("threading", "asyncio", "trio")]
+    feeder = Actor("threading", producer)
+    wait_until(lambda: q.unfinished_tasks >= 1, actors=[*crew, feeder])
+    joiners = [Actor("gevent", joiner), Actor("anyio-asyncio", joiner)]
+    join_all([feeder])
+    wait_until(lambda: len(processed) == n - 1, actors=crew + joiners)
+    assert q.unfinished_tasks == 1
+    assert q.green_join(timeout=SHORT) is False
+    assert all(actor.thread.is_alive() for actor in joiners)
+    hold_last.set()
+    assert join_all(joiners) == [(True, n), (True, n)]
+    stop.set()
+    counts = join_all(crew)
+    assert sum(counts) == n and all(counts), counts
+    assert sorted(processed) == list(range(n))
+    assert q.unfinished_tasks == 0 and q.green_join(timeout=0) is True
+    assert not q and q.waiting == 0
+
+
+# ============================================================================
+# RWLock (part B3)
+# ============================================================================
+
+
+async def _rw_enter(
+    w: World, side: Any, name: str, entered: list[str], go: list[str]
+) -> str:
+    """Hold `side` from entering until `name` is in `go`; record the entry."""
+    async with w.hold(side):
+        entered.append(name)
+        await w.wait_until(lambda: name in go)
+    return name
+
+
+async def _rw_try(w: World, side: Any, kwargs: dict[str, Any]) -> bool:
+    """Acquire from another task; release at once if that worked."""
+    got = await w.acquire(side, **kwargs)
+    if got:
+        w.release(side)
+    return bool(got)
+
+
+class TestRWLock:
+    def test_basics(self, world: str) -> None:
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            reader, writer = rw.reader, rw.writer
+            assert rw.waiting == 0 and not reader.locked() and not writer.locked()
+            assert await w.acquire(reader, timeout=0) is True
+            assert reader.locked() and not writer.locked()
+            # Readers share it; a writer does not get in.
+            assert await w.spawn(_rw_try, reader, {"blocking": False}).join() is True
+            assert await w.spawn(_rw_try, writer, {"blocking": False}).join() is False
+            assert await w.spawn(_rw_try, writer, {"timeout": 0}).join() is False
+            assert await w.spawn(_rw_try, writer, {"timeout": SHORT}).join() is False
+            assert rw.waiting == 0 and reader.locked()
+            w.release(reader)
+            assert not reader.locked()
+            assert await w.acquire(writer, timeout=0) is True
+            assert writer.locked() and not reader.locked()
+            assert await w.spawn(_rw_try, reader, {"blocking": False}).join() is False
+            assert await w.spawn(_rw_try, reader, {"timeout": SHORT}).join() is False
+            assert await w.spawn(_rw_try, writer, {"timeout": 0}).join() is False
+            assert rw.waiting == 0
+            w.release(writer)
+            assert not writer.locked()
+            for side in (reader, writer):
+                with pytest.raises(RuntimeError):
+                    w.release(side)  # not held
+                async with w.hold(side):
+                    assert side.locked()
+                assert not side.locked()
+                for bad in (math.nan, -1):
+                    result = await outcome_of(w.acquire(side, timeout=bad))
+                    assert isinstance(result, ValueError), (bad, result)
+            assert rw.waiting == 0
+
+        run_in(world, body)
+
+    def test_writer_is_owned(self, world: str) -> None:
+        async def intruder(w: World, writer: Any) -> None:
+            with pytest.raises(RuntimeError):
+                w.release(writer)
+
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            assert await w.acquire(rw.writer) is True
+            await w.spawn(intruder, rw.writer).join()
+            assert rw.writer.locked()
+            w.release(rw.writer)
+            assert not rw.writer.locked()
+
+        run_in(world, body)
+
+    def test_strict_arrival_order(self, world: str) -> None:
+        """API.md B3: a writer holds it and R1, W2, R2 queue: R1 enters, then
+        W2, then R2."""
+
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            entered: list[str] = []
+            go: list[str] = []
+            assert await w.acquire(rw.writer) is True
+            tasks = []
+            for i, (name, side) in enumerate(
+                [("R1", rw.reader), ("W2", rw.writer), ("R2", rw.reader)]
+            ):
+                tasks.append(w.spawn(_rw_enter, side, name, entered, go))
+                await w.wait_until(lambda i=i: rw.waiting == i + 1)
+            assert rw.reader.waiting == 2 and rw.writer.waiting == 1
+            w.release(rw.writer)
+            await w.wait_until(lambda: entered == ["R1"])
+            assert rw.waiting == 2  # R2 waits behind W2
+            go.append("R1")
+            await w.wait_until(lambda: entered == ["R1", "W2"])
+            assert rw.waiting == 1 and rw.writer.locked() and not rw.reader.locked()
+            go.append("W2")
+            await w.wait_until(lambda: entered == ["R1", "W2", "R2"])
+            go.append("R2")
+            assert [await task.join() for task in tasks] == ["R1", "W2", "R2"]
+            assert rw.waiting == 0 and not rw.reader.locked()
+
+        run_in(world, body)
+
+    def test_queued_readers_enter_together(self, world: str) -> None:
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            entered: list[str] = []
+            go: list[str] = []
+            assert await w.acquire(rw.writer) is True
+            tasks = []
+            for i, (name, side) in enumerate(
+                [
+                    ("R1", rw.reader),
+                    ("R2", rw.reader),
+                    ("R3", rw.reader),
+                    ("W4", rw.writer),
+                    ("R5", rw.reader),
+                ]
+            ):
+                tasks.append(w.spawn(_rw_enter, side, name, entered, go))
+                await w.wait_until(lambda i=i: rw.waiting == i + 1)
+            w.release(rw.writer)
+            await w.wait_until(lambda: len(entered) == 3)
+            assert sorted(entered) == ["R1", "R2", "R3"] and rw.waiting == 2
+            go.extend(["R1", "R2", "R3"])
+            await w.wait_until(lambda: len(entered) == 4)
+            assert entered[3] == "W4"
+            go.extend(["W4", "R5"])
+            assert [await task.join() for task in tasks] == [
+                "R1",
+                "R2",
+                "R3",
+                "W4",
+                "R5",
+            ]
+            assert entered[4] == "R5" and rw.waiting == 0
+
+        run_in(world, body)
+
+    def test_waiting_writer_stops_new_readers(self, world: str) -> None:
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            entered: list[str] = []
+            go: list[str] = []
+            assert await w.acquire(rw.reader) is True
+            writer = w.spawn(_rw_enter, rw.writer, "W", entered, go)
+            await w.wait_until(lambda: rw.waiting == 1)
+            # A reader acquire that does not wait fails while a writer waits.
+            for kwargs in ({"blocking": False}, {"timeout": 0}, {"timeout": SHORT}):
+                assert await w.spawn(_rw_try, rw.reader, kwargs).join() is False
+                assert rw.waiting == 1
+            reader = w.spawn(_rw_enter, rw.reader, "R", entered, go)
+            await w.wait_until(lambda: rw.waiting == 2)
+            assert entered == []
+            w.release(rw.reader)
+            await w.wait_until(lambda: entered == ["W"])
+            go.extend(["W", "R"])
+            assert await writer.join() == "W" and await reader.join() == "R"
+            assert entered == ["W", "R"] and rw.waiting == 0
+
+        run_in(world, body)
+
+    def test_writer_timeout_lets_queued_readers_in(self, world: str) -> None:
+        async def timed_writer(w: World, rw: Any) -> bool:
+            got = await w.acquire(rw.writer, timeout=0.2)
+            if got:
+                w.release(rw.writer)
+            return bool(got)
+
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            entered: list[str] = []
+            go = ["R"]
+            assert await w.acquire(rw.reader) is True
+            writer = w.spawn(timed_writer, rw)
+            await w.wait_until(lambda: rw.waiting == 1)
+            reader = w.spawn(_rw_enter, rw.reader, "R", entered, go)
+            assert await writer.join() is False
+            # The reader behind it got in while this task still reads.
+            assert await reader.join() == "R" and entered == ["R"]
+            assert rw.reader.locked() and rw.waiting == 0
+            w.release(rw.reader)
+            assert not rw.reader.locked()
+
+        run_in(world, body)
+
+    def test_cancelled_writer_lets_queued_readers_in(
+        self, cooperative_world: str
+    ) -> None:
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            entered: list[str] = []
+            go = ["R1", "R2"]
+            assert await w.acquire(rw.reader) is True
+            writer = w.spawn(_rw_enter, rw.writer, "W", entered, go)
+            await w.wait_until(lambda: rw.waiting == 1)
+            readers = []
+            for i, name in enumerate(["R1", "R2"]):
+                readers.append(w.spawn(_rw_enter, rw.reader, name, entered, go))
+                await w.wait_until(lambda i=i: rw.waiting == i + 2)
+            writer.cancel()
+            assert await writer.join() is CANCELLED
+            assert [await task.join() for task in readers] == ["R1", "R2"]
+            assert sorted(entered) == ["R1", "R2"] and rw.waiting == 0
+            w.release(rw.reader)
+            assert not rw.reader.locked() and not rw.writer.locked()
+
+        run_in(cooperative_world, body)
+
+    def test_cancelled_waiters_leave(self, cooperative_world: str) -> None:
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            entered: list[str] = []
+            go: list[str] = ["W", "R"]
+            assert await w.acquire(rw.writer) is True
+            tasks = {}
+            for i, (name, side) in enumerate(
+                [("r", rw.reader), ("w", rw.writer), ("R", rw.reader), ("W", rw.writer)]
+            ):
+                tasks[name] = w.spawn(_rw_enter, side, name, entered, go)
+                await w.wait_until(lambda i=i: rw.waiting == i + 1)
+            tasks["r"].cancel()
+            tasks["w"].cancel(timeout=True)
+            assert await tasks["r"].join() is CANCELLED
+            assert await tasks["w"].join() is CANCELLED
+            assert rw.waiting == 2
+            w.release(rw.writer)
+            assert await tasks["R"].join() == "R" and await tasks["W"].join() == "W"
+            assert entered == ["R", "W"] and rw.waiting == 0
+            assert not rw.reader.locked() and not rw.writer.locked()
+
+        run_in(cooperative_world, body)
+
+    def test_repr(self) -> None:
+        rw = aiologic.RWLock()
+        free = repr(rw)
+        assert "RWLock" in free
+        assert rw.reader.green_acquire()
+        reading = repr(rw)
+        assert reading != free
+        thread = threading.Thread(
+            target=lambda: (rw.writer.green_acquire(), rw.writer.green_release()),
+            daemon=True,
+        )
+        thread.start()
+        wait_until(lambda: rw.waiting == 1)
+        assert "waiting=1" in repr(rw)
+        rw.reader.green_release()
+        thread.join(DEADLINE)
+        assert repr(rw) == free
+        assert rw.writer.green_acquire()
+        assert repr(rw) not in (free, reading)
+        rw.writer.green_release()
+
+
+_RW_WORLDS = ("threading", "asyncio", "trio")
+
+
+def test_rwlock_across_worlds_exclusion() -> None:
+    """Issue 4: readers and writers in threads and two loops; a writer never
+    overlaps anyone."""
+    _require("trio")
+    rw = aiologic.RWLock()
+    count = threading.Lock()  # only to count; never held across a switch
+    state = {"readers": 0, "writers": 0, "reads": 0, "writes": 0}
+    violations: list[Any] = []
+
+    async def reader(w: World) -> None:
+        for _ in range(20):
+            async with w.hold(rw.reader):
+                with count:
+                    if state["writers"]:
+                        violations.append(("read during write", dict(state)))
+                    state["readers"] += 1
+                    state["reads"] += 1
+                await w.sleep(0)
+                with count:
+                    state["readers"] -= 1
+            await w.sleep(0)
+
+    async def writer(w: World) -> None:
+        for _ in range(10):
+            async with w.hold(rw.writer):
+                with count:
+                    if state["writers"] or state["readers"]:
+                        violations.append(("write during", dict(state)))
+                    state["writers"] += 1
+                    state["writes"] += 1
+                await w.sleep(0)
+                with count:
+                    state["writers"] -= 1
+            await w.sleep(0)
+
+    async def actor(w: World) -> None:
+        tasks = [w.spawn(reader), w.spawn(reader), w.spawn(writer)]
+        for task in tasks:
+            await task.join()
+
+    run_actors(*[(name, actor) for name in _RW_WORLDS])
+    assert violations == []
+    assert state == {"readers": 0, "writers": 0, "reads": 120, "writes": 30}
+    assert rw.waiting == 0 and not rw.reader.locked() and not rw.writer.locked()
+
+
+def test_rwlock_readers_overlap_across_worlds() -> None:
+    """Each reader waits, holding the lock, until every reader holds it:
+    possible only if readers of three worlds hold it at the same time."""
+    _require("trio")
+    rw = aiologic.RWLock()
+    inside: list[str] = []
+
+    async def reader(w: World) -> None:
+        async with w.hold(rw.reader):
+            inside.append(w.name)
+            await w.wait_until(lambda: len(inside) == 2 * len(_RW_WORLDS))
+
+    async def actor(w: World) -> None:
+        tasks = [w.spawn(reader), w.spawn(reader)]
+        for task in tasks:
+            await task.join()
+
+    run_actors(*[(name, actor) for name in _RW_WORLDS])
+    assert sorted(inside) == sorted(2 * list(_RW_WORLDS))
+    assert not rw.reader.locked() and rw.waiting == 0
+
+
+def test_rwlock_readers_cannot_starve_a_writer() -> None:
+    """Readers of three worlds pass the lock on to each other (each leaves
+    only after another one entered, or after a while); a writer in a gevent
+    hub thread must still get in soon."""
+    _require("trio")
+    _require("gevent")
+    rw = aiologic.RWLock()
+    stop = threading.Event()
+    entries = [0]
+    count = threading.Lock()
+    patience = 0.2  # how long a reader waits for a successor
+
+    async def reader(w: World) -> int:
+        n = 0
+        while not stop.is_set():
+            async with w.hold(rw.reader):
+                with count:
+                    entries[0] += 1
+                    mine = entries[0]
+                deadline = time.monotonic() + patience
+                while (
+                    entries[0] == mine
+                    and time.monotonic() < deadline
+                    and not stop.is_set()
+                ):
+                    await w.sleep(0.0005)
+            n += 1
+        return n
+
+    async def readers(w: World) -> int:
+        tasks = [w.spawn(reader), w.spawn(reader)]
+        return sum([await task.join() for task in tasks])
+
+    async def writer(w: World) -> tuple[bool, float, int]:
+        await w.wait_until(lambda: entries[0] >= 20)  # a steady stream
+        start = time.monotonic()
+        got = await w.acquire(rw.writer, timeout=5.0)
+        elapsed = time.monotonic() - start
+        seen = entries[0]
+        if got:
+            w.release(rw.writer)
+        stop.set()
+        return bool(got), elapsed, seen
+
+    crew = [Actor(name, readers) for name in _RW_WORLDS]
+    try:
+        got, elapsed, _ = Actor("gevent", writer).join()
+    finally:
+        stop.set()
+        counts = join_all(crew)
+    assert got is True and elapsed < 5 * patience, elapsed
+    assert all(counts), counts
+    assert rw.waiting == 0 and not rw.reader.locked() and not rw.writer.locked()
+
+
+def test_rwlock_strict_order_across_worlds() -> None:
+    _require("trio")
+    _require("gevent")
+    rw = aiologic.RWLock()
+    entered: list[str] = []
+    go: list[str] = []
+
+    async def one(w: World, name: str) -> str:
+        side = rw.reader if name.startswith("R") else rw.writer
+        return await _rw_enter(w, side, name, entered, go)
+
+    assert rw.writer.green_acquire()
+    actors = []
+    for i, (world_name, name) in enumerate(
+        [("asyncio", "R1"), ("trio", "W2"), ("gevent", "R2"), ("threading", "R3")]
+    ):
+        actors.append(Actor(world_name, one, name))
+        wait_until(lambda i=i: rw.waiting == i + 1, actors=actors)
+    rw.writer.green_release()
+    wait_until(lambda: entered == ["R1"], actors=actors)
+    go.append("R1")
+    wait_until(lambda: entered == ["R1", "W2"], actors=actors)
+    assert rw.waiting == 2
+    go.append("W2")
+    wait_until(lambda: len(entered) == 4, actors=actors)
+    assert sorted(entered[2:]) == ["R2", "R3"]  # queued together, enter together
+    go.extend(["R2", "R3"])
+    assert join_all(actors) == ["R1", "W2", "R2", "R3"]
+    assert rw.waiting == 0 and not rw.reader.locked()
+
+
+# ============================================================================
+# Mixed-deadlock detection (part B4)
+# ============================================================================
+
+DEADLOCK_KINDS = {
+    "Lock": lambda: aiologic.Lock(),
+    "RLock": lambda: aiologic.RLock(),
+    "RWLock.writer": lambda: aiologic.RWLock().writer,
+}
+DEADLOCKABLE = pytest.mark.parametrize("kind", list(DEADLOCK_KINDS))
+
+
+def _owner_of(lock: Any) -> Any:
+    return getattr(lock, "owner", None)
+
+
+@DEADLOCKABLE
+def test_green_acquire_of_a_lock_held_by_a_task_of_this_loop(
+    async_backend: str, kind: str
+) -> None:
+    """`with lock:` in a loop thread while a task of that loop holds the lock
+    raises RuntimeError at once instead of hanging the thread."""
+
+    async def holder(w: World, lock: Any, go: list[int]) -> None:
+        async with w.hold(lock):
+            await w.wait_until(lambda: go)
+
+    def enter(lock: Any) -> None:
+        with lock:
+            pass
+
+    async def body(w: World) -> None:
+        lock = DEADLOCK_KINDS[kind]()
+        go: list[int] = []
+        task = w.spawn(holder, lock, go)
+        await w.wait_until(lock.locked)
+        owner = _owner_of(lock)
+        attempts = [
+            lambda: lock.green_acquire(timeout=1),  # bounded first: no hang
+            lambda: lock.green_acquire(timeout=DEADLINE),
+            lock.green_acquire,
+            lambda: enter(lock),
+        ]
+        for attempt in attempts:
+            start = time.monotonic()
+            with pytest.raises(RuntimeError) as info:
+                attempt()
+            assert time.monotonic() - start < 0.5
+            assert str(info.value)  # says what happened
+            assert lock.waiting == 0 and lock.locked() and _owner_of(lock) == owner
+        go.append(1)
+        await task.join()  # the holder was not disturbed
+        assert not lock.locked() and lock.waiting == 0
+        with lock:  # free now: green code of this thread may take it
+            assert lock.locked()
+        assert not lock.locked()
+
+    run_in(async_backend, body)
+
+
+@DEADLOCKABLE
+def test_async_acquire_of_a_lock_held_by_green_code_of_this_thread(
+    async_backend: str, kind: str
+) -> None:
+    async def body(w: World) -> None:
+        lock = DEADLOCK_KINDS[kind]()
+        assert lock.green_acquire()
+        owner = _owner_of(lock)
+        try:
+            for kwargs in ({"timeout": 1}, {"timeout": DEADLINE}, {}):
+                start = time.monotonic()
+                result = await outcome_of(w.acquire(lock, **kwargs))
+                assert isinstance(result, RuntimeError), (kwargs, result)
+                assert time.monotonic() - start < 0.5
+                assert str(result)
+                assert lock.waiting == 0 and lock.locked()
+                assert _owner_of(lock) == owner
+            with pytest.raises(RuntimeError):
+                async with lock:
+                    pass
+        finally:
+            lock.green_release()
+        assert not lock.locked() and lock.waiting == 0
+        async with lock:
+            assert lock.locked()
+
+    run_in(async_backend, body)
+
+
+@DEADLOCKABLE
+def test_waiters_of_other_threads_are_never_refused(kind: str) -> None:
+    lock = DEADLOCK_KINDS[kind]()
+    go = threading.Event()
+
+    async def holder(w: World) -> None:
+        async with w.hold(lock):
+            await w.wait_until(go.is_set)
+
+    async def waiter(w: World) -> bool:
+        got = await w.acquire(lock, timeout=DEADLINE)
+        if got:
+            w.release(lock)
+        return bool(got)
+
+    # An asyncio task holds it; a plain thread and a gevent hub thread wait.
+    loop = Actor("asyncio", holder)
+    wait_until(lock.locked, actors=[loop])
+    waiters = [Actor("threading", waiter), Actor("gevent", waiter)]
+    wait_until(lambda: lock.waiting == 2, actors=[loop, *waiters])
+    go.set()
+    assert join_all([loop, *waiters]) == [None, True, True]
+    # Green code of this thread holds it; tasks of two loops in other
+    # threads wait.
+    go.clear()
+    assert lock.green_acquire()
+    waiters = [Actor("asyncio", waiter), Actor("trio", waiter)]
+    wait_until(lambda: lock.waiting == 2, actors=waiters)
+    lock.green_release()
+    assert join_all(waiters) == [True, True]
+    assert not lock.locked() and lock.waiting == 0
+
+
+# ============================================================================
+# synchronized
+# ============================================================================
+
+
+class _Peak:
+    """Counts the callers inside a section; `peak` is the most at once."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.peak = 0
+        self.calls = 0
+
+    def enter(self) -> None:
+        self.inside += 1
+        self.calls += 1
+        self.peak = max(self.peak, self.inside)
+
+    def leave(self) -> None:
+        self.inside -= 1
+
+
+def _hammer(fn: Callable[[], Any], threads: int = 4, calls: int = 40) -> None:
+    """Call fn() `calls` times in each of `threads` threads, started together."""
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            start.wait(DEADLINE)
+            for _ in range(calls):
+                fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, daemon=True) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+    assert errors == []
+
+
+class TestSynchronized:
+    def test_function(self) -> None:
+        peak = _Peak()
+
+        @aiologic.synchronized
+        def work(depth: int = 0) -> int:
+            """Some work."""
+            peak.enter()
+            time.sleep(0)  # invite another thread in
+            peak.leave()
+            if depth:
+                return work(depth - 1) + 1  # reentrant
+            return 0
+
+        assert work.__name__ == "work" and work.__doc__ == "Some work."
+        assert work(3) == 3
+        _hammer(work)
+        assert peak.peak == 1 and peak.calls == 4 + 160
+
+        @aiologic.synchronized
+        def fail() -> None:
+            raise ZeroDivisionError
+
+        with pytest.raises(ZeroDivisionError):
+            fail()
+
+        def fail_again() -> None:
+            with pytest.raises(ZeroDivisionError):
+                fail()
+
+        _in_thread(fail_again)  # the lock was not left held
+
+    def test_method_is_per_object(self) -> None:
+        class Account:
+            def __init__(self) -> None:
+                self.peak = _Peak()
+
+            @aiologic.synchronized
+            def step(self) -> None:
+                self.peak.enter()
+                time.sleep(0)
+                self.peak.leave()
+
+            @aiologic.synchronized
+            def other(self) -> None:
+                self.step()  # reentrant, and shared by the methods
+
+            @aiologic.synchronized
+            def meet(self, mine: threading.Event, theirs: threading.Event) -> bool:
+                mine.set()
+                return theirs.wait(DEADLINE)
+
+        a, b = Account(), Account()
+        _hammer(lambda: (a.step(), a.other()))
+        assert a.peak.peak == 1 and a.peak.calls == 4 * 40 * 2
+        # Two objects: their synchronized methods run at the same time.
+        ready_a, ready_b = threading.Event(), threading.Event()
+        met: list[bool] = []
+        thread = threading.Thread(
+            target=lambda: met.append(a.meet(ready_a, ready_b)), daemon=True
+        )
+        thread.start()
+        assert b.meet(ready_b, ready_a) is True
+        thread.join(DEADLINE)
+        assert met == [True]
+        # `with synchronized(obj):` takes the lock its methods use.
+        entered: list[int] = []
+        lock = aiologic.synchronized(a)
+        assert aiologic.synchronized(a) is lock and aiologic.synchronized(b) is not lock
+        with aiologic.synchronized(a):
+            thread = threading.Thread(
+                target=lambda: (a.step(), entered.append(1)), daemon=True
+            )
+            thread.start()
+            wait_until(lambda: lock.waiting == 1)
+            assert entered == []
+        thread.join(DEADLINE)
+        assert entered == [1]
+
+    def test_class(self) -> None:
+        @aiologic.synchronized
+        class Box:
+            def __init__(self) -> None:
+                self.peak = _Peak()
+
+            def put(self) -> None:
+                self.peak.enter()
+                time.sleep(0)
+                self.peak.leave()
+
+            def take(self) -> None:
+                self.put()
+
+            def wait_inside(self, inside: threading.Event, go: threading.Event) -> None:
+                inside.set()
+                assert go.wait(DEADLINE)
+
+        box, other = Box(), Box()
+        _hammer(lambda: (box.put(), box.take()))
+        assert box.peak.peak == 1 and box.peak.calls == 4 * 40 * 2
+        inside, go = threading.Event(), threading.Event()
+        thread = threading.Thread(
+            target=box.wait_inside, args=(inside, go), daemon=True
+        )
+        thread.start()
+        assert inside.wait(DEADLINE)
+        other.put()  # another object: not blocked
+        lock = aiologic.synchronized(box)
+        blocked = threading.Thread(target=box.put, daemon=True)
+        blocked.start()
+        wait_until(lambda: lock.waiting == 1)  # same object: blocked
+        go.set()
+        thread.join(DEADLINE)
+        blocked.join(DEADLINE)
+        assert not blocked.is_alive() and lock.waiting == 0
+
+    def test_async_methods_across_worlds(self) -> None:
+        _require("trio")
+        peak = _Peak()
+
+        class Service:
+            @aiologic.synchronized
+            async def handle(self, w: World) -> None:
+                peak.enter()
+                await w.sleep(0)
+                await w.sleep(0)
+                peak.leave()
+
+            @aiologic.synchronized
+            def handle_sync(self) -> None:
+                peak.enter()
+                time.sleep(0)
+                peak.leave()
+
+        service = Service()
+
+        async def caller(w: World) -> None:
+            async def one(w: World) -> None:
+                for _ in range(20):
+                    if w.green:
+                        service.handle_sync()
+                    else:
+                        await service.handle(w)
+                    await w.sleep(0)
+
+            tasks = [w.spawn(one) for _ in range(3)]
+            for task in tasks:
+                await task.join()
+
+        run_actors(("asyncio", caller), ("trio", caller), ("threading", caller))
+        assert peak.peak == 1 and peak.calls == 9 * 20
+        assert inspect.iscoroutinefunction(Service.handle)
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            lambda: aiologic.Lock(),
+            lambda: aiologic.RLock(),
+            lambda: aiologic.BinarySemaphore(),
+            lambda: threading.Lock(),
+            lambda: threading.RLock(),
+        ],
+        ids=["Lock", "RLock", "BinarySemaphore", "threading.Lock", "threading.RLock"],
+    )
+    def test_wraps_green_locks(self, make: Callable[[], Any]) -> None:
+        lock = make()
+        guard = aiologic.synchronized(lock)
+        peak = _Peak()
+
+        def work() -> None:
+            with guard:
+                peak.enter()
+                time.sleep(0)
+                peak.leave()
+
+        _hammer(work)
+        assert peak.peak == 1 and peak.calls == 160
+        acquire = getattr(lock, "green_acquire", None) or lock.acquire
+        release = getattr(lock, "green_release", None) or lock.release
+
+        def try_lock() -> bool:
+            got = acquire(blocking=False)
+            if got:
+                release()
+            return bool(got)
+
+        with guard:
+            assert _in_other_thread(try_lock) is False
+        assert _in_other_thread(try_lock) is True
+
+    @pytest.mark.parametrize("factory", ["asyncio.Lock", "aiologic.Lock"])
+    def test_wraps_async_locks(self, factory: str) -> None:
+        async def body(w: World) -> int:
+            import asyncio
+
+            lock = asyncio.Lock() if factory == "asyncio.Lock" else aiologic.Lock()
+            guard = aiologic.synchronized(lock)
+            peak = _Peak()
+
+            async def work(w: World) -> None:
+                for _ in range(10):
+                    async with guard:
+                        peak.enter()
+                        await w.sleep(0)
+                        peak.leave()
+                    await w.sleep(0)
+
+            tasks = [w.spawn(work) for _ in range(4)]
+            for task in tasks:
+                await task.join()
+            async with guard:
+                assert lock.locked()
+            assert not lock.locked()
+            return peak.peak
+
+        assert run_in("asyncio", body) == 1
+
+
+def _in_other_thread(fn: Callable[[], Any]) -> Any:
+    result: list[Any] = []
+    _in_thread(lambda: result.append(fn()))
+    return result[0]
+
+
+# ============================================================================
+# The lowlevel namespace and vendoring
+# ============================================================================
+
+
+def test_lowlevel_is_a_submodule() -> None:
+    import aiologic.lowlevel
+    from aiologic.lowlevel import (
+        async_checkpoint,
+        async_sleep,
+        current_async_library,
+        current_async_library_tlocal,
+        current_green_library,
+        current_green_library_tlocal,
+        disable_checkpoints,
+        enable_checkpoints,
+        green_checkpoint,
+        green_sleep,
+    )
+
+    assert sys.modules["aiologic.lowlevel"] is aiologic.lowlevel
+    assert current_green_library() == "threading"
+    assert current_async_library(failsafe=True) is None
+    for obj in (
+        async_checkpoint,
+        async_sleep,
+        disable_checkpoints,
+        enable_checkpoints,
+        green_checkpoint,
+        green_sleep,
+    ):
+        assert callable(obj)
+    assert hasattr(current_async_library_tlocal, "name")
+    assert hasattr(current_green_library_tlocal, "name")
+
+
+def test_vendored_copy(tmp_path: Any) -> None:
+    """Issue 7 item 4: a copy vendored as myproject._vendor.aiologic works,
+    its lowlevel namespace imports by the vendored name, and nothing named
+    "aiologic" gets imported."""
+    vendor = tmp_path / "myproject" / "_vendor"
+    vendor.mkdir(parents=True)
+    (tmp_path / "myproject" / "__init__.py").write_text("")
+    (vendor / "__init__.py").write_text("")
+    shutil.copy(os.path.join(HERE, "aiologic.py"), vendor / "aiologic.py")
+    result = _python(
+        """
+        import asyncio, json, sys
+        sys.path.insert(0, TMP)
+        import myproject._vendor.aiologic as vendored
+        from myproject._vendor.aiologic.lowlevel import (
+            current_async_library,
+            current_green_library,
+        )
+
+        async def main():
+            lock = vendored.Lock()
+            async with lock:
+                owner = lock.owner[0]
+            q = vendored.Queue(maxsize=1)
+            await q.async_put(1)
+            return current_async_library(), owner, await q.async_get()
+
+        library, owner, item = asyncio.run(main())
+        print(json.dumps({
+            "library": library,
+            "owner": owner,
+            "item": item,
+            "green": current_green_library(),
+            "lowlevel": vendored.lowlevel.__name__,
+            "registered": sys.modules.get("myproject._vendor.aiologic.lowlevel")
+            is vendored.lowlevel,
+            "version": vendored.__version__,
+            "leaked": sorted(m for m in sys.modules if m.split(".")[0] == "aiologic"),
+        }))
+        """.replace("TMP", repr(str(tmp_path)))
+    )
+    assert result == {
+        "library": "asyncio",
+        "owner": "asyncio",
+        "item": 1,
+        "green": "threading",
+        "lowlevel": "myproject._vendor.aiologic.lowlevel",
+        "registered": True,
+        "version": aiologic.__version__,
+        "leaked": [],
+    }
+
+
+# ============================================================================
+# Every newer class: __slots__, weak references, copy
+# ============================================================================
+
+NEW_CLASSES: dict[str, Callable[[], Any]] = {
+    "CountdownEvent": lambda: aiologic.CountdownEvent(2),
+    "Latch": lambda: aiologic.Latch(3),
+    "Barrier": lambda: aiologic.Barrier(3),
+    "RBarrier": lambda: aiologic.RBarrier(3),
+    "CapacityLimiter": lambda: aiologic.CapacityLimiter(2),
+    "RCapacityLimiter": lambda: aiologic.RCapacityLimiter(2),
+    "Queue": lambda: aiologic.Queue([1], maxsize=3),
+    "LifoQueue": lambda: aiologic.LifoQueue([1], maxsize=3),
+    "PriorityQueue": lambda: aiologic.PriorityQueue([1], maxsize=3),
+    "RWLock": lambda: aiologic.RWLock(),
+}
+
+
+def _use(obj: Any) -> None:
+    """Change the live state of one of NEW_CLASSES."""
+    if isinstance(obj, aiologic.CountdownEvent):
+        obj.up(5)
+    elif isinstance(obj, (aiologic.Latch, aiologic.Barrier)):
+        obj.abort()
+    elif isinstance(obj, aiologic.CapacityLimiter):
+        assert obj.green_acquire()
+    elif isinstance(obj, aiologic.Queue):
+        obj.green_put(2)
+        obj.shutdown()
+    else:
+        assert obj.writer.green_acquire()
+
+
+def _constructor_state(obj: Any) -> Any:
+    """What the constructor arguments decide, and whether it is fresh."""
+    if isinstance(obj, aiologic.CountdownEvent):
+        return obj.initial_value, obj.value, obj.waiting
+    if isinstance(obj, (aiologic.Latch, aiologic.Barrier)):
+        return obj.parties, obj.broken, obj.waiting
+    if isinstance(obj, aiologic.CapacityLimiter):
+        return obj.total_tokens, obj.borrowed_tokens, obj.available_tokens
+    if isinstance(obj, aiologic.Queue):
+        return obj.maxsize, obj.waiting, obj.unfinished_tasks >= 0
+    return obj.reader.locked(), obj.writer.locked(), obj.waiting
+
+
+@pytest.mark.parametrize("name", list(NEW_CLASSES))
+def test_new_classes_slots_weakref_copy(name: str) -> None:
+    obj = NEW_CLASSES[name]()
+    assert type(obj).__name__ == name
+    assert not hasattr(obj, "__dict__"), type(obj)
+    fresh = _constructor_state(obj)
+    _use(obj)
+    clone = copy.copy(obj)
+    assert type(clone) is type(obj) and clone is not obj
+    assert _constructor_state(clone) == fresh
+    if isinstance(obj, aiologic.Queue):
+        clone.green_put(5)  # not shut down like the original
+        assert clone.green_get() in (1, 5)
+    ref = weakref.ref(obj)
+    assert ref() is obj
+    del obj
+    gc.collect()
+    assert ref() is None
+
+
+# ============================================================================
 # Across worlds: one primitive shared by tasks of different worlds and threads
 # ============================================================================
 
@@ -2865,3 +5217,1609 @@ def test_slots_and_weakref(make: Callable[[], Any]) -> None:
     del obj
     gc.collect()
     assert ref() is None
+
+
+# ============================================================================
+# Stress: every world at once, random timeouts and random cancellation
+# ============================================================================
+#
+# `pytest -m stress` runs this section alone (it is deselected by default).
+# Each test starts its workers in several plain threads, two asyncio loops, a
+# trio loop and a gevent and an eventlet hub thread (the worlds whose backend
+# is installed), all released together by one barrier, lets them work for
+# STRESS_SECONDS with the switch interval at 1 us, and checks its invariants
+# on every entry and at the end. Joins have one global deadline, so a lost
+# wake-up fails the test with the stacks of the stuck threads instead of
+# hanging. TEST_STRESS_SECONDS and TEST_STRESS_SEED in the environment change
+# the duration and the seed (the seed is in every failure message).
+
+STRESS_SECONDS = float(os.environ.get("TEST_STRESS_SECONDS", "3"))
+STRESS_DEADLINE = 30.0
+STRESS_WORLDS = ("threading", "asyncio", "asyncio", "trio", "gevent", "eventlet")
+STRESS_TASKS = 3  # tasks (threads, greenlets, coroutines) per world
+STRESS_TIMEOUTS = (None, None, 0, 0.0005, 0.002, 0.01)
+STRESS_CANCEL_DELAYS = (None, None, 0.0002, 0.001, 0.005)  # None: not cancelled
+
+stress = pytest.mark.stress
+
+
+def _installed(world: str) -> bool:
+    for module in _REQUIRES[world]:
+        try:
+            _import(module)
+        except pytest.skip.Exception:
+            return False
+    return True
+
+
+@pytest.fixture
+def fast_switching() -> Any:
+    """The shortest switch interval CPython takes, for the length of a test."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+class StressRun:
+    """One stress run: its worlds, its clock, its start barrier and its meter.
+
+    Counters are guarded by `mutex`, a plain lock held for a few operations
+    and never across a switch, so every world may take it.
+    """
+
+    def __init__(self, seconds: float = STRESS_SECONDS) -> None:
+        import random
+
+        self.worlds = [name for name in STRESS_WORLDS if _installed(name)]
+        self.seconds = seconds
+        self.seed = int(os.environ.get("TEST_STRESS_SEED") or random.randrange(1 << 30))
+        self.stop_at = math.inf
+        # Every actor and the test's own thread; the last to arrive starts
+        # the clock.
+        self.start = threading.Barrier(
+            len(self.worlds) + 1, action=self._started, timeout=DEADLINE
+        )
+        self.mutex = threading.Lock()
+        self.holders = {"hold": 0, "read": 0, "write": 0}
+        self.violations: list[str] = []
+        self.stats: dict[str, dict[str, int]] = {}
+
+    def _started(self) -> None:
+        self.stop_at = time.monotonic() + self.seconds
+
+    def going(self) -> bool:
+        return time.monotonic() < self.stop_at
+
+    def rng(self, who: tuple[int, int]) -> Any:
+        import random
+
+        return random.Random(self.seed * 1000 + who[0] * 100 + who[1])
+
+    def count(self, w: World, what: str) -> None:
+        with self.mutex:
+            stats = self.stats.setdefault(w.name, {})
+            stats[what] = stats.get(what, 0) + 1
+
+    def total(self, what: str) -> int:
+        return sum(stats.get(what, 0) for stats in self.stats.values())
+
+    def enter(self, role: str, limit: int = 1) -> None:
+        """Count one more holder; the invariant must hold on every entry."""
+        with self.mutex:
+            holders = self.holders
+            holders[role] += 1
+            inside = sum(holders.values())
+            if role == "write":
+                ok = inside == 1
+            elif role == "read":
+                ok = holders["write"] == 0
+            else:
+                ok = inside <= limit
+            if not ok:
+                self.violations.append(f"{role} entered with {holders}")
+        assert ok, f"{self}: {role} entered with {holders}"
+
+    def leave(self, role: str) -> None:
+        with self.mutex:
+            self.holders[role] -= 1
+
+    async def critical(self, w: World, role: str, limit: int = 1) -> None:
+        self.enter(role, limit)
+        try:
+            self.count(w, "entered")
+            await w.sleep(0)
+        finally:
+            self.leave(role)
+
+    def run(self, worker: Body, *args: Any, tasks: int = STRESS_TASKS) -> list[Any]:
+        """Start `tasks` workers per world, release them together, join all."""
+        actors = [
+            Actor(name, _stress_actor, self, serial, worker, tasks, args)
+            for serial, name in enumerate(self.worlds)
+        ]
+        self.start.wait()
+        return self.join(actors)
+
+    def join(self, actors: list[Actor]) -> list[Any]:
+        results = join_all(actors, STRESS_DEADLINE)
+        assert self.violations == [], self
+        assert self.holders == {"hold": 0, "read": 0, "write": 0}, self
+        return results
+
+    def __repr__(self) -> str:
+        return f"<stress run seed={self.seed} worlds={self.worlds} stats={self.stats}>"
+
+
+async def _stress_actor(
+    w: World,
+    run: StressRun,
+    serial: int,
+    worker: Body,
+    tasks: int,
+    args: tuple[Any, ...],
+) -> list[Any]:
+    run.start.wait()  # blocks this world's thread, before any task of it exists
+    spawned = [w.spawn(worker, run, (serial, k), *args) for k in range(tasks)]
+    return [await task.join() for task in spawned]
+
+
+async def _maybe_cancel(
+    w: World, delay: float | None, fn: Callable[[], Awaitable[Any]]
+) -> bool:
+    """Await fn(), cancelled after `delay` s (never if None or in a thread).
+
+    True if it ran to the end, False if it was cancelled. The cancellation is
+    the world's own: gevent/eventlet `Timeout`, a trio/anyio cancel scope, an
+    asyncio task cancelled from a timer.
+    """
+    if delay is None or not w.cooperative:
+        await fn()
+        return True
+    if isinstance(w, GeventWorld):
+        with w.gevent.Timeout(delay, False):
+            await fn()
+            return True
+        return False
+    if isinstance(w, EventletWorld):
+        with w.eventlet.Timeout(delay, False):
+            await fn()
+            return True
+        return False
+    if isinstance(w, StructuredWorld):
+        with w.lib.module.move_on_after(delay):
+            await fn()
+            return True
+        return False
+    assert isinstance(w, AsyncioWorld)
+    asyncio = w.asyncio
+    task = asyncio.ensure_future(fn())
+    handle = asyncio.get_running_loop().call_later(delay, task.cancel)
+    try:
+        await asyncio.wait({task})
+    finally:
+        handle.cancel()
+    if task.cancelled():
+        return False
+    task.result()
+    return True
+
+
+# -- lock-likes -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StressKind:
+    name: str
+    make: Callable[[], Any]
+    limit: int
+    free: Callable[[Any], bool]  # at the end: nobody holds it, nobody waits
+
+
+def _lock_free(lock: Any) -> bool:
+    return not lock.locked() and lock.owner is None and lock.waiting == 0
+
+
+STRESS_LOCKS = [
+    StressKind("Lock", aiologic.Lock, 1, _lock_free),
+    StressKind(
+        "RLock", aiologic.RLock, 1, lambda lock: _lock_free(lock) and lock.count == 0
+    ),
+    StressKind(
+        "Semaphore(3)",
+        lambda: aiologic.Semaphore(3),
+        3,
+        lambda sem: sem.value == 3 and sem.waiting == 0,
+    ),
+    StressKind(
+        "BoundedSemaphore(2)",
+        lambda: aiologic.BoundedSemaphore(2),
+        2,
+        lambda sem: sem.value == 2 and sem.waiting == 0,
+    ),
+    StressKind(
+        "CapacityLimiter(2)",
+        lambda: aiologic.CapacityLimiter(2),
+        2,
+        lambda lim: (
+            lim.borrowed_tokens == 0
+            and lim.available_tokens == 2
+            and lim.waiting == 0
+            and not lim.borrowers
+        ),
+    ),
+    StressKind(
+        "RCapacityLimiter(2)",
+        lambda: aiologic.RCapacityLimiter(2),
+        2,
+        lambda lim: (
+            lim.borrowed_tokens == 0 and lim.available_tokens == 2 and lim.waiting == 0
+        ),
+    ),
+    StressKind(
+        "RWLock",
+        aiologic.RWLock,
+        1,
+        lambda rw: (
+            not rw.reader.locked() and not rw.writer.locked() and rw.waiting == 0
+        ),
+    ),
+]
+
+
+async def _stress_hold_once(
+    w: World, run: StressRun, obj: Any, kind: StressKind, rng: Any
+) -> None:
+    side, role = obj, "hold"
+    if kind.name == "RWLock":
+        role = rng.choice(("read", "read", "write"))
+        side = obj.reader if role == "read" else obj.writer
+    timeout = rng.choice(STRESS_TIMEOUTS)
+    if timeout is None and rng.random() < 0.5:
+        async with w.hold(side):
+            await run.critical(w, role, kind.limit)
+        return
+    if not await w.acquire(side, timeout=timeout):
+        run.count(w, "timed out")
+        return
+    try:
+        if kind.name == "RLock":  # re-enter, several levels at once
+            assert await w.acquire(side, count=2, blocking=False)
+            assert await w.query(side, "count") == 3
+            w.release(side, count=2)
+        elif kind.name == "Lock":
+            assert side.owner == w.identity()
+        elif kind.name == "CapacityLimiter(2)":
+            assert side.borrowed_tokens <= 2
+        await run.critical(w, role, kind.limit)
+    finally:
+        w.release(side)
+
+
+async def _stress_lock_worker(
+    w: World, run: StressRun, who: tuple[int, int], obj: Any, kind: StressKind
+) -> str:
+    rng = run.rng(who)
+    while run.going():
+        delay = rng.choice(STRESS_CANCEL_DELAYS)
+        done = await _maybe_cancel(
+            w, delay, lambda: _stress_hold_once(w, run, obj, kind, rng)
+        )
+        if not done:
+            run.count(w, "cancelled")
+        await w.sleep(0)
+    return "finished"
+
+
+@stress
+@pytest.mark.parametrize("kind", STRESS_LOCKS, ids=lambda kind: kind.name)
+def test_stress_lock_likes(kind: StressKind, fast_switching: None) -> None:
+    obj = kind.make()
+    run = StressRun()
+    results = run.run(_stress_lock_worker, obj, kind)
+    assert all(r == ["finished"] * STRESS_TASKS for r in results), results
+    assert kind.free(obj), (obj, run)
+    # Every world got in: FIFO hand-off starves no one.
+    for name in run.worlds:
+        assert run.stats.get(name, {}).get("entered", 0) > 0, run
+    assert run.total("timed out") > 0, run
+    if len(run.worlds) > 1:
+        assert run.total("cancelled") > 0, run
+    # Still usable.
+    side = obj.writer if kind.name == "RWLock" else obj
+    assert side.green_acquire(blocking=False)
+    side.green_release()
+    assert kind.free(obj), obj
+
+
+async def _stress_condition_worker(
+    w: World, run: StressRun, who: tuple[int, int], cv: Any, tickets: list[int]
+) -> str:
+    rng = run.rng(who)
+
+    async def once() -> None:
+        produce = rng.random() < 0.45
+        timeout = rng.choice((None, 0, 0.001, 0.005, 0.02)) if not produce else None
+        async with w.hold(cv):
+            run.enter("hold")
+            try:
+                if produce:
+                    tickets[0] += 1
+                    if rng.random() < 0.2:
+                        cv.notify_all()
+                    else:
+                        cv.notify()
+                else:
+                    run.leave("hold")
+                    try:
+                        got = await w.wait_for(
+                            cv,
+                            lambda: tickets[0] > 0 or not run.going(),
+                            timeout=timeout,
+                        )
+                    finally:
+                        run.enter("hold")  # wait_for returns holding the lock
+                    if got and tickets[0] > 0:
+                        tickets[0] -= 1
+                        run.count(w, "consumed")
+                    assert tickets[0] >= 0
+                run.count(w, "entered")
+            finally:
+                run.leave("hold")
+
+    while run.going():
+        if not await _maybe_cancel(w, rng.choice(STRESS_CANCEL_DELAYS), once):
+            run.count(w, "cancelled")
+        await w.sleep(0)
+    async with w.hold(cv):
+        cv.notify_all()  # the others may wait for a ticket that never comes
+    return "finished"
+
+
+@stress
+@pytest.mark.parametrize(
+    "make_lock",
+    [aiologic.Lock, aiologic.RLock, aiologic.BinarySemaphore],
+    ids=["Lock", "RLock", "BinarySemaphore"],
+)
+def test_stress_condition(make_lock: Callable[[], Any], fast_switching: None) -> None:
+    cv = aiologic.Condition(make_lock())
+    tickets = [0]
+    run = StressRun()
+    results = run.run(_stress_condition_worker, cv, tickets)
+    assert all(r == ["finished"] * STRESS_TASKS for r in results), results
+    assert cv.waiting == 0 and not cv, (cv, run)
+    assert cv.lock.waiting == 0
+    assert tickets[0] >= 0 and run.total("consumed") > 0, run
+    with cv:
+        assert cv.notify() == 0
+
+
+# -- queues ---------------------------------------------------------------------
+
+
+class _QueueLedger:
+    """What happened to every item a producer tried to put."""
+
+    def __init__(self) -> None:
+        # list.append is atomic everywhere, free-threading included.
+        self.put: list[Any] = []  # the put returned: the item is in
+        self.refused: list[Any] = []  # QueueFull/QueueShutDown: never in
+        self.cancelled: list[Any] = []  # cancelled while putting: in or not
+        self.got: list[Any] = []
+        self.producers_done: list[int] = []
+
+
+async def _stress_queue_worker(
+    w: World, run: StressRun, who: tuple[int, int], q: Any, ledger: _QueueLedger
+) -> str:
+    rng = run.rng(who)
+    if who[1] % 2 == 0:  # producer
+        seq = 0
+        while run.going():
+            seq += 1
+            item = (rng.random(), who, seq)
+            timeout = rng.choice(STRESS_TIMEOUTS)
+
+            async def put(item: Any = item, timeout: Any = timeout) -> None:
+                try:
+                    await w.put(q, item, timeout=timeout)
+                except (aiologic.QueueFull, aiologic.QueueShutDown):
+                    ledger.refused.append(item)
+                    return
+                ledger.put.append(item)
+
+            if not await _maybe_cancel(w, rng.choice(STRESS_CANCEL_DELAYS), put):
+                ledger.cancelled.append(item)
+                run.count(w, "cancelled")
+            await w.sleep(0)
+        ledger.producers_done.append(1)
+        return "finished"
+    while True:  # consumer: until the queue is shut down and empty
+        going = run.going()
+        timeout = rng.choice(STRESS_TIMEOUTS) if going else None
+        delay = rng.choice(STRESS_CANCEL_DELAYS) if going else None
+
+        async def get(timeout: Any = timeout) -> None:
+            try:
+                item = await w.get(q, timeout=timeout)
+            except aiologic.QueueEmpty:
+                return
+            ledger.got.append(item)
+
+        try:
+            if not await _maybe_cancel(w, delay, get):
+                run.count(w, "cancelled")
+        except aiologic.QueueShutDown:
+            return "finished"
+        await w.sleep(0)
+
+
+STRESS_QUEUES = [
+    ("SimpleQueue", lambda: aiologic.SimpleQueue()),
+    ("Queue(maxsize=3)", lambda: aiologic.Queue(maxsize=3)),
+    ("Queue()", lambda: aiologic.Queue()),
+    ("PriorityQueue(maxsize=4)", lambda: aiologic.PriorityQueue(maxsize=4)),
+    ("LifoQueue(maxsize=2)", lambda: aiologic.LifoQueue(maxsize=2)),
+]
+
+
+@stress
+@pytest.mark.parametrize(
+    "make", [make for _, make in STRESS_QUEUES], ids=[n for n, _ in STRESS_QUEUES]
+)
+def test_stress_queues(make: Callable[[], Any], fast_switching: None) -> None:
+    q = make()
+    ledger = _QueueLedger()
+    run = StressRun()
+    actors = [
+        Actor(name, _stress_actor, run, serial, _stress_queue_worker, 4, (q, ledger))
+        for serial, name in enumerate(run.worlds)
+    ]
+    run.start.wait()
+    wait_until(lambda: not run.going(), STRESS_DEADLINE, actors)
+    # Shut down while producers may still be blocked on a full queue.
+    producers = 2 * len(run.worlds)
+    wait_until(lambda: len(ledger.producers_done) >= producers // 2, actors=actors)
+    q.shutdown()
+    results = run.join(actors)
+    assert all(r == ["finished"] * 4 for r in results), results
+
+    left = []
+    with pytest.raises(aiologic.QueueShutDown):
+        while True:
+            left.append(q.green_get(blocking=False))
+    assert left == [] and len(q) == 0  # consumers drained a graceful shutdown
+    seen: dict[Any, int] = {}
+    for item in ledger.got + left:
+        seen[item] = seen.get(item, 0) + 1
+    duplicated = [item for item, n in seen.items() if n > 1]
+    lost = set(ledger.put) - set(seen)
+    ghosts = set(seen) - set(ledger.put) - set(ledger.cancelled)
+    refused_but_in = set(ledger.refused) & set(seen)
+    assert not duplicated, (duplicated, run)
+    assert not lost, (sorted(lost), run)
+    assert not ghosts and not refused_but_in, (ghosts, refused_but_in, run)
+    assert len(ledger.put) > 100, run
+    assert q.waiting == q.putting == q.getting == 0, q
+
+
+# -- events, countdowns, barriers -----------------------------------------------
+
+
+class _EventLedger:
+    def __init__(self, waiters: int) -> None:
+        self.sets: list[tuple[float, float]] = []  # (start, end) of each set()
+        self.clears: list[tuple[float, float]] = []
+        self.falses: list[tuple[float, float]] = []  # (start, end) of False waits
+        self.trues = [0]
+        self.waiters = waiters
+        self.final: list[int] = []  # waiters in their final, untimed wait
+        self.final_returned: list[int] = []
+        self.setters_done: list[int] = []
+
+
+async def _stress_event_worker(
+    w: World, run: StressRun, who: tuple[int, int], ev: Any, ledger: _EventLedger
+) -> str:
+    rng = run.rng(who)
+    reusable = isinstance(ev, aiologic.REvent)
+    if who[1] == 0:  # one setter per world
+        while run.going():
+            if reusable and rng.random() < 0.5:
+                start = time.monotonic()
+                ev.clear()
+                ledger.clears.append((start, time.monotonic()))
+            elif reusable or rng.random() < 0.01:
+                start = time.monotonic()
+                ev.set()
+                ledger.sets.append((start, time.monotonic()))
+            await w.sleep(rng.choice((0, 0, 0.0005)))
+        ledger.setters_done.append(1)
+        return "finished"
+    while run.going():
+        timeout = rng.choice((0, 0.0005, 0.002, 0.01, DEADLINE))
+        result: list[Any] = []
+
+        async def wait(timeout: Any = timeout, result: Any = result) -> None:
+            start = time.monotonic()
+            value = await w.wait(ev, timeout)
+            result.append((value, start, time.monotonic()))
+
+        await _maybe_cancel(w, rng.choice(STRESS_CANCEL_DELAYS), wait)
+        if result:
+            value, start, end = result[0]
+            if value:
+                ledger.trues[0] += 1
+            else:
+                ledger.falses.append((start, end))
+        await w.sleep(0)
+    # The final wait: untimed, not cancelled; the test sets and clears at once
+    # once every such waiter is published, and each of them must return True.
+    ledger.final.append(1)
+    value = await w.wait(ev)
+    ledger.final_returned.append(1)
+    assert value is True
+    return "finished"
+
+
+def _missed_sets(ledger: _EventLedger) -> list[Any]:
+    """False waits that started after a set() that no clear() could undo.
+
+    A wait that returned False over [t0, t1] contradicts a set() over [a, b]
+    when b < t0 (the event was set before the wait began) and no clear() over
+    [c, d] overlaps [a, t1] (none can have taken effect after the set). It is
+    the sound half of "no waiter misses a set"; the other half, waiters
+    present at a set() followed at once by clear(), is the final round.
+    """
+    import bisect
+
+    sets = sorted(ledger.sets, key=lambda ab: ab[1])
+    set_ends = [b for _, b in sets]
+    latest_start: list[float] = []  # max set start among sets ending before
+    for a, _ in sets:
+        latest_start.append(max(a, latest_start[-1]) if latest_start else a)
+    clears = sorted(ledger.clears)
+    clear_starts = [c for c, _ in clears]
+    latest_end: list[float] = []  # max clear end among clears starting before
+    for _, d in clears:
+        latest_end.append(max(d, latest_end[-1]) if latest_end else d)
+    missed = []
+    for t0, t1 in ledger.falses:
+        i = bisect.bisect_left(set_ends, t0)
+        if not i:
+            continue
+        j = bisect.bisect_left(clear_starts, t1)
+        undone_until = latest_end[j - 1] if j else -math.inf
+        if latest_start[i - 1] > undone_until:
+            missed.append((t0, t1))
+    return missed
+
+
+@stress
+@pytest.mark.parametrize("factory", ["Event", "REvent"])
+def test_stress_events(factory: str, fast_switching: None) -> None:
+    ev = getattr(aiologic, factory)()
+    run = StressRun()
+    waiters = len(run.worlds) * (STRESS_TASKS - 1)
+    ledger = _EventLedger(waiters)
+    actors = [
+        Actor(
+            name,
+            _stress_actor,
+            run,
+            serial,
+            _stress_event_worker,
+            STRESS_TASKS,
+            (ev, ledger),
+        )
+        for serial, name in enumerate(run.worlds)
+    ]
+    run.start.wait()
+    wait_until(
+        lambda: len(ledger.setters_done) == len(run.worlds), STRESS_DEADLINE, actors
+    )
+    if factory == "REvent":
+        ev.clear()
+        # Every waiter is in its final wait, and those that did not return at
+        # once are published: set() then clear() must wake them all.
+        wait_until(
+            lambda: (
+                len(ledger.final) == waiters
+                and ev.waiting + len(ledger.final_returned) == waiters
+            ),
+            actors=actors,
+        )
+        ev.set()
+        ev.clear()
+    else:
+        ev.set()
+    run.join(actors)
+    assert len(ledger.final_returned) == waiters
+    assert ev.waiting == 0
+    assert _missed_sets(ledger) == [], run
+    assert ledger.trues[0] > 0 and ledger.sets, run
+
+
+async def _stress_countdown_worker(
+    w: World, run: StressRun, who: tuple[int, int], ce: Any, rounds: list[int]
+) -> str:
+    # Every worker waits for the countdown to reach 0, once per round; the test
+    # thread counts down from another thread and raises it again at once.
+    for r in range(len(rounds)):
+        assert await w.wait(ce, DEADLINE) is True
+        with run.mutex:
+            rounds[r] += 1
+        await w.wait_until(lambda r=r: ce.value or r + 1 == len(rounds))
+    return "finished"
+
+
+@stress
+def test_stress_countdown(fast_switching: None) -> None:
+    run = StressRun()
+    rounds = [0] * 50
+    parties = len(run.worlds) * STRESS_TASKS
+    ce = aiologic.CountdownEvent(1)
+    actors = [
+        Actor(
+            name,
+            _stress_actor,
+            run,
+            s,
+            _stress_countdown_worker,
+            STRESS_TASKS,
+            (ce, rounds),
+        )
+        for s, name in enumerate(run.worlds)
+    ]
+    run.start.wait()
+    downers = 3
+    for r in range(len(rounds)):
+        wait_until(lambda: ce.waiting == parties, actors=actors)
+        # Down from several threads at once, then up again right away: the
+        # waiters present when the value hit 0 must all be woken anyway.
+        ce.up(downers - 1)
+        threads = [threading.Thread(target=ce.down) for _ in range(downers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DEADLINE)
+        if r + 1 < len(rounds):
+            ce.up()
+        wait_until(lambda r=r: rounds[r] == parties, actors=actors)
+    run.join(actors)
+    assert rounds == [parties] * len(rounds)
+    assert ce.value == 0 and ce.waiting == 0
+
+
+async def _stress_barrier_worker(
+    w: World, run: StressRun, who: tuple[int, int], barrier: Any, passes: list[Any]
+) -> str:
+    rng = run.rng(who)
+    for generation in range(40):
+        if rng.random() < 0.3:
+            await w.sleep(rng.choice((0, 0.0005)))
+        index = await w.wait(barrier, DEADLINE)
+        passes.append((generation, index))
+    return "finished"
+
+
+@stress
+@pytest.mark.parametrize("factory", ["Barrier", "RBarrier"])
+def test_stress_barrier(factory: str, fast_switching: None) -> None:
+    run = StressRun()
+    parties = len(run.worlds) * STRESS_TASKS
+    barrier = getattr(aiologic, factory)(parties)
+    passes: list[Any] = []
+    run.run(_stress_barrier_worker, barrier, passes)
+    by_generation: dict[int, list[int]] = {}
+    for generation, index in passes:
+        by_generation.setdefault(generation, []).append(index)
+    assert sorted(by_generation) == list(range(40))
+    for indices in by_generation.values():
+        assert sorted(indices) == list(range(parties))
+    assert barrier.waiting == 0 and not barrier.broken
+
+
+# ============================================================================
+# Faults: loops that die, cancellation at the worst moment, interrupts
+# ============================================================================
+
+
+@pytest.mark.parametrize("stage", ["stopped", "closed"])
+def test_fault_asyncio_loop_closed_with_wake_in_flight(stage: str) -> None:
+    """A set() whose waiter belongs to a loop that stopped (the wake-up is
+    queued and never runs) or closed (the wake-up cannot even be queued): the
+    setter returns normally and the other waiters, in other worlds, are woken."""
+    import asyncio
+
+    ev = aiologic.Event()
+    loop = asyncio.new_event_loop()
+    parked = threading.Event()
+    woken = threading.Event()
+    errors: list[BaseException] = []
+
+    async def waiter() -> Any:
+        return await ev
+
+    def loop_thread() -> None:
+        try:
+            task = loop.create_task(waiter())
+            loop.run_until_complete(asyncio.sleep(0))  # the task publishes, parks
+            assert not task.done()
+            if stage == "closed":
+                loop.close()
+            parked.set()
+            if stage == "stopped":
+                assert woken.wait(DEADLINE)
+                loop.close()  # the queued wake-up is dropped with the loop
+            task._log_destroy_pending = False  # never finishes, by design
+        except BaseException as exc:
+            errors.append(exc)
+            parked.set()
+
+    thread = threading.Thread(target=loop_thread, daemon=True)
+    thread.start()
+    assert parked.wait(DEADLINE) and not errors, errors
+
+    async def other(w: World) -> Any:
+        return await w.wait(ev, DEADLINE)
+
+    others = [Actor("threading", other), Actor("asyncio", other)]
+    wait_until(lambda: ev.waiting == 3, actors=others)
+    ev.set()  # must not raise, whatever the dead loop's state
+    woken.set()
+    assert join_all(others) == [True, True]
+    thread.join(DEADLINE)
+    assert not thread.is_alive() and not errors, errors
+    assert ev.waiting == 0 and ev.is_set()
+
+
+def test_fault_asyncio_loop_closed_under_a_semaphore_hand_off() -> None:
+    """The unit handed to a task of a closed loop is that task's; the other
+    waiters still get theirs, and nothing raises in the releaser."""
+    import asyncio
+
+    sem = aiologic.Semaphore(0)
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(sem.async_acquire())
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    task._log_destroy_pending = False
+    assert sem.waiting == 1
+
+    async def other(w: World) -> Any:
+        return await w.acquire(sem, timeout=DEADLINE)
+
+    actor = Actor("threading", other)
+    wait_until(lambda: sem.waiting == 2, actors=[actor])
+    sem.release(2)
+    assert actor.join() is True
+    assert sem.waiting == 0 and sem.value == 0
+
+
+@pytest.mark.parametrize("order", ["release-then-cancel", "cancel-then-release"])
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+def test_fault_cancelled_at_hand_off(
+    cooperative_world: str, order: str, how: str
+) -> None:
+    """The release and the cancellation of the head waiter happen in the same
+    step of its loop/hub: the lock ends up with the next waiter (or with the
+    cancelled one, which then releases it at once); it is never lost."""
+    if how == "timeout" and cooperative_world not in GREEN_WORLDS:
+        pytest.skip("only green worlds throw a Timeout into a task")
+
+    async def body(w: World) -> Any:
+        results = []
+        for make in (aiologic.Lock, aiologic.RLock, aiologic.BinarySemaphore):
+            lock = make()
+            entered: list[str] = []
+            await w.lock(lock)
+            first = w.spawn(_enter_and_record, lock, "A", entered)
+            await w.wait_until(lambda lock=lock: lock.waiting == 1)
+            second = w.spawn(_enter_and_record, lock, "B", entered)
+            await w.wait_until(lambda lock=lock: lock.waiting == 2)
+            if order == "release-then-cancel":
+                await w.unlock(lock)
+                first.cancel(timeout=how == "timeout")
+            else:
+                first.cancel(timeout=how == "timeout")
+                await w.unlock(lock)
+            result_a, result_b = await first.join(), await second.join()
+            assert result_a in ("A", CANCELLED) and result_b == "B", (make, result_a)
+            assert entered in (["A", "B"], ["B"]), entered
+            # A may also be cancelled after entering: it released on the way out.
+            assert result_a != "A" or entered == ["A", "B"]
+            assert lock.waiting == 0 and not lock.locked(), lock
+            results.append(result_a)
+        return results
+
+    run_in(cooperative_world, body)
+
+
+def test_fault_release_from_another_thread_right_after_cancel() -> None:
+    """A plain thread holds a lock that two asyncio tasks wait for; it queues
+    the cancellation of the first task into their loop and releases at once,
+    so the hand-off races with the cancellation (repeated to hit both sides)."""
+    lock = aiologic.Lock()
+    outcomes = _fault_cross_thread_cancel(lock)
+    for result_a, result_b, entered in outcomes:
+        assert result_a in ("A", CANCELLED) and result_b == "B"
+        assert entered in (["A", "B"], ["B"])
+        assert result_a != "A" or entered == ["A", "B"]
+
+
+def _fault_cross_thread_cancel(lock: Any) -> list[Any]:
+    """Helper of the test above: a plain thread holds `lock`, two asyncio
+    tasks queue for it, then that thread queues the cancellation of the
+    first task into its loop and releases the lock right away."""
+    results: list[Any] = []
+    for _ in range(40):
+        entered: list[str] = []
+        tasks: list[Any] = []
+        loops: list[Any] = []
+        assert lock.green_acquire()
+
+        async def body(
+            w: World, loops: Any = loops, tasks: Any = tasks, entered: Any = entered
+        ) -> Any:
+            import asyncio
+
+            loops.append(asyncio.get_running_loop())
+            tasks.append(w.spawn(_enter_and_record, lock, "A", entered))
+            await w.wait_until(lambda: lock.waiting == 1)
+            tasks.append(w.spawn(_enter_and_record, lock, "B", entered))
+            return [await task.join() for task in tasks]
+
+        actor = Actor("asyncio", body)
+        wait_until(lambda: lock.waiting == 2, actors=[actor])
+        loops[0].call_soon_threadsafe(tasks[0].task.cancel)
+        lock.green_release()
+        result_a, result_b = actor.join()
+        results.append((result_a, result_b, entered))
+        assert lock.waiting == 0 and not lock.locked(), lock
+    return results
+
+
+def _main_thread_parked() -> bool:
+    frame = sys._current_frames().get(threading.main_thread().ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == "park":
+            return True
+        frame = frame.f_back
+    return False
+
+
+@pytest.mark.parametrize("race", ["interrupt", "interrupt-then-release"])
+def test_fault_keyboard_interrupt_in_green_acquire(race: str) -> None:
+    """SIGINT while the main thread is parked in green_acquire: the
+    KeyboardInterrupt leaves no waiter behind; a hand-off racing with it is
+    passed on to the next waiter; the lock stays usable."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+    if not hasattr(signal, "pthread_kill"):
+        pytest.skip("needs signal.pthread_kill")
+    lock = aiologic.Lock()
+    release = threading.Event()
+
+    async def holder(w: World) -> None:
+        async with w.hold(lock):
+            assert release.wait(DEADLINE)
+
+    async def second(w: World) -> bool:
+        # Queues behind the main thread, then takes and gives back the lock.
+        await w.wait_until(lambda: lock.waiting == 1 and _main_thread_parked())
+        async with w.hold(lock):
+            return True
+
+    def interrupter() -> None:
+        wait_until(lambda: lock.waiting == 2 and _main_thread_parked())
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+        if race == "interrupt-then-release":
+            release.set()
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        first = Actor("threading", holder)
+        wait_until(lambda: lock.locked(), actors=[first])
+        other = Actor("threading", second)
+        thread = threading.Thread(target=interrupter, daemon=True)
+        thread.start()
+        with pytest.raises(KeyboardInterrupt):
+            lock.green_acquire(timeout=DEADLINE)
+            pytest.fail("green_acquire returned instead of being interrupted")
+    finally:
+        signal.signal(signal.SIGINT, old)
+        release.set()
+    thread.join(DEADLINE)
+    assert join_all([first, other]) == [None, True]
+    assert not lock.locked() and lock.waiting == 0 and lock.owner is None
+    assert lock.green_acquire(blocking=False)
+    lock.green_release()
+
+
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+@pytest.mark.parametrize("how", ["timeout", "kill"])
+def test_fault_green_timeout_and_kill(green: str, how: str) -> None:
+    """gevent/eventlet Timeout and GreenletExit thrown into tasks parked on
+    every kind of primitive: each leaves no waiter, nothing is lost."""
+
+    async def body(w: World) -> None:
+        lock = aiologic.Lock()
+        sem = aiologic.Semaphore(0)
+        ev = aiologic.REvent()
+        q = aiologic.Queue(maxsize=1)
+        cv = aiologic.Condition()
+        limiter = aiologic.CapacityLimiter(1)
+        rw = aiologic.RWLock()
+        await w.lock(lock)
+        assert await w.acquire(limiter)
+        assert await w.acquire(rw.writer)
+
+        async def cv_wait(w: World) -> Any:
+            async with w.hold(cv):
+                return await w.wait(cv)
+
+        waits: list[Callable[[World], Awaitable[Any]]] = [
+            lambda w: w.acquire(lock),
+            lambda w: w.acquire(sem),
+            lambda w: w.wait(ev),
+            lambda w: w.get(q),
+            cv_wait,
+            lambda w: w.acquire(limiter),
+            lambda w: w.acquire(rw.reader),
+        ]
+
+        async def call(w: World, wait: Any) -> Any:
+            if how == "timeout":
+                # The waiter's own Timeout, raised out of the wait.
+                with w.move_on_after(0.05):
+                    await wait(w)
+                    return "not interrupted"
+                return "interrupted"
+            return await wait(w)
+
+        tasks = [w.spawn(call, wait) for wait in waits]
+        if how == "timeout":
+            assert [await task.join() for task in tasks] == ["interrupted"] * 7
+        else:
+            await w.wait_until(
+                lambda: (
+                    lock.waiting == sem.waiting == ev.waiting == 1
+                    and q.getting == cv.waiting == limiter.waiting == rw.waiting == 1
+                )
+            )
+            for task in tasks:
+                task.cancel()
+            assert [await task.join() for task in tasks] == [CANCELLED] * len(tasks)
+        assert lock.waiting == sem.waiting == ev.waiting == q.waiting == 0
+        assert cv.waiting == limiter.waiting == rw.waiting == 0
+        assert not cv.lock.locked()
+        # Nothing was lost: everything still works.
+        await w.unlock(lock)
+        assert await w.acquire(lock, blocking=False)
+        await w.unlock(lock)
+        sem.release()
+        assert await w.acquire(sem, blocking=False)
+        await w.put(q, 1)
+        assert await w.get(q) == 1
+        w.release(limiter)
+        w.release(rw.writer)
+        assert await w.acquire(limiter, blocking=False)
+        assert await w.acquire(rw.reader, blocking=False)
+
+    run_in(green, body)
+
+
+def test_fault_trio_run_ended_before_the_wake() -> None:
+    """A releaser still holds the token of a task whose trio run has ended:
+    waking it afterwards is a no-op that raises nothing."""
+    trio = _import("trio")
+    lock = aiologic.Lock()
+    assert lock.green_acquire()
+    tokens: list[Any] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lock.async_acquire)
+            while lock.waiting < 1:
+                await trio.sleep(0.001)
+            tokens.append(lock._waiters[0])  # what a releaser would pop
+            nursery.cancel_scope.cancel()
+
+    thread = threading.Thread(target=trio.run, args=(main,))
+    thread.start()
+    thread.join(DEADLINE)
+    assert not thread.is_alive() and tokens
+    token = tokens[0]
+    # The waker claimed the token just before the run ended, and only now
+    # gets to deliver the wake-up: the run is gone (RunFinishedError inside).
+    token._wake()
+    assert token.set() is False  # the cancelled task withdrew it
+    assert lock.waiting == 0
+    lock.green_release()
+    assert not lock.locked()
+
+
+def test_fault_trio_runs_ending_under_a_set_storm() -> None:
+    """trio runs start and end (their waiters cancelled at random) while a
+    plain thread sets and clears the event they wait on: nothing leaks."""
+    trio = _import("trio")
+    ev = aiologic.REvent()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def storm() -> None:
+        try:
+            while not stop.is_set():
+                ev.set()
+                ev.clear()
+        except BaseException as exc:
+            errors.append(exc)
+
+    async def main(i: int) -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(_trio_wait, ev)
+            await trio.sleep(0.0005 * (i % 4))
+            nursery.cancel_scope.cancel()
+
+    thread = threading.Thread(target=storm, daemon=True)
+    thread.start()
+    try:
+        for i in range(40):
+            trio.run(main, i)
+    finally:
+        stop.set()
+        thread.join(DEADLINE)
+    assert not errors, errors
+    assert ev.waiting == 0
+
+
+async def _trio_wait(ev: Any) -> None:
+    await ev
+
+
+# ============================================================================
+# Bad input: clear errors, state unchanged
+# ============================================================================
+
+BAD_TIMEOUTS = [
+    pytest.param(math.nan, ValueError, id="nan"),
+    pytest.param(-1, ValueError, id="-1"),
+    pytest.param(-0.001, ValueError, id="-0.001"),
+    pytest.param(-math.inf, ValueError, id="-inf"),
+    pytest.param("1", TypeError, id="str-number"),
+    pytest.param("soon", TypeError, id="str"),
+    pytest.param(object(), TypeError, id="object"),
+    pytest.param([1], TypeError, id="list"),
+]
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """One blocking method: how to make its object, call it, check it."""
+
+    name: str
+    make: Callable[[], Any]
+    call: Callable[[World, Any, Any], Awaitable[Any]]
+    idle: Callable[[Any], bool]  # nobody waits, nothing taken or changed
+
+
+def _no_waiters(obj: Any) -> bool:
+    return bool(obj.waiting == 0)
+
+
+async def _cv_wait(w: World, cv: Any, timeout: Any) -> Any:
+    async with w.hold(cv):
+        return await w.wait(cv, timeout)
+
+
+async def _cv_wait_for(w: World, cv: Any, timeout: Any) -> Any:
+    async with w.hold(cv):
+        return await w.wait_for(cv, lambda: False, timeout)
+
+
+async def _join(w: World, q: Any, timeout: Any) -> Any:
+    return await w.call(q, "join", timeout=timeout)
+
+
+BLOCKING = [
+    Blocking(
+        "Lock",
+        aiologic.Lock,
+        lambda w, o, t: w.acquire(o, timeout=t),
+        lambda o: not o.locked() and o.waiting == 0,
+    ),
+    Blocking(
+        "RLock",
+        aiologic.RLock,
+        lambda w, o, t: w.acquire(o, timeout=t),
+        lambda o: not o.locked() and o.waiting == 0 and o.count == 0,
+    ),
+    Blocking(
+        "Semaphore(2)",
+        lambda: aiologic.Semaphore(2),
+        lambda w, o, t: w.acquire(o, timeout=t),
+        lambda o: o.value == 2 and o.waiting == 0,
+    ),
+    Blocking(
+        "BoundedSemaphore",
+        aiologic.BoundedSemaphore,
+        lambda w, o, t: w.acquire(o, timeout=t),
+        lambda o: o.value == 1 and o.waiting == 0,
+    ),
+    Blocking(
+        "CapacityLimiter",
+        aiologic.CapacityLimiter,
+        lambda w, o, t: w.acquire(o, timeout=t),
+        lambda o: o.borrowed_tokens == 0 and o.waiting == 0,
+    ),
+    Blocking(
+        "RCapacityLimiter",
+        aiologic.RCapacityLimiter,
+        lambda w, o, t: w.acquire(o, timeout=t),
+        lambda o: o.borrowed_tokens == 0 and o.waiting == 0,
+    ),
+    Blocking(
+        "RWLock.reader",
+        aiologic.RWLock,
+        lambda w, o, t: w.acquire(o.reader, timeout=t),
+        lambda o: not o.reader.locked() and not o.writer.locked() and o.waiting == 0,
+    ),
+    Blocking(
+        "RWLock.writer",
+        aiologic.RWLock,
+        lambda w, o, t: w.acquire(o.writer, timeout=t),
+        lambda o: not o.reader.locked() and not o.writer.locked() and o.waiting == 0,
+    ),
+    Blocking(
+        "Event",
+        aiologic.Event,
+        lambda w, o, t: w.wait(o, t),
+        lambda o: not o and o.waiting == 0,
+    ),
+    Blocking(
+        "REvent",
+        aiologic.REvent,
+        lambda w, o, t: w.wait(o, t),
+        lambda o: not o.is_set() and o.waiting == 0,
+    ),
+    Blocking(
+        "CountdownEvent",
+        lambda: aiologic.CountdownEvent(1),
+        lambda w, o, t: w.wait(o, t),
+        lambda o: o.value == 1 and o.waiting == 0,
+    ),
+    Blocking(
+        "Latch",
+        lambda: aiologic.Latch(2),
+        lambda w, o, t: w.wait(o, t),
+        lambda o: o.waiting == 0 and not o.broken,
+    ),
+    Blocking(
+        "Barrier",
+        lambda: aiologic.Barrier(2),
+        lambda w, o, t: w.wait(o, t),
+        lambda o: o.waiting == 0 and not o.broken,
+    ),
+    Blocking(
+        "RBarrier",
+        lambda: aiologic.RBarrier(2),
+        lambda w, o, t: w.wait(o, t),
+        lambda o: o.waiting == 0 and not o.broken,
+    ),
+    Blocking(
+        "Condition.wait",
+        aiologic.Condition,
+        _cv_wait,
+        lambda o: o.waiting == 0 and not o.lock.locked(),
+    ),
+    Blocking(
+        "Condition.wait_for",
+        lambda: aiologic.Condition(aiologic.Lock()),
+        _cv_wait_for,
+        lambda o: o.waiting == 0 and not o.lock.locked(),
+    ),
+    Blocking(
+        "SimpleQueue.get",
+        aiologic.SimpleQueue,
+        lambda w, o, t: w.get(o, timeout=t),
+        lambda o: len(o) == 0 and o.waiting == 0,
+    ),
+    Blocking(
+        "SimpleQueue.put",
+        aiologic.SimpleQueue,
+        lambda w, o, t: w.put(o, "x", timeout=t),
+        lambda o: len(o) == 0 and o.waiting == 0,
+    ),
+    Blocking(
+        "Queue.get",
+        lambda: aiologic.Queue(maxsize=1),
+        lambda w, o, t: w.get(o, timeout=t),
+        lambda o: len(o) == 0 and o.waiting == 0 and o.unfinished_tasks == 0,
+    ),
+    Blocking(
+        "Queue.put",
+        lambda: aiologic.Queue(["old"], maxsize=1),
+        lambda w, o, t: w.put(o, "new", timeout=t),
+        lambda o: list(o._iter_items()) == ["old"] and o.waiting == 0,
+    ),
+    Blocking(
+        "PriorityQueue.put",
+        lambda: aiologic.PriorityQueue([1], maxsize=1),
+        lambda w, o, t: w.put(o, 0, timeout=t),
+        lambda o: len(o) == 1 and o.waiting == 0,
+    ),
+    Blocking(
+        "LifoQueue.get",
+        lambda: aiologic.LifoQueue(maxsize=2),
+        lambda w, o, t: w.get(o, timeout=t),
+        lambda o: len(o) == 0 and o.waiting == 0,
+    ),
+    Blocking(
+        "Queue.join",
+        lambda: _unfinished_queue(),
+        _join,
+        lambda o: o.unfinished_tasks == 1 and o.waiting == 0,
+    ),
+]
+ALL_BLOCKING = pytest.mark.parametrize("blocking", BLOCKING, ids=lambda b: b.name)
+
+
+def _unfinished_queue() -> Any:
+    q = aiologic.Queue()
+    q.green_put("x")
+    q.green_get()
+    return q
+
+
+@pytest.mark.parametrize("face", ["threading", "asyncio", "trio"])
+@pytest.mark.parametrize(("timeout", "error"), BAD_TIMEOUTS)
+@ALL_BLOCKING
+def test_bad_timeout(face: str, timeout: Any, error: type, blocking: Blocking) -> None:
+    async def body(w: World) -> None:
+        obj = blocking.make()
+        result = await outcome_of(blocking.call(w, obj, timeout))
+        assert isinstance(result, error), result
+        assert str(result), "the error says what is wrong"
+        assert blocking.idle(obj), obj
+        # Still usable: a valid short timeout behaves as usual.
+        result = await outcome_of(blocking.call(w, obj, 0.001))
+        assert not isinstance(result, (TypeError, ValueError)), result
+
+    run_in(face, body)
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [1e300, math.inf, 2**64, 10**400],
+    ids=["1e300", "inf", "2**64", "10**400"],
+)
+@pytest.mark.parametrize("world_name", ["threading", "gevent", "asyncio", "trio"])
+def test_huge_timeout_waits_and_wakes(world_name: str, timeout: Any) -> None:
+    """A huge timeout means "forever": no OverflowError, no early expiry."""
+    lock = aiologic.Lock()
+    ev = aiologic.REvent()
+    q = aiologic.Queue(maxsize=1)
+
+    async def body(w: World) -> list[Any]:
+        got = [await w.acquire(lock, timeout=timeout)]
+        w.release(lock)
+        got.append(await w.wait(ev, timeout))
+        got.append(await w.get(q, timeout=timeout))
+        return got
+
+    assert lock.green_acquire()
+    actor = Actor(world_name, body)
+    wait_until(lambda: lock.waiting == 1, actors=[actor])
+    lock.green_release()
+    wait_until(lambda: ev.waiting == 1, actors=[actor])
+    ev.set()
+    wait_until(lambda: q.getting == 1, actors=[actor])
+    q.green_put("item")
+    assert actor.join() == [True, True, "item"]
+
+
+BAD_COUNTS = [
+    pytest.param(0, ValueError, id="0"),
+    pytest.param(-1, ValueError, id="-1"),
+    pytest.param(1.5, TypeError, id="1.5"),
+    pytest.param("2", TypeError, id="str"),
+    pytest.param(None, TypeError, id="None"),
+]
+
+
+@pytest.mark.parametrize(("count", "error"), BAD_COUNTS)
+def test_bad_count(count: Any, error: type) -> None:
+    """Wrong counts are refused with a clear error, before anything changes.
+
+    `Semaphore.release(0)` and `CountdownEvent.up(0)` may be no-ops instead.
+    """
+    zero_is_noop = count == 0
+
+    def check(
+        call: Callable[[], Any], unchanged: Callable[[], bool], noop_ok: bool = False
+    ) -> None:
+        try:
+            call()
+        except (TypeError, ValueError) as exc:
+            assert isinstance(exc, error), (call, exc)
+        else:
+            assert noop_ok and zero_is_noop, f"{count!r} was accepted"
+        assert unchanged()
+
+    rlock = aiologic.RLock()
+    check(
+        lambda: rlock.green_acquire(count=count),
+        lambda: not rlock.locked() and rlock.count == 0,
+    )
+    assert rlock.green_acquire()
+    check(lambda: rlock.green_acquire(count=count), lambda: rlock.count == 1)
+    check(lambda: rlock.green_release(count=count), lambda: rlock.count == 1)
+    rlock.green_release()
+    assert not rlock.locked() and rlock.waiting == 0
+
+    limiter = aiologic.RCapacityLimiter(2)
+    check(
+        lambda: limiter.green_acquire(count=count), lambda: limiter.borrowed_tokens == 0
+    )
+    assert limiter.green_acquire()
+    check(
+        lambda: limiter.green_release(count=count), lambda: limiter.green_count() == 1
+    )
+    limiter.green_release()
+    assert limiter.borrowed_tokens == 0 and limiter.available_tokens == 2
+
+    sem = aiologic.Semaphore(1)
+    check(lambda: sem.release(count), lambda: sem.value == 1, noop_ok=True)
+    check(lambda: sem.green_release(count), lambda: sem.value == 1, noop_ok=True)
+    ce = aiologic.CountdownEvent(2)
+    check(lambda: ce.up(count), lambda: ce.value == 2 and ce.waiting == 0, noop_ok=True)
+
+    async def async_face(w: World) -> None:
+        lock = aiologic.RLock()
+        result = await outcome_of(w.acquire(lock, count=count))
+        assert isinstance(result, error), result
+        assert not lock.locked() and lock.count == 0
+
+    run_in("asyncio", async_face)
+
+
+@pytest.mark.parametrize(
+    ("make", "error"),
+    [
+        pytest.param(lambda: aiologic.Semaphore(-1), ValueError, id="Semaphore(-1)"),
+        pytest.param(lambda: aiologic.Semaphore(1.5), TypeError, id="Semaphore(1.5)"),
+        pytest.param(lambda: aiologic.Semaphore("2"), TypeError, id="Semaphore('2')"),
+        pytest.param(
+            lambda: aiologic.Semaphore(2, -1), ValueError, id="Semaphore(2,-1)"
+        ),
+        pytest.param(
+            lambda: aiologic.BoundedSemaphore(-1), ValueError, id="BoundedSemaphore(-1)"
+        ),
+        pytest.param(
+            lambda: aiologic.BoundedSemaphore(3, 2),
+            ValueError,
+            id="BoundedSemaphore(3,2)",
+        ),
+        pytest.param(
+            lambda: aiologic.BinarySemaphore(2), ValueError, id="BinarySemaphore(2)"
+        ),
+        pytest.param(
+            lambda: aiologic.BinarySemaphore(-1), ValueError, id="BinarySemaphore(-1)"
+        ),
+        pytest.param(
+            lambda: aiologic.CapacityLimiter(-1), ValueError, id="CapacityLimiter(-1)"
+        ),
+        pytest.param(
+            lambda: aiologic.CapacityLimiter(1.5), TypeError, id="CapacityLimiter(1.5)"
+        ),
+        pytest.param(
+            lambda: aiologic.CapacityLimiter(math.nan),
+            TypeError,
+            id="CapacityLimiter(nan)",
+        ),
+        pytest.param(
+            lambda: aiologic.RCapacityLimiter(-2), ValueError, id="RCapacityLimiter(-2)"
+        ),
+        pytest.param(
+            lambda: aiologic.CountdownEvent(-1), ValueError, id="CountdownEvent(-1)"
+        ),
+        pytest.param(lambda: aiologic.Latch(-1), ValueError, id="Latch(-1)"),
+        pytest.param(lambda: aiologic.Barrier(-1), ValueError, id="Barrier(-1)"),
+        pytest.param(lambda: aiologic.RBarrier(-1), ValueError, id="RBarrier(-1)"),
+        pytest.param(lambda: aiologic.Barrier(1.5), TypeError, id="Barrier(1.5)"),
+        pytest.param(
+            lambda: aiologic.Queue(maxsize=0), ValueError, id="Queue(maxsize=0)"
+        ),
+        pytest.param(
+            lambda: aiologic.Queue(maxsize=-1), ValueError, id="Queue(maxsize=-1)"
+        ),
+        pytest.param(lambda: aiologic.Queue((), -1), ValueError, id="Queue((),-1)"),
+        pytest.param(lambda: aiologic.Queue(0), ValueError, id="Queue(0)"),
+        pytest.param(
+            lambda: aiologic.Queue(maxsize=1.5), TypeError, id="Queue(maxsize=1.5)"
+        ),
+        pytest.param(
+            lambda: aiologic.LifoQueue(maxsize=0), ValueError, id="LifoQueue(maxsize=0)"
+        ),
+        pytest.param(
+            lambda: aiologic.PriorityQueue(maxsize=-1),
+            ValueError,
+            id="PriorityQueue(-1)",
+        ),
+        pytest.param(
+            lambda: aiologic.Queue([1, 2, 3], maxsize=2),
+            ValueError,
+            id="Queue(3 items, maxsize=2)",
+        ),
+    ],
+)
+def test_bad_constructor_arguments(make: Callable[[], Any], error: type) -> None:
+    with pytest.raises(error) as info:
+        make()
+    assert str(info.value), "the error says what is wrong"
+
+
+def test_bad_total_tokens_keeps_the_old_total() -> None:
+    limiter = aiologic.CapacityLimiter(2)
+    for value, error in [
+        (-1, ValueError),
+        (1.5, TypeError),
+        ("3", TypeError),
+        (math.nan, TypeError),
+    ]:
+        with pytest.raises(error):
+            limiter.total_tokens = value
+        assert limiter.total_tokens == 2 and limiter.available_tokens == 2
+
+
+@pytest.mark.parametrize(
+    ("make", "release", "error"),
+    [
+        pytest.param(
+            aiologic.Lock, lambda o: o.green_release(), RuntimeError, id="Lock"
+        ),
+        pytest.param(
+            aiologic.RLock, lambda o: o.green_release(), RuntimeError, id="RLock"
+        ),
+        pytest.param(
+            aiologic.BoundedSemaphore,
+            lambda o: o.release(),
+            RuntimeError,
+            id="BoundedSemaphore",
+        ),
+        pytest.param(
+            aiologic.BoundedBinarySemaphore,
+            lambda o: o.release(),
+            RuntimeError,
+            id="BoundedBinarySemaphore",
+        ),
+        pytest.param(
+            lambda: aiologic.BoundedSemaphore(2, 3),
+            lambda o: o.release(2),
+            (RuntimeError, ValueError),
+            id="BoundedSemaphore-over",
+        ),
+        pytest.param(
+            aiologic.CapacityLimiter,
+            lambda o: o.green_release(),
+            RuntimeError,
+            id="CapacityLimiter",
+        ),
+        pytest.param(
+            aiologic.RCapacityLimiter,
+            lambda o: o.green_release(),
+            RuntimeError,
+            id="RCapacityLimiter",
+        ),
+        pytest.param(
+            aiologic.RWLock,
+            lambda o: o.reader.green_release(),
+            RuntimeError,
+            id="RWLock.reader",
+        ),
+        pytest.param(
+            aiologic.RWLock,
+            lambda o: o.writer.green_release(),
+            RuntimeError,
+            id="RWLock.writer",
+        ),
+        pytest.param(
+            aiologic.CountdownEvent,
+            lambda o: o.down(),
+            RuntimeError,
+            id="CountdownEvent.down",
+        ),
+        pytest.param(
+            aiologic.Queue, lambda o: o.task_done(), ValueError, id="Queue.task_done"
+        ),
+        pytest.param(
+            aiologic.Condition,
+            lambda o: o.notify(),
+            RuntimeError,
+            id="Condition.notify",
+        ),
+        pytest.param(
+            aiologic.ResourceGuard,
+            lambda o: o.__exit__(None, None, None),
+            RuntimeError,
+            id="ResourceGuard.exit",
+        ),
+    ],
+)
+def test_release_never_acquired(
+    make: Callable[[], Any], release: Callable[[Any], Any], error: Any
+) -> None:
+    obj = make()
+    before = repr(obj).split(" at ")[-1].split(" ", 1)[-1]  # the state part
+    with pytest.raises(error) as info:
+        release(obj)
+    assert str(info.value), "the error says what is wrong"
+    assert repr(obj).split(" at ")[-1].split(" ", 1)[-1] == before
+    # Still usable afterwards, twice in a row.
+    for _ in range(2):
+        if isinstance(obj, aiologic.RWLock):
+            assert obj.writer.green_acquire(blocking=False)
+            obj.writer.green_release()
+        elif isinstance(obj, aiologic.CountdownEvent):
+            obj.up()
+            obj.down()
+            assert obj.wait(0)
+        elif isinstance(obj, aiologic.Queue):
+            obj.green_put(1)
+            obj.green_get()
+            obj.task_done()
+            assert obj.unfinished_tasks == 0
+        elif isinstance(obj, aiologic.Condition):
+            with obj:
+                assert obj.notify() == 0
+        elif isinstance(obj, aiologic.ResourceGuard):
+            with obj:
+                pass
+        elif isinstance(obj, aiologic.Semaphore):
+            assert obj.green_acquire(blocking=False)
+            obj.release()
+        else:
+            assert obj.green_acquire(blocking=False)
+            obj.green_release()
+    assert getattr(obj, "waiting", 0) == 0
+
+
+@pytest.mark.parametrize("how", ["kill", "timeout"])
+@pytest.mark.parametrize("green", ["gevent", "eventlet"])
+def test_fault_condition_wait_interrupted_while_taking_the_lock_back(
+    green: str, how: str
+) -> None:
+    """A green waiter whose wait timed out is taking the lock back (the lock
+    is busy) when it is killed or its Timeout fires: the exception must come
+    out of wait() with the lock held again, as with asyncio and trio, so that
+    the caller's `with cv:` can release it."""
+
+    async def body(w: World) -> None:
+        for make in (aiologic.Lock, aiologic.RLock):
+            cv = aiologic.Condition(make())
+
+            async def waiter(w: World, cv: Any = cv) -> Any:
+                async with w.hold(cv):
+                    return await w.wait(cv, 0.01)
+
+            await w.lock(cv)
+            task = w.spawn(waiter)
+            await w.unlock(cv)
+            await w.wait_until(lambda cv=cv: cv.waiting == 1)
+            await w.lock(cv)
+            # The wait times out; the waiter then queues for the lock we hold.
+            await w.wait_until(lambda cv=cv: cv.waiting == 0 and cv.lock.waiting == 1)
+            task.cancel(timeout=how == "timeout")
+            await w.sleep(0.01)
+            await w.unlock(cv)
+            assert await task.join() is CANCELLED
+            assert not cv.lock.locked() and cv.lock.waiting == 0, cv.lock
+
+    run_in(green, body)
