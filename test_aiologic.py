@@ -35,6 +35,7 @@ import itertools
 import json
 import math
 import os
+import pathlib
 import random
 import re
 import shutil
@@ -4786,6 +4787,35 @@ def test_vendored_copy(tmp_path: Any) -> None:
         "version": aiologic.__version__,
         "leaked": [],
     }
+
+
+def test_readme_renders_without_warnings() -> None:
+    """README.rst is valid reStructuredText: docutils stops at the first
+    warning, so a broken table or directive fails here."""
+    docutils_core = pytest.importorskip("docutils.core")
+    readme = pathlib.Path(__file__).with_name("README.rst")
+    if not readme.exists():  # an installed copy of the tests, without README
+        pytest.skip("README.rst is not beside the tests")
+    with warnings.catch_warnings():
+        # docutils' own deprecation notices about its API are not README's.
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        html = docutils_core.publish_string(
+            readme.read_text(encoding="utf-8"),
+            writer_name="html",
+            settings_overrides={"halt_level": 2, "report_level": 2},
+        )
+    assert b"The two commands" in html
+
+
+def test_readme_holds_the_commands_ci_runs() -> None:
+    """The commands README.rst promises are the ones .ci/run and users run."""
+    readme = pathlib.Path(__file__).with_name("README.rst")
+    if not readme.exists():
+        pytest.skip("README.rst is not beside the tests")
+    text = readme.read_text(encoding="utf-8")
+    assert 'python -m pip install -e ".[test]" && python -m pytest test_aiologic.py -q' in text
+    assert "python bench.py" in text
 
 
 # ============================================================================
