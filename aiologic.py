@@ -1246,7 +1246,69 @@ class _Waiting:
         return self._async_wait(timeout)
 
 
-class Event(_Waiting, _Parking):
+class _StateEvent(_Waiting, _Parking):
+    """Waiting until a state holds (`_is_done`); the code that makes it hold
+    wakes the published tokens. One algorithm for Event and CountdownEvent."""
+
+    __slots__ = ()
+
+    _waiters: deque[_Token] | None
+
+    def _is_done(self) -> bool:
+        raise NotImplementedError
+
+    def _wait_data(self) -> Any:
+        # What a waiter's token carries (CountdownEvent: its stamp).
+        return None
+
+    @property
+    def waiting(self) -> int:
+        waiters = self._waiters
+        return 0 if waiters is None else len(waiters)
+
+    def _publish(self, token: _Token) -> bool:
+        """Publish *token*; True if the state holds by now (token withdrawn)."""
+        waiters = self._waiters
+        if waiters is None:
+            waiters = _new_waiters(self)
+        waiters.append(token)
+        if not self._is_done():
+            return False
+        if token.cancel():
+            _discard(waiters, token)
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set; False if *timeout* expires first."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if self._is_done():
+            if _GREEN_CHECKPOINTS_ANY or _overrides_active:
+                green_checkpoint()
+            return True
+        if timeout == 0:
+            return False
+        token = _green_token(self._wait_data())
+        if self._publish(token):
+            return True
+        return _green_park(token, timeout, self)
+
+    async def _async_wait(self, timeout: float | None) -> bool:
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if self._is_done():
+            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
+                await async_checkpoint()
+            return True
+        if timeout == 0:
+            return False
+        token = _async_token(self._wait_data())
+        if self._publish(token):
+            return True
+        return await _async_park(token, timeout, self)
+
+
+class Event(_StateEvent):
     """A one-time event: once set, it stays set and every wait returns at once.
 
     ``ev.wait(timeout)`` blocks green code, ``await ev`` and
@@ -1285,51 +1347,8 @@ class Event(_Waiting, _Parking):
         if waiters is not None:
             _wake_all(waiters)
 
-    @property
-    def waiting(self) -> int:
-        waiters = self._waiters
-        return 0 if waiters is None else len(waiters)
-
-    def _publish(self, token: _Token) -> bool:
-        """Publish *token*; True if the event got set meanwhile."""
-        waiters = self._waiters
-        if waiters is None:
-            waiters = _new_waiters(self)
-        waiters.append(token)
-        if self._unset:
-            return False
-        if token.cancel():
-            _discard(waiters, token)
-        return True
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the event is set; False if *timeout* expires first."""
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        if not self._unset:
-            if _GREEN_CHECKPOINTS_ANY or _overrides_active:
-                green_checkpoint()
-            return True
-        if timeout == 0:
-            return False
-        token = _green_token()
-        if self._publish(token):
-            return True
-        return _green_park(token, timeout, self)
-
-    async def _async_wait(self, timeout: float | None) -> bool:
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        if not self._unset:
-            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
-                await async_checkpoint()
-            return True
-        if timeout == 0:
-            return False
-        token = _async_token()
-        if self._publish(token):
-            return True
-        return await _async_park(token, timeout, self)
+    def _is_done(self) -> bool:
+        return not self._unset
 
 
 def _wake_all(waiters: deque[_Token]) -> None:
@@ -1417,7 +1436,7 @@ class REvent(_Waiting):
 _stamp = _count().__next__
 
 
-class CountdownEvent(_Waiting, _Parking):
+class CountdownEvent(_StateEvent):
     """An event that is set while its value is zero.
 
     ``up(n)`` raises the value, ``down()`` lowers it by one and wakes every
@@ -1453,11 +1472,6 @@ class CountdownEvent(_Waiting, _Parking):
     @property
     def initial_value(self) -> int:
         return self._initial_value
-
-    @property
-    def waiting(self) -> int:
-        waiters = self._waiters
-        return 0 if waiters is None else len(waiters)
 
     def up(self, count: int = 1) -> None:
         """Raise the value by *count*."""
@@ -1502,45 +1516,11 @@ class CountdownEvent(_Waiting, _Parking):
             if not self._units:
                 self._wake(_stamp())
 
-    def _publish(self, token: _Token) -> bool:
-        waiters = self._waiters
-        if waiters is None:
-            waiters = _new_waiters(self)
-        waiters.append(token)
-        if self._units:
-            return False
-        if token.cancel():
-            _discard(waiters, token)
-        return True
+    def _is_done(self) -> bool:
+        return not self._units
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the value is zero; False if *timeout* expires first."""
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        if not self._units:
-            if _GREEN_CHECKPOINTS_ANY or _overrides_active:
-                green_checkpoint()
-            return True
-        if timeout == 0:
-            return False
-        token = _green_token(_stamp())
-        if self._publish(token):
-            return True
-        return _green_park(token, timeout, self)
-
-    async def _async_wait(self, timeout: float | None) -> bool:
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        if not self._units:
-            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
-                await async_checkpoint()
-            return True
-        if timeout == 0:
-            return False
-        token = _async_token(_stamp())
-        if self._publish(token):
-            return True
-        return await _async_park(token, timeout, self)
+    def _wait_data(self) -> Any:
+        return _stamp()
 
 
 class Flag(_GenericBase[_T]):
