@@ -3214,7 +3214,48 @@ class _QueueSemaphore(Semaphore):
         return self._queue._shutdown
 
 
-class SimpleQueue(_GenericBase[_T]):
+class _Gets(_GenericBase[_T]):
+    # The getting half shared by every queue: take a ready unit, then the item.
+    __slots__ = ()
+
+    _ready: _QueueSemaphore
+    _shutdown: bool
+
+    def _take(self) -> _T:
+        # Called holding a ready unit.
+        raise NotImplementedError
+
+    def _refuse_get(self) -> NoReturn:
+        if self._shutdown:
+            raise QueueShutDown
+        raise QueueEmpty
+
+    def green_get(self, *, blocking: bool = True, timeout: float | None = None) -> _T:
+        """Remove and return an item; `QueueEmpty` if none in time.
+
+        `QueueShutDown` once the queue is shut down and empty.
+        """
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if not self._ready._green_acquire(None, blocking, timeout):
+            self._refuse_get()
+        return self._take()
+
+    async def async_get(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> _T:
+        """Remove and return an item; `QueueEmpty` if none in time.
+
+        `QueueShutDown` once the queue is shut down and empty.
+        """
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        if not await self._ready._async_acquire(None, blocking, timeout):
+            self._refuse_get()
+        return self._take()
+
+
+class SimpleQueue(_Gets[_T]):
     """An unbounded FIFO queue: `put` never blocks, gets wait for items.
 
     A deque of items plus a semaphore that counts them; a getter holding a
@@ -3290,11 +3331,6 @@ class SimpleQueue(_GenericBase[_T]):
         except IndexError:  # emptied by shutdown(immediate=True)
             raise QueueShutDown from None
 
-    def _refuse_get(self) -> NoReturn:
-        if self._shutdown:
-            raise QueueShutDown
-        raise QueueEmpty
-
     def shutdown(self, immediate: bool = False) -> None:
         """Shut the queue down (as `queue.Queue.shutdown` in Python 3.13).
 
@@ -3313,24 +3349,6 @@ class SimpleQueue(_GenericBase[_T]):
                 self._ready._try_take()
         _wake_shut_down(self._ready)
 
-    def green_get(self, *, blocking: bool = True, timeout: float | None = None) -> _T:
-        """Remove and return an item; `QueueEmpty` if none (non-blocking/timeout)."""
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        if not self._ready._green_acquire(None, blocking, timeout):
-            self._refuse_get()
-        return self._take()
-
-    async def async_get(
-        self, *, blocking: bool = True, timeout: float | None = None
-    ) -> _T:
-        """Remove and return an item; `QueueEmpty` if none (non-blocking/timeout)."""
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        if not await self._ready._async_acquire(None, blocking, timeout):
-            self._refuse_get()
-        return self._take()
-
 
 class SimpleLifoQueue(SimpleQueue[_T]):
     """An unbounded LIFO queue (a stack)."""
@@ -3344,7 +3362,7 @@ class SimpleLifoQueue(SimpleQueue[_T]):
             raise QueueShutDown from None
 
 
-class Queue(_GenericBase[_T]):
+class Queue(_Gets[_T]):
     """A FIFO queue, optionally bounded, shared by every world.
 
     Two counting semaphores do the waiting: free slots for putters (when
@@ -3502,7 +3520,7 @@ class Queue(_GenericBase[_T]):
         if self._free is not None:
             self._free._release(1)
 
-    def _fetch(self) -> _T:
+    def _take(self) -> _T:
         # Called holding a ready unit; an immediate shutdown may have emptied
         # the storage since.
         with self._storage_lock():
@@ -3516,11 +3534,6 @@ class Queue(_GenericBase[_T]):
         if self._shutdown:
             raise QueueShutDown
         raise QueueFull
-
-    def _refuse_get(self) -> NoReturn:
-        if self._shutdown:
-            raise QueueShutDown
-        raise QueueEmpty
 
     # -- public face
 
@@ -3555,24 +3568,6 @@ class Queue(_GenericBase[_T]):
         elif not await free._async_acquire(None, blocking, timeout):
             self._refuse_put()
         self._store(item)
-
-    def green_get(self, *, blocking: bool = True, timeout: float | None = None) -> _T:
-        """Remove and return an item; `QueueEmpty` if none in time."""
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        if not self._ready._green_acquire(None, blocking, timeout):
-            self._refuse_get()
-        return self._fetch()
-
-    async def async_get(
-        self, *, blocking: bool = True, timeout: float | None = None
-    ) -> _T:
-        """Remove and return an item; `QueueEmpty` if none in time."""
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        if not await self._ready._async_acquire(None, blocking, timeout):
-            self._refuse_get()
-        return self._fetch()
 
     # -- task tracking
 
