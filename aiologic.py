@@ -1022,13 +1022,21 @@ async def _async_park(token: _AsyncToken, timeout: float | None, owner: _Owner) 
 _creation_lock = _allocate_lock()
 
 
-def _new_waiters(obj: Any) -> deque[Any]:
+def _made_once(obj: Any, name: str, factory: Callable[[], Any]) -> Any:
+    """The value of attribute *name* of *obj*, made with *factory* if None.
+
+    For state made on first use: racing callers agree on one object.
+    """
     with _creation_lock:
-        waiters: deque[Any] | None = obj._waiters
-        if waiters is None:
-            waiters = deque()
-            obj._waiters = waiters
-    return waiters
+        value = getattr(obj, name)
+        if value is None:
+            value = factory()
+            setattr(obj, name, value)
+    return value
+
+
+def _new_waiters(obj: Any) -> deque[Any]:
+    return _made_once(obj, "_waiters", deque)  # type: ignore[no-any-return]
 
 
 class _Waitable(_Parking):
@@ -3422,19 +3430,13 @@ class Queue(_Gets[_T]):
         # The short critical section around the storage hooks.
         mutex = self._mutex
         if mutex is None:
-            with _creation_lock:
-                mutex = self._mutex
-                if mutex is None:
-                    mutex = self._mutex = _allocate_lock()
+            mutex = _made_once(self, "_mutex", _allocate_lock)
         return mutex
 
     def _tasks(self) -> CountdownEvent:
         unfinished = self._unfinished
         if unfinished is None:
-            with _creation_lock:
-                unfinished = self._unfinished
-                if unfinished is None:
-                    unfinished = self._unfinished = CountdownEvent()
+            unfinished = _made_once(self, "_unfinished", CountdownEvent)
         return unfinished
 
     def __repr__(self) -> str:
