@@ -972,6 +972,12 @@ class _Parking:
 
     _waiters: deque[Any] | None
 
+    @property
+    def waiting(self) -> int:
+        """How many tasks are waiting now."""
+        waiters = self._waiters
+        return 0 if waiters is None else len(waiters)
+
     def _withdraw(self, token: _Token) -> None:
         # The waiter gave up (its cancel() won): take its token out of the queue.
         waiters = self._waiters
@@ -1046,9 +1052,13 @@ class _Waitable(_Parking):
 
     * `_try_take()`: take one unit if one is free, atomically;
     * `_put_back()`: make one unit free (no waiter wanted it);
-    * `_claimed_by(data)`: bookkeeping once the caller holds a unit (owner);
-    * `_handing_to(data)`: bookkeeping a releaser does before it hands a unit
-      to the waiter whose token carries *data*;
+    * `_claimed_by(data)`: bookkeeping by the caller once it holds a unit
+      (the owner records itself);
+    * `_handing_to(token)`: what a releaser records *before* it claims the
+      token of the waiter it hands a unit to (a lock names the token, so a
+      waiter whose cancel() lost never finds a stale owner);
+    * `_check_owner(data)`: refuse a re-acquire by the holder, even when not
+      blocking;
     * `_check_wait(data)`: refuse to wait (self-deadlock), before publishing.
 
     Units are handed to waiters in arrival order and never become visible as
@@ -1056,8 +1066,6 @@ class _Waitable(_Parking):
     """
 
     __slots__ = ()
-
-    _waiters: deque[Any] | None
 
     def _try_take(self) -> bool:
         raise NotImplementedError
@@ -1223,12 +1231,6 @@ class _Waitable(_Parking):
         """Give back a unit the caller holds (undoing `_claimed_by`)."""
         self._release_one()
 
-    @property
-    def waiting(self) -> int:
-        """How many tasks are waiting now."""
-        waiters = self._waiters
-        return 0 if waiters is None else len(waiters)
-
 
 # =============================================================================
 # Events and flags
@@ -1260,19 +1262,12 @@ class _StateEvent(_Waiting, _Parking):
 
     __slots__ = ()
 
-    _waiters: deque[_Token] | None
-
     def _is_done(self) -> bool:
         raise NotImplementedError
 
     def _wait_data(self) -> Any:
         # What a waiter's token carries (CountdownEvent: its stamp).
         return None
-
-    @property
-    def waiting(self) -> int:
-        waiters = self._waiters
-        return 0 if waiters is None else len(waiters)
 
     def _publish(self, token: _Token) -> bool:
         """Publish *token*; True if the state holds by now (token withdrawn)."""
