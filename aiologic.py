@@ -2351,29 +2351,41 @@ def _check_tokens(total_tokens: float) -> float:
     return _check_value("total_tokens", total_tokens)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
-class CapacityLimiter:
-    """Lets at most ``total_tokens`` tasks in at once, each holding one token.
+# Marks a borrower named by the caller (`*_on_behalf_of`) in a limiter's
+# records, so that it can never be mistaken for a task (a thread's ident is an
+# int, and so may be a borrower).
+_BEHALF: Final[Any] = object()
 
-    Tokens are borrowed by tasks: a task may hold one at a time and only the
-    borrower may give it back (both misuses raise `RuntimeError`).
+
+class CapacityLimiter(_Parking):
+    """Lets at most ``total_tokens`` borrowers in at once, each holding one token.
+
+    A borrower is the current task, or any hashable object named with the
+    ``*_on_behalf_of`` methods. A borrower may hold one token at a time and
+    only it may give it back (both misuses raise `RuntimeError`).
     ``total_tokens`` may be changed at any time (``math.inf`` for no limit).
     """
 
-    __slots__ = ("__weakref__", "_borrowers", "_debt", "_tokens", "_total_tokens")
+    __slots__ = ("__weakref__", "_borrowers", "_lock", "_total_tokens", "_waiters")
+
+    _reentrant: ClassVar[bool] = False
 
     def __init__(self, total_tokens: float = 1) -> None:
-        total = _check_tokens(total_tokens)
-        self._total_tokens = total
-        # Free tokens; waiters queue on it in arrival order.
-        self._tokens = Semaphore(0)
-        if total:
-            # math.inf makes one endless batch.
-            self._tokens._release(total)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
-        # Invariants: `_borrowers` maps task -> depth, written by that task
-        # only; `_debt` has one entry per token to retire instead of
-        # returning it (after `total_tokens` was lowered below the borrowed).
+        self._total_tokens = _check_tokens(total_tokens)
+        # Invariants, all kept under `_lock` (a critical section that is never
+        # held while anyone waits, nor while a waiter is woken):
+        # * `_borrowers` maps each borrower to its depth; a waiter is entered
+        #   at the moment its token is claimed for it (the hand-off), so
+        #   `borrowed_tokens` is exact at every moment;
+        # * a borrower is added only while len(_borrowers) < _total_tokens
+        #   (lowering the total below that admits no one until it holds);
+        # * after every change, `_admit` has run: either len(_borrowers) >=
+        #   _total_tokens or no live token is left in `_waiters`.
+        # A waiter's token carries (borrower, depth); `_admit` replaces the
+        # depth by 0 when it refuses a borrower that got in meanwhile.
         self._borrowers: dict[object, int] = {}
-        self._debt: list[None] = []
+        self._waiters: deque[_Token] | None = None
+        self._lock = _allocate_lock()
 
     def __repr__(self) -> str:
         return (
@@ -2395,145 +2407,227 @@ class CapacityLimiter:
     @total_tokens.setter
     def total_tokens(self, value: float) -> None:
         value = _check_tokens(value)
-        old = self._total_tokens
-        self._total_tokens = value
-        tokens = self._tokens
-        debt = self._debt
-        if value == old:
-            return
-        if old == float("inf"):
-            # From no limit: nothing to subtract from; start over from what
-            # is borrowed now.
-            while True:
-                try:
-                    tokens._permits.pop()
-                except IndexError:
-                    break
-            free = value - len(self._borrowers)
-            if free < 0:
-                debt.extend([None] * int(-free))
-            elif free:
-                tokens._release(free)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
-            return
-        if value > old:
-            # Pay the debt first, then put the rest out (waiters first).
-            more = value - old
-            while more and debt:
-                try:
-                    debt.pop()
-                except IndexError:
-                    break
-                more -= 1
-            if more:
-                tokens._release(more)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
-            return
-        # Fewer: take back free tokens; what is borrowed beyond the new total
-        # becomes debt, retired as the borrowers release.
-        fewer = int(old - value)
-        while fewer and tokens._try_take():
-            fewer -= 1
-        debt.extend([None] * fewer)
+        with self._lock:
+            self._total_tokens = value
+            woken = self._admit()
+        _wake_claimed(woken)
 
     @property
     def available_tokens(self) -> float:
-        return self._tokens.value
+        with self._lock:
+            return max(self._total_tokens - len(self._borrowers), 0)
 
     @property
     def borrowed_tokens(self) -> int:
         return len(self._borrowers)
 
     @property
-    def borrowers(self) -> MappingProxyType[tuple[str, int], int]:
-        """A read-only snapshot: ``(library, id)`` of each borrower -> depth."""
+    def borrowers(self) -> MappingProxyType[object, int]:
+        """A read-only snapshot: each borrower -> its depth.
+
+        A task is shown as its ``(library, id)``; a borrower named with
+        ``*_on_behalf_of`` as itself.
+        """
         return _mappingproxy(
             {
-                _task_identity(task): depth
-                for task, depth in self._borrowers.copy().items()
+                key[1] if key.__class__ is tuple else _task_identity(key): depth
+                for key, depth in self._borrowers.copy().items()
             }
         )
 
-    @property
-    def waiting(self) -> int:
-        return self._tokens.waiting
+    # -- the one admission step
 
-    def _return_token(self) -> None:
-        try:
-            self._debt.pop()
-        except IndexError:
-            self._tokens._release(1)
+    def _admit(self) -> list[_Token]:
+        """Hand tokens to the oldest waiters while borrowed < total.
 
-    def _is_reentry(self, me: object) -> bool:
-        """True if *me* may re-enter; refuses a second borrow otherwise."""
-        if me in self._borrowers:
-            msg = "this task is already holding one of this limiter's tokens"
-            raise RuntimeError(msg)
+        Called under `_lock` after every change (release, give-up, new
+        total); returns the claimed tokens, to be woken once it is left.
+        """
+        woken: list[_Token] = []
+        waiters = self._waiters
+        borrowers = self._borrowers
+        while waiters and len(borrowers) < self._total_tokens:
+            token = waiters.popleft()
+            if not token.claim():  # its waiter gave up first
+                continue
+            key, depth = token.data
+            held = borrowers.get(key)
+            if held is None:
+                borrowers[key] = depth
+            elif self._reentrant:
+                borrowers[key] = held + depth
+            else:  # the same borrower got in by another call meanwhile
+                token.data = (key, 0)
+            woken.append(token)
+        return woken
+
+    def _take(self, key: object, depth: int) -> bool:
+        """Borrow for *key* if that needs no wait (under `_lock`)."""
+        borrowers = self._borrowers
+        held = borrowers.get(key)
+        if held is not None:
+            if not self._reentrant:
+                msg = "this borrower is already holding one of this limiter's tokens"
+                raise RuntimeError(msg)
+            borrowers[key] = held + depth
+            return True
+        if len(borrowers) < self._total_tokens and not self._waiters:
+            borrowers[key] = depth
+            return True
         return False
 
-    def _leave(self, me: object, count: int) -> None:
-        count = _check_count(count)
-        depth = self._borrowers.get(me)
-        if depth is None:
-            msg = "this task is not holding any of this limiter's tokens"
-            raise RuntimeError(msg)
-        if count > depth:
-            msg = "released more times than acquired"
-            raise RuntimeError(msg)
-        if count < depth:
-            self._borrowers[me] = depth - count
-            return
-        del self._borrowers[me]
-        self._return_token()
+    def _begin(
+        self,
+        key: object,
+        depth: int,
+        blocking: bool,
+        timeout: float | None,
+        make_token: Callable[[Any], _TokenT],
+    ) -> bool | _TokenT:
+        """The non-blocking part of an acquire.
 
-    def _green(self, count: int, blocking: bool, timeout: float | None) -> bool:
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        count = _check_count(count)
-        me = _green_task()
-        if self._is_reentry(me):
+        True: borrowed; False: not now; a token: published, wait on it.
+        """
+        with self._lock:
+            if self._take(key, depth):
+                return True
+        if not blocking or timeout == 0:
+            return False
+        token = make_token((key, depth))
+        with self._lock:
+            # Decided in one critical section with every release: either
+            # we get in now or a later `_admit` sees our token.
+            if self._take(key, depth):
+                return True
+            waiters = self._waiters
+            if waiters is None:
+                waiters = self._waiters = deque()
+            waiters.append(token)
+        return token
+
+    def _handed(self, token: _Token) -> bool:
+        """After a wait that was handed a token: borrowed, or refused."""
+        with self._lock:  # `_admit` wrote the data under it
+            key, depth = token.data
+        if not depth:
+            msg = "this borrower is already holding one of this limiter's tokens"
+            raise RuntimeError(msg)
+        return True
+
+    def _undo(self, token: _Token) -> None:
+        # Handed a token while leaving with an exception: give it back.
+        with self._lock:
+            key, depth = token.data
+        if depth:
+            self._release(key, depth)
+
+    def _release(self, key: object, count: int) -> None:
+        with self._lock:
+            borrowers = self._borrowers
+            held = borrowers.get(key)
+            if held is None:
+                msg = "this borrower is not holding any of this limiter's tokens"
+                raise RuntimeError(msg)
+            if count > held:
+                msg = "released more times than acquired"
+                raise RuntimeError(msg)
+            if count < held:
+                borrowers[key] = held - count
+                return
+            del borrowers[key]
+            woken = self._admit()
+        _wake_claimed(woken)
+
+    # -- the two faces: they only choose how to park
+
+    def _green(
+        self, key: object, depth: int, blocking: bool, timeout: float | None
+    ) -> bool:
+        result = self._begin(key, depth, blocking, timeout, _green_token)
+        if result is True or result is False:
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
-                green_checkpoint()
-            self._borrowers[me] += count
-            return True
-        if not self._tokens._green_acquire(None, blocking, timeout):
-            return False
-        self._borrowers[me] = count
-        return True
+                self._green_checkpoint(key, depth, result)
+            return result
+        return _green_park(result, timeout, self) and self._handed(result)
 
-    async def _async(self, count: int, blocking: bool, timeout: float | None) -> bool:
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        count = _check_count(count)
-        me = _current_async_task()
-        if self._is_reentry(me):
-            # The checkpoint comes first, so a cancellation takes nothing.
+    async def _async(
+        self, key: object, depth: int, blocking: bool, timeout: float | None
+    ) -> bool:
+        result = self._begin(key, depth, blocking, timeout, _async_token)
+        if result is True or result is False:
             if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
-                await async_checkpoint()
-            self._borrowers[me] += count
-            return True
-        if not await self._tokens._async_acquire(None, blocking, timeout):
-            return False
-        self._borrowers[me] = count
-        return True
+                await self._async_checkpoint(key, depth, result)
+            return result
+        return await _async_park(result, timeout, self) and self._handed(result)
+
+    def _green_checkpoint(self, key: object, depth: int, borrowed: bool) -> None:
+        try:
+            green_checkpoint()
+        except BaseException:  # a green kill or Timeout: leave nothing borrowed
+            if borrowed:
+                self._release(key, depth)
+            raise
+
+    async def _async_checkpoint(self, key: object, depth: int, borrowed: bool) -> None:
+        try:
+            await async_checkpoint()
+        except BaseException:  # cancelled at the checkpoint
+            if borrowed:
+                self._release(key, depth)
+            raise
+
+    # -- public face
 
     def green_acquire(
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Borrow a token in green code; False if none (non-blocking/timeout)."""
-        return self._green(1, blocking, timeout)
+        blocking, timeout = _wait_args(blocking, timeout)
+        return self._green(_green_task(), 1, blocking, timeout)
 
     async def async_acquire(
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Borrow a token in async code; False if none (non-blocking/timeout)."""
-        return await self._async(1, blocking, timeout)
+        blocking, timeout = _wait_args(blocking, timeout)
+        return await self._async(_current_async_task(), 1, blocking, timeout)
+
+    def green_acquire_on_behalf_of(
+        self, borrower: object, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Borrow a token for *borrower* (any hashable object) in green code.
+
+        As trio's and anyio's ``acquire_on_behalf_of``: the token is held by
+        *borrower*, not by the calling task, and is given back with
+        `green_release_on_behalf_of` (or the async one) from any task.
+        """
+        key = _behalf(borrower)
+        blocking, timeout = _wait_args(blocking, timeout)
+        return self._green(key, 1, blocking, timeout)
+
+    async def async_acquire_on_behalf_of(
+        self, borrower: object, *, blocking: bool = True, timeout: float | None = None
+    ) -> bool:
+        """Borrow a token for *borrower* (any hashable object) in async code."""
+        key = _behalf(borrower)
+        blocking, timeout = _wait_args(blocking, timeout)
+        return await self._async(key, 1, blocking, timeout)
 
     def green_release(self) -> None:
         """Give the current green task's token back."""
-        self._leave(_green_task(), 1)
+        self._release(_green_task(), 1)
 
     def async_release(self) -> None:
         """Give the current async task's token back."""
-        self._leave(_current_async_task(), 1)
+        self._release(_current_async_task(), 1)
+
+    def green_release_on_behalf_of(self, borrower: object) -> None:
+        """Give back the token held by *borrower*; `RuntimeError` if none."""
+        self._release(_behalf(borrower), 1)
+
+    def async_release_on_behalf_of(self, borrower: object) -> None:
+        """Give back the token held by *borrower*; `RuntimeError` if none."""
+        self._release(_behalf(borrower), 1)
 
     def green_borrowed(self) -> bool:
         """True if the current green task holds a token."""
@@ -2545,18 +2639,37 @@ class CapacityLimiter:
         return library is not None and _async_task(library) in self._borrowers
 
     def __enter__(self) -> Self:
-        self._green(1, True, None)
+        self._green(_green_task(), 1, True, None)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._leave(_green_task(), 1)
+        self._release(_green_task(), 1)
 
     async def __aenter__(self) -> Self:
-        await self._async(1, True, None)
+        await self._async(_current_async_task(), 1, True, None)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._leave(_current_async_task(), 1)
+        self._release(_current_async_task(), 1)
+
+
+def _behalf(borrower: object) -> tuple[object, object]:
+    # The record of a named borrower; hashing it checks the borrower first.
+    key = (_BEHALF, borrower)
+    hash(key)
+    return key
+
+
+def _wait_args(blocking: bool, timeout: float | None) -> tuple[bool, float | None]:
+    # Both arguments read before anything changes.
+    if timeout is not None:
+        timeout = _check_timeout(timeout)
+    return bool(blocking), timeout
+
+
+def _wake_claimed(tokens: list[_Token]) -> None:
+    for token in tokens:
+        token.wake()
 
 
 class RCapacityLimiter(CapacityLimiter):
@@ -2565,26 +2678,29 @@ class RCapacityLimiter(CapacityLimiter):
 
     __slots__ = ()
 
-    def _is_reentry(self, me: object) -> bool:
-        return me in self._borrowers
+    _reentrant = True
 
-    def green_acquire(
+    def green_acquire(  # type: ignore[override]
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Borrow (or re-enter *count* levels) in green code."""
-        return self._green(count, blocking, timeout)
+        count = _check_count(count)
+        blocking, timeout = _wait_args(blocking, timeout)
+        return self._green(_green_task(), count, blocking, timeout)
 
-    async def async_acquire(
+    async def async_acquire(  # type: ignore[override]
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Borrow (or re-enter *count* levels) in async code."""
-        return await self._async(count, blocking, timeout)
+        count = _check_count(count)
+        blocking, timeout = _wait_args(blocking, timeout)
+        return await self._async(_current_async_task(), count, blocking, timeout)
 
-    def green_release(self, count: int = 1) -> None:
-        self._leave(_green_task(), count)
+    def green_release(self, count: int = 1) -> None:  # type: ignore[override]
+        self._release(_green_task(), _check_count(count))
 
-    def async_release(self, count: int = 1) -> None:
-        self._leave(_current_async_task(), count)
+    def async_release(self, count: int = 1) -> None:  # type: ignore[override]
+        self._release(_current_async_task(), _check_count(count))
 
     def green_count(self) -> int:
         """The current green task's depth (0 if it holds no token)."""
