@@ -3178,6 +3178,288 @@ def test_limiter_total_tokens_settable(world: str) -> None:
     run_in(world, body)
 
 
+# -- forced interleavings: every change goes through one admission step
+
+
+class PauseAt:
+    """Pauses the thread that reaches a line of an aiologic function.
+
+    The line is found by its text, so the test survives edits around it.
+    Only a thread that calls `install()` is traced, and it pauses once.
+    """
+
+    def __init__(self, function: Any, text: str, occurrence: int = 1) -> None:
+        lines, start = inspect.getsourcelines(function)
+        found = [start + i for i, line in enumerate(lines) if text in line]
+        assert len(found) >= occurrence, (function, text)
+        self.code = function.__code__
+        self.lineno = found[occurrence - 1]
+        self.reached = threading.Event()
+        self.resumed = threading.Event()
+
+    def _local(self, frame: Any, event: str, arg: Any) -> Any:
+        if event == "line" and frame.f_lineno == self.lineno:
+            if not self.reached.is_set():
+                self.reached.set()
+                assert self.resumed.wait(DEADLINE)
+        return self._local
+
+    def _global(self, frame: Any, event: str, arg: Any) -> Any:
+        return self._local if frame.f_code is self.code else None
+
+    def install(self) -> None:
+        sys.settrace(self._global)
+
+    def thread(self, fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+        """Run *fn* in a traced thread; its result lands in the list."""
+        out: list[Any] = []
+
+        def run() -> None:
+            self.install()
+            try:
+                out.append(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                out.append(exc)
+            finally:
+                sys.settrace(None)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        assert self.reached.wait(DEADLINE), "the line was never reached"
+        return thread, out
+
+    def resume(self, thread: threading.Thread) -> None:
+        self.resumed.set()
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+
+
+def _named_waiter(limiter: Any, name: object) -> tuple[threading.Thread, list[Any]]:
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(limiter.green_acquire_on_behalf_of(name, timeout=DEADLINE))
+        except RuntimeError as exc:
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_limiter_lowered_while_a_holder_releases_in_another_thread() -> None:
+    """The release decides admission against the total it sees inside the
+    one admission step: lowering the total just before it admits no one."""
+    limiter = aiologic.CapacityLimiter(2)
+    assert limiter.green_acquire_on_behalf_of("A")
+    assert limiter.green_acquire_on_behalf_of("B")
+    waiter, got = _named_waiter(limiter, "W")
+    wait_until(lambda: limiter.waiting == 1)
+    pause = PauseAt(aiologic.CapacityLimiter._release, "with self._lock:")
+    releaser, _ = pause.thread(lambda: limiter.green_release_on_behalf_of("A"))
+    limiter.total_tokens = 1
+    pause.resume(releaser)
+    assert dict(limiter.borrowers) == {"B": 1}  # 1 == total: W stays out
+    assert limiter.waiting == 1 and limiter.available_tokens == 0 and got == []
+    limiter.green_release_on_behalf_of("B")
+    waiter.join(DEADLINE)
+    assert got == [True] and dict(limiter.borrowers) == {"W": 1}
+    limiter.green_release_on_behalf_of("W")
+    assert limiter.borrowed_tokens == 0 and limiter.available_tokens == 1
+
+
+def test_limiter_count_is_exact_right_after_a_hand_off() -> None:
+    """The waiter is a borrower from the moment the token is handed to it,
+    before it runs; lowering the total then counts it."""
+    limiter = aiologic.CapacityLimiter(1)
+    assert limiter.green_acquire_on_behalf_of("A")
+    waiter, got = _named_waiter(limiter, "W")
+    wait_until(lambda: limiter.waiting == 1)
+    # Pause the releaser after the hand-off was decided, before the wake.
+    pause = PauseAt(aiologic.CapacityLimiter._release, "_wake_claimed(woken)")
+    releaser, _ = pause.thread(lambda: limiter.green_release_on_behalf_of("A"))
+    assert dict(limiter.borrowers) == {"W": 1} and limiter.borrowed_tokens == 1
+    assert limiter.available_tokens == 0 and limiter.waiting == 0
+    limiter.total_tokens = 0
+    assert limiter.borrowed_tokens == 1 and limiter.available_tokens == 0
+    assert limiter.green_acquire_on_behalf_of("X", blocking=False) is False
+    pause.resume(releaser)
+    waiter.join(DEADLINE)
+    assert got == [True]
+    limiter.green_release_on_behalf_of("W")
+    assert limiter.borrowed_tokens == 0 and limiter.available_tokens == 0
+
+
+def test_limiter_from_inf_to_a_number_while_another_thread_acquires() -> None:
+    limiter = aiologic.CapacityLimiter(math.inf)
+    assert limiter.green_acquire_on_behalf_of("A")
+    pause = PauseAt(aiologic.CapacityLimiter._begin, "with self._lock:")
+    acquirer, got = pause.thread(
+        lambda: limiter.green_acquire_on_behalf_of("T", timeout=DEADLINE)
+    )
+    limiter.total_tokens = 1
+    assert limiter.available_tokens == 0
+    pause.resumed.set()
+    wait_until(lambda: limiter.waiting == 1)
+    assert got == [] and dict(limiter.borrowers) == {"A": 1}
+    limiter.green_release_on_behalf_of("A")
+    acquirer.join(DEADLINE)
+    assert got == [True] and dict(limiter.borrowers) == {"T": 1}
+    assert limiter.available_tokens == 0
+    limiter.green_release_on_behalf_of("T")
+    assert limiter.available_tokens == 1 and limiter.total_tokens == 1
+    limiter.total_tokens = math.inf
+    assert limiter.available_tokens == math.inf
+    limiter.total_tokens = 3
+    assert limiter.available_tokens == 3
+
+
+def test_limiter_cancelled_after_the_hand_off_readmits_no_one_at_zero() -> None:
+    """asyncio: the token is handed to a parked waiter, the total drops to 0,
+    then the waiter is cancelled before it runs: it gives the token back and
+    no one else gets in while the total is 0."""
+    asyncio = _import("asyncio")
+
+    async def main() -> None:
+        limiter = aiologic.CapacityLimiter(1)
+        assert await limiter.async_acquire_on_behalf_of("A")
+        first = asyncio.ensure_future(limiter.async_acquire())
+        second = asyncio.ensure_future(limiter.async_acquire_on_behalf_of("S"))
+        while limiter.waiting < 2:
+            await asyncio.sleep(0)
+        limiter.async_release_on_behalf_of("A")  # handed to `first`
+        assert limiter.borrowed_tokens == 1 and limiter.waiting == 1
+        limiter.total_tokens = 0
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert limiter.borrowed_tokens == 0 and limiter.waiting == 1
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not second.done() and limiter.borrowed_tokens == 0
+        limiter.total_tokens = 1
+        assert await asyncio.wait_for(second, DEADLINE) is True
+        assert dict(limiter.borrowers) == {"S": 1}
+
+    asyncio.run(main())
+
+
+class _Interrupted(BaseException):
+    pass
+
+
+def test_limiter_trio_checkpoint_interrupted_readmits_no_one_at_zero(
+    monkeypatch: Any,
+) -> None:
+    """trio: a task borrows on the fast path and is interrupted at the
+    checkpoint after it, by which time the total is 0 and another borrower
+    waits: the token goes back, no one gets in."""
+    trio = _import("trio")
+    limiter = aiologic.CapacityLimiter(1)
+    holder: list[Any] = []
+
+    async def interrupted_checkpoint(**kwargs: Any) -> None:
+        limiter.total_tokens = 0
+        holder.extend(_named_waiter(limiter, "W"))
+        wait_until(lambda: limiter.waiting == 1)
+        raise _Interrupted
+
+    async def main() -> None:
+        monkeypatch.setattr(aiologic, "async_checkpoint", interrupted_checkpoint)
+        with aiologic.enable_checkpoints():
+            with pytest.raises(_Interrupted):
+                await limiter.async_acquire()
+        monkeypatch.undo()
+        assert limiter.borrowed_tokens == 0 and limiter.waiting == 1
+
+    trio.run(main)
+    waiter, got = holder
+    assert got == [] and limiter.borrowed_tokens == 0
+    limiter.total_tokens = 1
+    waiter.join(DEADLINE)
+    assert got == [True] and dict(limiter.borrowers) == {"W": 1}
+
+
+def test_limiter_acquire_on_behalf_of(world: str) -> None:
+    """Issue 14: a borrower may be any hashable object; it shows in
+    `borrowers`, may be released from any task, borrows once."""
+
+    async def releaser(w: World, limiter: Any, borrower: object) -> None:
+        if w.name in GREEN_WORLDS:
+            limiter.green_release_on_behalf_of(borrower)
+        else:
+            limiter.async_release_on_behalf_of(borrower)
+
+    async def body(w: World) -> None:
+        green = w.name in GREEN_WORLDS
+        limiter = aiologic.CapacityLimiter(2)
+
+        async def acquire(borrower: object, **kwargs: Any) -> bool:
+            if green:
+                return limiter.green_acquire_on_behalf_of(borrower, **kwargs)
+            return await limiter.async_acquire_on_behalf_of(borrower, **kwargs)
+
+        key = ("job", 1)
+        assert await acquire(key) is True
+        assert dict(limiter.borrowers) == {key: 1} and limiter.borrowed_tokens == 1
+        assert await w.query(limiter, "borrowed") is False  # the task holds none
+        with pytest.raises(RuntimeError):
+            await acquire(key, blocking=False)
+        with pytest.raises(TypeError):
+            await acquire([], blocking=False)  # not hashable
+        assert dict(limiter.borrowers) == {key: 1}
+        assert await acquire(7) is True  # an int is not a thread
+        assert await acquire(8, blocking=False) is False
+        assert await acquire(8, timeout=SHORT) is False
+        assert limiter.waiting == 0 and limiter.borrowed_tokens == 2
+        await w.spawn(releaser, limiter, key).join()
+        assert dict(limiter.borrowers) == {7: 1}
+        with pytest.raises(RuntimeError):
+            await w.spawn(releaser, limiter, key).join()
+        await releaser(w, limiter, 7)
+        assert not limiter and limiter.available_tokens == 2
+
+    run_in(world, body)
+
+
+def test_limiter_on_behalf_of_waits_in_order() -> None:
+    limiter = aiologic.CapacityLimiter(1)
+    assert limiter.green_acquire_on_behalf_of(0)
+    waiters = []
+    for name in (1, 2, 3):
+        waiters.append(_named_waiter(limiter, name))
+        wait_until(lambda name=name: limiter.waiting == name)
+    for name, (thread, got) in enumerate(waiters, 1):
+        limiter.green_release_on_behalf_of(name - 1)
+        thread.join(DEADLINE)
+        assert got == [True] and dict(limiter.borrowers) == {name: 1}
+    limiter.green_release_on_behalf_of(3)
+    assert not limiter
+
+
+def test_limiter_same_borrower_waiting_twice_is_refused() -> None:
+    """Two calls wait for the same named borrower: the first gets the token,
+    the second is refused (`RuntimeError`) and takes nothing."""
+    limiter = aiologic.CapacityLimiter(2)
+    assert limiter.green_acquire_on_behalf_of("A")
+    assert limiter.green_acquire_on_behalf_of("B")
+    first, got1 = _named_waiter(limiter, "W")
+    wait_until(lambda: limiter.waiting == 1)
+    second, got2 = _named_waiter(limiter, "W")
+    wait_until(lambda: limiter.waiting == 2)
+    limiter.green_release_on_behalf_of("A")
+    limiter.green_release_on_behalf_of("B")
+    first.join(DEADLINE)
+    second.join(DEADLINE)
+    assert got1 == [True] and len(got2) == 1 and isinstance(got2[0], RuntimeError)
+    assert dict(limiter.borrowers) == {"W": 1} and limiter.waiting == 0
+    r = aiologic.RCapacityLimiter(1)
+    assert r.green_acquire_on_behalf_of("W")
+    assert r.green_acquire_on_behalf_of("W")
+    assert dict(r.borrowers) == {"W": 2}
+
+
 # ============================================================================
 # Queue, LifoQueue, PriorityQueue
 # ============================================================================
