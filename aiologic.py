@@ -62,6 +62,7 @@ from heapq import heapify as _heapify
 from heapq import heappop as _heappop
 from heapq import heappush as _heappush
 from itertools import count as _count
+from operator import index as _index
 from time import monotonic as _monotonic
 from time import sleep as _sleep
 
@@ -1354,6 +1355,11 @@ class Event(_StateEvent):
         return not self._unset
 
 
+# Set for good: what a wait that finds its state already reached waits on.
+_SET_EVENT: Final = Event()
+_SET_EVENT.set()
+
+
 def _wake_all(waiters: deque[_Token]) -> None:
     while True:
         try:
@@ -1432,98 +1438,99 @@ class REvent(_Waiting):
         return await self._generation._async_wait(timeout)
 
 
-# Stamps order waits against the moments a countdown reaches zero. Taken with
-# an atomic `next()`; a waiter stamps itself before it publishes, a waker
-# before it changes the value, so a wake reaches exactly the waits that began
-# before the value became zero.
-_stamp = _count().__next__
-
-
-class CountdownEvent(_StateEvent):
+class CountdownEvent(_Waiting):
     """An event that is set while its value is zero.
 
     ``up(n)`` raises the value, ``down()`` lowers it by one and wakes every
-    waiter when it reaches zero, ``clear()`` sets it to zero.
+    waiter when it reaches zero, ``clear()`` sets it to zero. A wait that
+    began while the value was above zero is woken when it reaches zero, even
+    if ``up()`` follows at once. The value may be any int, in constant memory.
     """
 
-    __slots__ = ("__weakref__", "_initial_value", "_units", "_waiters")
+    __slots__ = ("__weakref__", "_initial_value", "_lock", "_value", "_zero")
 
     def __init__(self, initial_value: int = 0) -> None:
         value = _check_value("initial_value", initial_value)
         self._initial_value = value
-        # Invariant: one entry per unit of the value; `up` appends, `down`
-        # pops (an IndexError means it would go below zero).
-        self._units: list[None] = [None] * value
-        self._waiters: deque[_Token] | None = None
+        # Invariants, under `_lock` (a critical section that is never held
+        # while anyone waits): `_value` is the value; `_zero` is None or the
+        # unset Event that the next fall to zero sets (made by the first wait
+        # that needs it), and None whenever `_value` is zero.
+        self._value = value
+        self._zero: Event | None = None
+        self._lock = _allocate_lock()
 
     def __repr__(self) -> str:
         return (
             f"<{_qualname(self)} object at {id(self):#x}"
-            f" [value={len(self._units)}, waiting={self.waiting}]>"
+            f" [value={self._value}, waiting={self.waiting}]>"
         )
 
     def __copy__(self) -> Self:
         return type(self)(self._initial_value)
 
     def __bool__(self) -> bool:
-        return not self._units
+        return not self._value
 
     @property
     def value(self) -> int:
-        return len(self._units)
+        return self._value
 
     @property
     def initial_value(self) -> int:
         return self._initial_value
 
+    @property
+    def waiting(self) -> int:
+        zero = self._zero
+        return 0 if zero is None else zero.waiting
+
     def up(self, count: int = 1) -> None:
         """Raise the value by *count*."""
         count = _check_value("count", count)
-        self._units.extend([None] * count)
+        with self._lock:
+            self._value += count
 
     def down(self) -> None:
         """Lower the value by one; `RuntimeError` if it is zero already."""
-        stamp = _stamp()
-        units = self._units
-        try:
-            units.pop()
-        except IndexError:
-            msg = "down() called more times than up()"
-            raise RuntimeError(msg) from None
-        if not units:
-            self._wake(stamp)
+        with self._lock:
+            if not self._value:
+                msg = "down() called more times than up()"
+                raise RuntimeError(msg)
+            self._value -= 1
+            if self._value:
+                return
+            zero = self._zero
+            self._zero = None
+        if zero is not None:
+            zero.set()
 
     def clear(self) -> None:
         """Set the value to zero, waking every waiter."""
-        stamp = _stamp()
-        self._units.clear()
-        self._wake(stamp)
+        with self._lock:
+            self._value = 0
+            zero = self._zero
+            self._zero = None
+        if zero is not None:
+            zero.set()
 
-    def _wake(self, stamp: int) -> None:
-        waiters = self._waiters
-        if not waiters:
-            return
-        later: list[_Token] = []
-        while True:
-            try:
-                token = waiters.popleft()
-            except IndexError:
-                break
-            if token.data < stamp:
-                token.set()
-            else:  # began after the value reached zero: not ours to wake
-                later.append(token)
-        if later:
-            waiters.extendleft(reversed(later))
-            # Another waker may have run while they were out of the deque.
-            if not self._units:
-                self._wake(_stamp())
+    def _event(self) -> Event:
+        # What a wait that begins now waits on: the next fall to zero.
+        with self._lock:
+            if not self._value:
+                return _SET_EVENT
+            zero = self._zero
+            if zero is None:
+                zero = self._zero = Event()
+            return zero
 
-    def _is_done(self) -> bool:
-        return not self._units
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the value is zero; False if *timeout* expires first."""
+        zero = self._event()
+        return zero.wait(timeout)
 
-    def _wait_data(self) -> Any:
-        return _stamp()
+    async def _async_wait(self, timeout: float | None) -> bool:
+        return await self._event()._async_wait(timeout)
 
 
 class Flag(_GenericBase[_T]):
@@ -2033,8 +2040,8 @@ class RLock(Lock):
 def _check_value(name: str, value: int) -> int:
     if value.__class__ is not int:
         try:
-            value = value.__index__()
-        except AttributeError:
+            value = _index(value)  # refuses an __index__ that returns a non-int
+        except TypeError:
             msg = f"{name} must be an integer, not {value!r}"
             raise TypeError(msg) from None
     if value < 0:
@@ -2207,19 +2214,34 @@ class Semaphore(_Waitable):
 
 
 class _CappedSemaphore(Semaphore):
-    # A semaphore that knows how many more releases its cap allows.
-    __slots__ = ("_max_value", "_room")
+    # A semaphore that knows how many more releases its cap allows (its
+    # "room"): every acquire adds one, every release takes one.
+    __slots__ = ("_max_value", "_room", "_spare", "_spare_lock")
 
     _max_value: int
-    # Invariant: one entry per unit that may still be released: appended by
-    # every acquire, popped by every release (and by a holder's give-back).
+    # The room of a binary semaphore: at most one entry, appended by an
+    # acquire, popped by a release (an IndexError means no room).
     _room: list[None]
+    # The room of a BoundedSemaphore, an int of any size, read and changed
+    # under `_spare_lock` only (a critical section that never waits).
+    _spare: int
+    _spare_lock: LockType
+
+    def _init_room(self, room: int) -> None:
+        self._room = [None] * room
 
     def _claimed_by(self, data: Any) -> None:
         self._room.append(None)
 
+    def _take_room(self) -> bool:
+        try:
+            self._room.pop()
+        except IndexError:
+            return False
+        return True
+
     def _give_back(self, data: Any) -> None:
-        self._room.pop()
+        self._take_room()  # never fails: the caller holds a unit
         self._release(1)
 
 
@@ -2257,7 +2279,7 @@ class BoundedSemaphore(_CappedSemaphore):
             msg = "initial_value must be <= max_value"
             raise ValueError(msg)
         self._max_value = max_value
-        self._room = [None] * (max_value - self._initial_value)
+        self._init_room(max_value - self._initial_value)
 
     def __repr__(self) -> str:
         return (
@@ -2273,16 +2295,29 @@ class BoundedSemaphore(_CappedSemaphore):
     def max_value(self) -> int:
         return self._max_value
 
+    def _init_room(self, room: int) -> None:
+        self._spare = room
+        self._spare_lock = _allocate_lock()
+
+    def _claimed_by(self, data: Any) -> None:
+        with self._spare_lock:
+            self._spare += 1
+
+    def _take_room(self) -> bool:
+        with self._spare_lock:
+            if not self._spare:
+                return False
+            self._spare -= 1
+        return True
+
     def release(self, count: int = 1) -> None:
         """Add one unit; `RuntimeError` if that would exceed ``max_value``."""
-        if count != 1:
+        if _check_value("count", count) != 1:
             msg = "a bounded semaphore releases one unit at a time"
             raise ValueError(msg)
-        try:
-            self._room.pop()
-        except IndexError:
+        if not self._take_room():
             msg = "semaphore released too many times"
-            raise RuntimeError(msg) from None
+            raise RuntimeError(msg)
         self._release(1)
 
 
@@ -2307,18 +2342,15 @@ class BinarySemaphore(_CappedSemaphore):
             msg = "initial_value must be 0 or 1"
             raise ValueError(msg)
         self._max_value = 1
-        self._room = [None] * (1 - self._initial_value)
+        self._init_room(1 - self._initial_value)
 
     def release(self, count: int = 1) -> None:
         """Set the value to 1 (handing it to the oldest waiter, if any)."""
-        if count != 1:
+        if _check_value("count", count) != 1:
             msg = "a binary semaphore releases one unit at a time"
             raise ValueError(msg)
-        try:
-            self._room.pop()
-        except IndexError:  # at 1 already: stays 1
-            return
-        self._release(1)
+        if self._take_room():  # else at 1 already: stays 1
+            self._release(1)
 
 
 class BoundedBinarySemaphore(BoundedSemaphore, BinarySemaphore):
@@ -2340,6 +2372,10 @@ class BoundedBinarySemaphore(BoundedSemaphore, BinarySemaphore):
         BoundedSemaphore.__init__(self, initial_value, 1)
 
     release = BoundedSemaphore.release
+    # Room for one release at most: the binary semaphore's list will do.
+    _init_room = _CappedSemaphore._init_room
+    _claimed_by = _CappedSemaphore._claimed_by
+    _take_room = _CappedSemaphore._take_room
 
 
 _mappingproxy: Final[type[MappingProxyType[Any, Any]]] = type(type.__dict__)
@@ -2429,10 +2465,7 @@ class CapacityLimiter(_Parking):
         ``*_on_behalf_of`` as itself.
         """
         return _mappingproxy(
-            {
-                key[1] if key.__class__ is tuple else _task_identity(key): depth
-                for key, depth in self._borrowers.copy().items()
-            }
+            {_shown(key): depth for key, depth in self._borrowers.copy().items()}
         )
 
     # -- the one admission step
@@ -2508,7 +2541,7 @@ class CapacityLimiter(_Parking):
     def _handed(self, token: _Token) -> bool:
         """After a wait that was handed a token: borrowed, or refused."""
         with self._lock:  # `_admit` wrote the data under it
-            key, depth = token.data
+            depth = token.data[1]
         if not depth:
             msg = "this borrower is already holding one of this limiter's tokens"
             raise RuntimeError(msg)
@@ -2660,6 +2693,11 @@ def _behalf(borrower: object) -> tuple[object, object]:
     return key
 
 
+def _shown(key: Any) -> object:
+    # A record of `_borrowers` as `borrowers` shows it.
+    return key[1] if key.__class__ is tuple else _task_identity(key)
+
+
 def _wait_args(blocking: bool, timeout: float | None) -> tuple[bool, float | None]:
     # Both arguments read before anything changes.
     if timeout is not None:
@@ -2680,7 +2718,7 @@ class RCapacityLimiter(CapacityLimiter):
 
     _reentrant = True
 
-    def green_acquire(  # type: ignore[override]
+    def green_acquire(
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Borrow (or re-enter *count* levels) in green code."""
@@ -2688,7 +2726,7 @@ class RCapacityLimiter(CapacityLimiter):
         blocking, timeout = _wait_args(blocking, timeout)
         return self._green(_green_task(), count, blocking, timeout)
 
-    async def async_acquire(  # type: ignore[override]
+    async def async_acquire(
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Borrow (or re-enter *count* levels) in async code."""
@@ -2696,10 +2734,10 @@ class RCapacityLimiter(CapacityLimiter):
         blocking, timeout = _wait_args(blocking, timeout)
         return await self._async(_current_async_task(), count, blocking, timeout)
 
-    def green_release(self, count: int = 1) -> None:  # type: ignore[override]
+    def green_release(self, count: int = 1) -> None:
         self._release(_green_task(), _check_count(count))
 
-    def async_release(self, count: int = 1) -> None:  # type: ignore[override]
+    def async_release(self, count: int = 1) -> None:
         self._release(_current_async_task(), _check_count(count))
 
     def green_count(self) -> int:

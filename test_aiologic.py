@@ -2510,6 +2510,64 @@ class TestSimpleQueue:
 
 
 # ============================================================================
+# Forced interleavings
+# ============================================================================
+
+
+class PauseAt:
+    """Pauses the thread that reaches a line of an aiologic function.
+
+    The line is found by its text, so the test survives edits around it.
+    Only a thread that calls `install()` is traced, and it pauses once.
+    """
+
+    def __init__(self, function: Any, text: str, occurrence: int = 1) -> None:
+        lines, start = inspect.getsourcelines(function)
+        found = [start + i for i, line in enumerate(lines) if text in line]
+        assert len(found) >= occurrence, (function, text)
+        self.code = function.__code__
+        self.lineno = found[occurrence - 1]
+        self.reached = threading.Event()
+        self.resumed = threading.Event()
+
+    def _local(self, frame: Any, event: str, arg: Any) -> Any:
+        line = event == "line" and frame.f_lineno == self.lineno
+        if line and not self.reached.is_set():
+            self.reached.set()
+            assert self.resumed.wait(DEADLINE)
+        return self._local
+
+    def _global(self, frame: Any, event: str, arg: Any) -> Any:
+        return self._local if frame.f_code is self.code else None
+
+    def install(self) -> None:
+        sys.settrace(self._global)
+
+    def thread(self, fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+        """Run *fn* in a traced thread; its result lands in the list."""
+        out: list[Any] = []
+
+        def run() -> None:
+            self.install()
+            try:
+                out.append(fn())
+            except BaseException as exc:  # handed to the test
+                out.append(exc)
+            finally:
+                sys.settrace(None)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        assert self.reached.wait(DEADLINE), "the line was never reached"
+        return thread, out
+
+    def resume(self, thread: threading.Thread) -> None:
+        self.resumed.set()
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+
+
+# ============================================================================
 # CountdownEvent
 # ============================================================================
 
@@ -2653,6 +2711,116 @@ class TestCountdownEvent:
         ce.clear()
         thread.join(DEADLINE)
         assert repr(ce) != before and "waiting=1" not in repr(ce)
+
+
+def test_countdown_wait_begun_before_zero_survives_a_quick_up() -> None:
+    """Issue 12: a wait that began while the value was above zero is woken
+    by the fall to zero even when up() follows before it parks."""
+    ce = aiologic.CountdownEvent(1)
+    pause = PauseAt(aiologic.CountdownEvent.wait, "return zero.wait(timeout)")
+    waiter, got = pause.thread(lambda: ce.wait(DEADLINE))
+    ce.down()
+    ce.up()
+    pause.resume(waiter)
+    assert got == [True] and ce.value == 1 and ce.waiting == 0
+    assert ce.wait(0) is False
+
+
+def test_countdown_up_while_down_is_waking() -> None:
+    """down() took the value to zero and is about to wake: waits that begin
+    now return at once, up() starts a new round, and the parked waiter is
+    still woken."""
+    ce = aiologic.CountdownEvent(1)
+    parked: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: parked.append(ce.wait(DEADLINE)), daemon=True
+    )
+    thread.start()
+    wait_until(lambda: ce.waiting == 1)
+    pause = PauseAt(aiologic.CountdownEvent.down, "zero.set()")
+    downer, _ = pause.thread(ce.down)
+    assert ce.value == 0 and ce.wait(0) is True
+    ce.up()
+    assert ce.wait(0) is False and parked == []
+    pause.resume(downer)
+    thread.join(DEADLINE)
+    assert parked == [True] and ce.value == 1
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: aiologic.CountdownEvent(2**100),
+        lambda: aiologic.BoundedSemaphore(0, 2**100),
+    ],
+)
+def test_huge_counts_in_constant_memory(make: Callable[[], Any]) -> None:
+    """Issue 19: any int, in constant memory."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        obj = make()
+        assert tracemalloc.get_traced_memory()[0] - before < 10_000
+    finally:
+        tracemalloc.stop()
+    if isinstance(obj, aiologic.CountdownEvent):
+        obj.up(2**64)
+        assert obj.value == 2**100 + 2**64 and not obj
+        obj.down()
+        assert obj.value == 2**100 + 2**64 - 1
+        obj.clear()
+        assert obj.value == 0 and obj.wait(0)
+    else:
+        for _ in range(3):
+            obj.release()
+        assert obj.value == 3 and obj.max_value == 2**100
+        assert obj.green_acquire(blocking=False)
+        assert obj.value == 2
+
+
+def test_countdown_many_threads_count_exactly() -> None:
+    """up() and down() from many threads at once lose no unit."""
+    ce = aiologic.CountdownEvent()
+    sem = aiologic.BoundedSemaphore(0, 4000)
+
+    def work() -> None:
+        for _ in range(500):
+            ce.up(2)
+            ce.down()
+            sem.release()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert ce.value == 4000 and sem.value == 4000
+    with pytest.raises(RuntimeError):
+        sem.release()
+    assert sem.value == 4000
+
+
+class _HalfIndex:
+    def __index__(self) -> Any:
+        return 2.5
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: aiologic.CountdownEvent(_HalfIndex()),  # type: ignore[arg-type]
+        lambda: aiologic.CountdownEvent().up(_HalfIndex()),  # type: ignore[arg-type]
+        lambda: aiologic.BoundedSemaphore(0, _HalfIndex()),  # type: ignore[arg-type]
+        lambda: aiologic.BoundedSemaphore(_HalfIndex(), 5),  # type: ignore[arg-type]
+        lambda: aiologic.BoundedSemaphore(0, 1).release(None),  # type: ignore[arg-type]
+        lambda: aiologic.CapacityLimiter(_HalfIndex()),  # type: ignore[arg-type]
+    ],
+)
+def test_counts_go_through_operator_index(call: Callable[[], Any]) -> None:
+    with pytest.raises(TypeError):
+        call()
 
 
 # ============================================================================
@@ -3179,59 +3347,6 @@ def test_limiter_total_tokens_settable(world: str) -> None:
 
 
 # -- forced interleavings: every change goes through one admission step
-
-
-class PauseAt:
-    """Pauses the thread that reaches a line of an aiologic function.
-
-    The line is found by its text, so the test survives edits around it.
-    Only a thread that calls `install()` is traced, and it pauses once.
-    """
-
-    def __init__(self, function: Any, text: str, occurrence: int = 1) -> None:
-        lines, start = inspect.getsourcelines(function)
-        found = [start + i for i, line in enumerate(lines) if text in line]
-        assert len(found) >= occurrence, (function, text)
-        self.code = function.__code__
-        self.lineno = found[occurrence - 1]
-        self.reached = threading.Event()
-        self.resumed = threading.Event()
-
-    def _local(self, frame: Any, event: str, arg: Any) -> Any:
-        if event == "line" and frame.f_lineno == self.lineno:
-            if not self.reached.is_set():
-                self.reached.set()
-                assert self.resumed.wait(DEADLINE)
-        return self._local
-
-    def _global(self, frame: Any, event: str, arg: Any) -> Any:
-        return self._local if frame.f_code is self.code else None
-
-    def install(self) -> None:
-        sys.settrace(self._global)
-
-    def thread(self, fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-        """Run *fn* in a traced thread; its result lands in the list."""
-        out: list[Any] = []
-
-        def run() -> None:
-            self.install()
-            try:
-                out.append(fn())
-            except BaseException as exc:  # noqa: BLE001 - handed to the test
-                out.append(exc)
-            finally:
-                sys.settrace(None)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        assert self.reached.wait(DEADLINE), "the line was never reached"
-        return thread, out
-
-    def resume(self, thread: threading.Thread) -> None:
-        self.resumed.set()
-        thread.join(DEADLINE)
-        assert not thread.is_alive()
 
 
 def _named_waiter(limiter: Any, name: object) -> tuple[threading.Thread, list[Any]]:
