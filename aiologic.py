@@ -3156,6 +3156,19 @@ class _Cycle:
         self.outcome: Flag[object] = Flag()
         self.replaced = [True]
 
+    def break_(self) -> None:
+        if self.outcome.set(_BROKEN):
+            self.done.set()
+
+    # `with cycle:` around a party's wait: leaving it with an exception
+    # (cancelled, interrupted) breaks the round, as nobody else may pass it.
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is not None:
+            self.break_()
+
 
 class _BarrierBase(_Waiting):
     __slots__ = ("__weakref__", "_cycle", "_parties")
@@ -3199,9 +3212,7 @@ class _BarrierBase(_Waiting):
 
     def abort(self) -> None:
         """Break the barrier: every waiting and later party gets `BrokenBarrierError`."""
-        cycle = self._cycle
-        if cycle.outcome.set(_BROKEN):
-            cycle.done.set()
+        self._cycle.break_()
 
     def _arrive(self) -> tuple[_Cycle, int]:
         """Join the current round; index -1 means it is full, wait it out."""
@@ -3219,56 +3230,43 @@ class _BarrierBase(_Waiting):
             cycle.done.set()
         return cycle, index
 
-    def _result(self, cycle: _Cycle, index: int) -> int:
+    def _join(self, timeout: float | None) -> tuple[_Cycle, int, float | None]:
+        """Arrive (the non-blocking core of a pass): the round, the index and
+        how long to wait for the round; index -1: wait out a full round that
+        is passing, without a limit, then join again."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        cycle, index = self._arrive()
+        return cycle, index, (None if index < 0 else timeout)
+
+    def _result(self, cycle: _Cycle, index: int, passed: bool) -> int:
+        """After the wait for the round: the index, or `BrokenBarrierError`."""
+        if not passed:  # timed out: nobody else may pass this round
+            cycle.break_()
         if cycle.outcome.get(None) is not _PASSED:
             raise BrokenBarrierError
         return index
 
+    # The faces only choose how to wait (a wait on a round that is done
+    # already is the checkpoint).
+
     def _green_pass(self, timeout: float | None) -> int:
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        while True:
-            cycle, index = self._arrive()
-            if index >= 0:
-                break
+        cycle, index, wait = self._join(timeout)
+        while index < 0:
             cycle.done.wait()
-        if cycle.done:
-            if _GREEN_CHECKPOINTS_ANY or _overrides_active:
-                green_checkpoint()
-            return self._result(cycle, index)
-        try:
-            passed = cycle.done.wait(timeout)
-        except BaseException:  # cancelled: nobody else may pass this round
-            self._break(cycle)
-            raise
-        if not passed:
-            self._break(cycle)
-        return self._result(cycle, index)
+            cycle, index, wait = self._join(timeout)
+        with cycle:
+            passed = cycle.done.wait(wait)
+        return self._result(cycle, index, passed)
 
     async def _async_pass(self, timeout: float | None) -> int:
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        while True:
-            cycle, index = self._arrive()
-            if index >= 0:
-                break
+        cycle, index, wait = self._join(timeout)
+        while index < 0:
             await cycle.done
-        if cycle.done:
-            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
-                await async_checkpoint()
-            return self._result(cycle, index)
-        try:
-            passed = await cycle.done.with_(timeout)
-        except BaseException:  # cancelled: nobody else may pass this round
-            self._break(cycle)
-            raise
-        if not passed:
-            self._break(cycle)
-        return self._result(cycle, index)
-
-    def _break(self, cycle: _Cycle) -> None:
-        if cycle.outcome.set(_BROKEN):
-            cycle.done.set()
+            cycle, index, wait = self._join(timeout)
+        with cycle:
+            passed = await cycle.done.with_(wait)
+        return self._result(cycle, index, passed)
 
 
 class Latch(_BarrierBase):
@@ -3329,7 +3327,7 @@ class RBarrier(Barrier):
         """Break the current round (its parties get `BrokenBarrierError`) and
         start a fresh one."""
         cycle = self._cycle
-        self._break(cycle)
+        cycle.break_()
         if cycle.outcome.get(None) is _BROKEN:
             try:
                 cycle.replaced.pop()
