@@ -5964,6 +5964,132 @@ def test_stress_lock_likes(kind: StressKind, fast_switching: None) -> None:
     assert kind.free(obj), obj
 
 
+# -- CapacityLimiter with its total changing under it ------------------------------
+
+
+class _LimiterWatch:
+    """Checks `borrowed <= total` on every observation of a limiter whose
+    total changes under the workers.
+
+    Lowering the total lets the holders finish: until borrowed is seen at or
+    below the total again, it may not exceed the highest total it was lowered
+    from. Observations and total changes happen under `run.mutex`.
+    """
+
+    def __init__(self, run: StressRun, limiter: Any) -> None:
+        self.run = run
+        self.limiter = limiter
+        self.bound = 0.0
+
+    def observe(self) -> None:
+        borrowed = self.limiter.borrowed_tokens
+        total = self.limiter.total_tokens
+        if borrowed <= total:
+            self.bound = 0.0
+        elif borrowed > self.bound:
+            self.run.violations.append(
+                f"borrowed {borrowed} > total {total} (bound {self.bound})"
+            )
+
+    def set_total(self, value: float) -> None:
+        with self.run.mutex:
+            self.observe()
+            old = self.limiter.total_tokens
+            if value < old:
+                self.bound = max(self.bound, old)
+            self.limiter.total_tokens = value
+            self.observe()
+
+
+async def _stress_limiter_once(
+    w: World, run: StressRun, limiter: Any, watch: _LimiterWatch, rng: Any
+) -> None:
+    timeout = rng.choice(STRESS_TIMEOUTS)
+    green = w.name in GREEN_WORLDS
+    named = rng.random() < 0.3
+    borrower = object()
+    if not named:
+        got = await w.acquire(limiter, timeout=timeout)
+    elif green:
+        got = limiter.green_acquire_on_behalf_of(borrower, timeout=timeout)
+    else:
+        got = await limiter.async_acquire_on_behalf_of(borrower, timeout=timeout)
+    if not got:
+        run.count(w, "timed out")
+        return
+    try:
+        with run.mutex:
+            watch.observe()
+        run.count(w, "entered")
+        await w.sleep(0)
+    finally:
+        if not named:
+            w.release(limiter)
+        elif green:
+            limiter.green_release_on_behalf_of(borrower)
+        else:
+            limiter.async_release_on_behalf_of(borrower)
+
+
+async def _stress_limiter_worker(
+    w: World,
+    run: StressRun,
+    who: tuple[int, int],
+    limiter: Any,
+    watch: _LimiterWatch,
+) -> str:
+    rng = run.rng(who)
+    while run.going():
+        delay = rng.choice(STRESS_CANCEL_DELAYS)
+        done = await _maybe_cancel(
+            w, delay, lambda: _stress_limiter_once(w, run, limiter, watch, rng)
+        )
+        if not done:
+            run.count(w, "cancelled")
+        await w.sleep(0)
+    return "finished"
+
+
+@stress
+@LIMITERS
+def test_stress_limiter_total_changing(factory: str, fast_switching: None) -> None:
+    """Issue 12: random timeouts and cancellations in every world while the
+    total moves among 0, 1, 2, 3 and inf: borrowed <= total at every
+    observation (after a lowering, once the holders have left), and when the
+    total settles every waiter gets in (no lost wake-up)."""
+    import random
+
+    run = StressRun()
+    limiter = getattr(aiologic, factory)(2)
+    watch = _LimiterWatch(run, limiter)
+    actors = [
+        Actor(
+            name,
+            _stress_actor,
+            run,
+            serial,
+            _stress_limiter_worker,
+            STRESS_TASKS,
+            (limiter, watch),
+        )
+        for serial, name in enumerate(run.worlds)
+    ]
+    run.start.wait()
+    rng = random.Random(run.seed)
+    changes = 0
+    while run.going():
+        watch.set_total(rng.choice((0, 1, 1, 2, 3, math.inf)))
+        changes += 1
+        time.sleep(rng.choice((0, 0.0002, 0.001, 0.003)))  # pacing, not syncing
+    watch.set_total(3)
+    results = run.join(actors)
+    assert all(r == ["finished"] * STRESS_TASKS for r in results), results
+    assert changes > 10 and run.total("entered") > 0, run
+    assert run.total("timed out") > 0, run
+    assert limiter.borrowed_tokens == 0 and limiter.waiting == 0, (limiter, run)
+    assert limiter.available_tokens == 3 and not limiter.borrowers
+
+
 async def _stress_condition_worker(
     w: World, run: StressRun, who: tuple[int, int], cv: Any, tickets: list[int]
 ) -> str:
