@@ -3531,6 +3531,25 @@ def test_limiter_acquire_on_behalf_of(world: str) -> None:
     run_in(world, body)
 
 
+class _BadBool:
+    def __bool__(self) -> bool:
+        raise ZeroDivisionError
+
+
+@LIMITERS
+def test_limiter_bad_blocking_changes_nothing(factory: str) -> None:
+    """Issue 19: every argument is read before a token is taken."""
+    limiter = getattr(aiologic, factory)(1)
+    for call in (
+        lambda: limiter.green_acquire(blocking=_BadBool()),
+        lambda: limiter.green_acquire_on_behalf_of("B", blocking=_BadBool()),
+        lambda: limiter.green_acquire(timeout="soon"),
+    ):
+        with pytest.raises((ZeroDivisionError, TypeError)):
+            call()
+        assert limiter.borrowed_tokens == 0 and limiter.available_tokens == 1
+
+
 def test_limiter_on_behalf_of_waits_in_order() -> None:
     limiter = aiologic.CapacityLimiter(1)
     assert limiter.green_acquire_on_behalf_of(0)
