@@ -1530,7 +1530,7 @@ class CountdownEvent(_Waiting):
         return zero.wait(timeout)
 
     async def _async_wait(self, timeout: float | None) -> bool:
-        return await self._event()._async_wait(timeout)
+        return await self._event().with_(timeout)
 
 
 class Flag(_GenericBase[_T]):
