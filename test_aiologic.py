@@ -2997,6 +2997,38 @@ class TestBarrier:
         assert "broken" in repr(barrier)
 
 
+@pytest.mark.parametrize("face", ["green", "async"])
+def test_barrier_party_that_read_a_full_round_joins_the_next(face: str) -> None:
+    """A party pauses after it read the current round; two others fill and
+    pass that round meanwhile. It then finds the round full, waits it out
+    and joins the next round as its first party."""
+    barrier = aiologic.Barrier(2)
+    pause = PauseAt(aiologic.Barrier._arrive, "index = cycle.arrivals()")
+
+    def late() -> int:
+        if face == "green":
+            return barrier.wait(DEADLINE)  # type: ignore[no-any-return]
+        asyncio = _import("asyncio")
+        return asyncio.run(barrier.with_(DEADLINE))  # type: ignore[no-any-return]
+
+    thread, got = pause.thread(late)
+    others: list[int] = []
+    fillers = [
+        threading.Thread(target=lambda: others.append(barrier.wait(DEADLINE)))
+        for _ in range(2)
+    ]
+    for filler in fillers:
+        filler.start()
+    for filler in fillers:
+        filler.join(DEADLINE)
+    assert sorted(others) == [0, 1] and got == []
+    pause.resumed.set()
+    wait_until(lambda: barrier.waiting == 1)
+    assert barrier.wait(DEADLINE) == 1
+    thread.join(DEADLINE)
+    assert got == [0] and not barrier.broken and barrier.waiting == 0
+
+
 def test_rbarrier_reset(world: str) -> None:
     async def body(w: World) -> None:
         barrier = aiologic.RBarrier(3)
