@@ -558,7 +558,17 @@ class _CheckpointsSwitch:
         self._tokens.append(_checkpoints_override.set(self._on))
 
     def __exit__(self, *exc_info: object) -> None:
-        _checkpoints_override.reset(self._tokens.pop())
+        tokens = self._tokens
+        try:
+            token = tokens.pop()
+        except IndexError:
+            msg = "__exit__() without a matching __enter__()"
+            raise RuntimeError(msg) from None
+        try:
+            _checkpoints_override.reset(token)
+        except BaseException:  # ValueError: entered in another context
+            tokens.append(token)
+            raise
         _overrides_active.pop()
 
     async def __aenter__(self) -> None:

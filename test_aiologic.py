@@ -1028,6 +1028,39 @@ def test_enable_checkpoints(world: str) -> None:
     run_in(world, body)
 
 
+@pytest.mark.parametrize("switch", ["enable_checkpoints", "disable_checkpoints"])
+def test_checkpoint_switch_exit_without_enter(switch: str) -> None:
+    """Issue 19: __exit__ without __enter__ is misuse (RuntimeError), and
+    changes nothing: the switch still works afterwards."""
+    make = getattr(aiologic.lowlevel, switch)
+    manager = make()
+    with pytest.raises(RuntimeError, match="without a matching __enter__"):
+        manager.__exit__(None, None, None)
+    with pytest.raises(RuntimeError, match="without a matching __enter__"):
+        drive(manager.__aexit__(None, None, None))
+    active = list(aiologic._overrides_active)
+    with manager:
+        assert aiologic._checkpoints_override.get() is (switch == "enable_checkpoints")
+    assert aiologic._checkpoints_override.get() is None
+    assert aiologic._overrides_active == active
+    with pytest.raises(RuntimeError):
+        manager.__exit__(None, None, None)
+
+
+def test_checkpoint_switch_exit_in_another_context_changes_nothing() -> None:
+    import contextvars
+
+    manager = aiologic.lowlevel.disable_checkpoints()
+    manager.__enter__()
+    try:
+        with pytest.raises(ValueError):
+            contextvars.Context().run(manager.__exit__, None, None, None)
+        assert aiologic._checkpoints_override.get() is False
+    finally:
+        manager.__exit__(None, None, None)
+    assert aiologic._checkpoints_override.get() is None
+
+
 _CHECKPOINT_SCRIPT = """
     import asyncio, json, trio, aiologic
 
