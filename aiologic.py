@@ -1056,6 +1056,45 @@ def _new_waiters(obj: Any) -> deque[Any]:
     return _made_once(obj, "_waiters", deque)  # type: ignore[no-any-return]
 
 
+def _after_fork_in_child() -> None:
+    """Make module state usable again in a forked child.
+
+    Only the thread that called fork() lives on in the child, so anything
+    another thread held or was changing at that moment stays as it was, for
+    good. Of the module's global state:
+
+    * `_creation_lock` may have been held by another thread (inside
+      `_made_once`): it is replaced by a new, free lock. An object half-made
+      there is harmless: its attribute is still None and is made again.
+    * `_pid` (the pid cache of the asyncio fast path) is renewed by
+      `_update_pid`, registered with the same hook.
+    * `_eventlet_portals`: hubs of threads that are gone can never run again;
+      their entries are dropped (the child's copies of their sockets close
+      once no token refers to them). A hub of the forking thread keeps its portal: eventlet itself
+      does not support a running hub across fork() and warns about it.
+    * The library thread-locals and the checkpoint context variable are
+      per-thread and per-context: the child keeps the forking thread's.
+      `_overrides_active` and `_overridden` may keep entries of threads that
+      are gone; they only make the fast paths ask the full detection, never
+      change an answer.
+
+    Per-object state is not touched, as in `threading` and `queue`: a
+    primitive that another thread held, waited on or was inside at the fork
+    is left as the fork found it; a child makes its own primitives.
+    """
+    global _creation_lock
+    _creation_lock = _allocate_lock()
+    hubs = _modules.get("eventlet.hubs")
+    mine = None if hubs is None else getattr(hubs._threadlocal, "hub", None)
+    for key, (hub, _) in list(_eventlet_portals.items()):
+        if hub is not mine:
+            del _eventlet_portals[key]
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class _Waitable(_Parking):
     """The shared acquire algorithm: try, publish, re-check, park, hand off.
 

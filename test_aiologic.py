@@ -1119,6 +1119,140 @@ def test_checkpoint_environment_switches() -> None:
     assert result["gevent_switched"] in (False, None)
 
 
+# fork: a child forked while another thread was inside the module's global
+# state must find it usable. Run in a fresh interpreter (no hubs or loops of
+# other tests around, and fork's warnings stay out of this process).
+_FORK_HELPERS = """
+    import inspect, json, os, sys, threading, time
+    import aiologic
+
+    DEADLINE = 20.0
+
+    def paused_at(function, text, reached, resume):
+        # A trace function that blocks this thread at the first line of
+        # *function* whose source contains *text*, until *resume* is set.
+        lines, first = inspect.getsourcelines(function)
+        target = first + next(i for i, l in enumerate(lines) if text in l)
+        code = function.__code__
+
+        def local(frame, event, arg):
+            if event == "line" and frame.f_lineno == target:
+                reached.set()
+                resume.wait(DEADLINE)
+            return local
+
+        def global_(frame, event, arg):
+            return local if frame.f_code is code else None
+
+        return global_
+
+    def child_works():
+        # What a child does first: new primitives that make their state on
+        # first use, and the lock of `synchronized` for a slotted object.
+        queue = aiologic.Queue()
+        queue.green_put(1)
+        assert queue.green_get() == 1
+        assert not aiologic.Event().wait(0.001)  # makes its waiter deque
+        with aiologic.synchronized(aiologic.Lock()):
+            pass
+
+    def fork_and_wait():
+        # 0: the child did its work and exited; "hung": killed at the deadline.
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                child_works()
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status) if hasattr(
+                    os, "waitstatus_to_exitcode") else status >> 8
+            time.sleep(0.01)  # polling a child's exit, not ordering threads
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        return "hung"
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("how", ["held", "inside_made_once"])
+def test_fork_while_another_thread_holds_the_creation_lock(how: str) -> None:
+    """Issue 13: the child of a fork that happened while another thread held
+    the module's creation lock (forced: the lock held by a thread, or a
+    thread paused inside `_made_once`) puts into a new Queue and exits."""
+    result = _python(
+        _FORK_HELPERS
+        + f"""
+    how = {how!r}
+    reached, resume = threading.Event(), threading.Event()
+
+    def holder():
+        if how == "held":
+            with aiologic._creation_lock:
+                reached.set()
+                resume.wait(DEADLINE)
+        else:
+            sys.settrace(paused_at(aiologic._made_once, "factory()", reached, resume))
+            aiologic.Queue().green_put(1)  # makes its storage lock
+            sys.settrace(None)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert reached.wait(DEADLINE)
+    assert aiologic._creation_lock.locked()
+    status = fork_and_wait()
+    resume.set()
+    thread.join(DEADLINE)
+    print(json.dumps({{"status": status, "joined": not thread.is_alive()}}))
+    """
+    )
+    assert result == {"status": 0, "joined": True}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_drops_eventlet_portals_of_other_threads() -> None:
+    """A child keeps no wake-up portal of a hub whose thread is gone."""
+    _import("eventlet")
+    result = _python(
+        _FORK_HELPERS
+        + """
+    import warnings
+    warnings.simplefilter("ignore")
+    import eventlet
+    reached, resume = threading.Event(), threading.Event()
+
+    def hub_thread():
+        eventlet.sleep(0)
+        aiologic.Event().wait(0.001)  # an eventlet token: its hub's portal
+        reached.set()
+        resume.wait(DEADLINE)
+
+    eventlet.sleep(0)  # a hub in this thread too, which the child keeps
+    aiologic.Event().wait(0.001)
+    thread = threading.Thread(target=hub_thread)
+    thread.start()
+    assert reached.wait(DEADLINE)
+    before = len(aiologic._eventlet_portals)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, str(len(aiologic._eventlet_portals)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    after = int(os.read(read, 16))
+    resume.set()
+    thread.join(DEADLINE)
+    print(json.dumps({"before": before, "after": after}))
+    """
+    )
+    assert result == {"before": 2, "after": 1}
+
+
 # ============================================================================
 # Events and flags
 # ============================================================================
