@@ -1156,26 +1156,33 @@ _FORK_HELPERS = """
         with aiologic.synchronized(aiologic.Lock()):
             pass
 
+    import faulthandler, tempfile
+    stacks = []  # what hung children were doing
+
     def fork_and_wait():
-        # 0: the child did its work and exited; "hung": killed at the deadline.
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                child_works()
-                code = 0
-            finally:
-                os._exit(code)
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status) if hasattr(
-                    os, "waitstatus_to_exitcode") else status >> 8
-            time.sleep(0.01)  # polling a child's exit, not ordering threads
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        return "hung"
+        # 0: the child did its work and exited; "hung": it dumped its stacks
+        # (into `stacks`) and was killed at the deadline.
+        with tempfile.TemporaryFile("w+") as dump:
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    faulthandler.dump_traceback_later(DEADLINE / 2, file=dump)
+                    child_works()
+                    code = 0
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + DEADLINE
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return status >> 8
+                time.sleep(0.01)  # polling a child's exit, not ordering threads
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            dump.seek(0)
+            stacks.append(dump.read())
+            return "hung"
 """
 
 
@@ -6705,6 +6712,57 @@ def test_stress_barrier(factory: str, fast_switching: None) -> None:
     for indices in by_generation.values():
         assert sorted(indices) == list(range(parties))
     assert barrier.waiting == 0 and not barrier.broken
+
+
+@stress
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_stress_fork_while_threads_make_primitives() -> None:
+    """Issue 13: fork again and again while threads make primitives (which
+    takes the module's creation lock); every child must do its work and exit
+    in time. In a fresh interpreter, at the shortest switch interval."""
+    result = _python(
+        _FORK_HELPERS
+        + f"""
+    sys.setswitchinterval(1e-6)
+    seconds = {STRESS_SECONDS!r}
+    stop = threading.Event()
+    made = [0] * 4
+
+    class Slotted:
+        __slots__ = ("__weakref__",)
+
+    def maker(index):
+        while not stop.is_set():
+            aiologic.Queue().green_put(1)
+            aiologic.Event().wait(1e-6)
+            with aiologic.synchronized(Slotted()):
+                pass
+            made[index] += 1
+
+    threads = [threading.Thread(target=maker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    statuses = {{}}
+    forks = 0
+    end = time.monotonic() + seconds
+    while (time.monotonic() < end or forks < 10) and "hung" not in statuses:
+        status = fork_and_wait()
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        forks += 1
+    stop.set()
+    for thread in threads:
+        thread.join(DEADLINE)
+    print(json.dumps({{
+        "stacks": stacks,
+        "statuses": statuses,
+        "made": min(made),
+        "alive": sum(thread.is_alive() for thread in threads),
+    }}))
+    """,
+    )
+    statuses = result["statuses"]
+    assert set(statuses) == {"0"}, "\n".join(result["stacks"]) or statuses
+    assert statuses["0"] >= 10 and result["made"] > 0 and result["alive"] == 0
 
 
 # ============================================================================
