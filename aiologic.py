@@ -365,8 +365,50 @@ def _green_task() -> object:
     if greenlet is not None:
         current = greenlet.getcurrent()
         if current.parent is not None:
+            if _library_of_type(current.__class__) is None:
+                _note_library(current)
             return current
     return _get_ident()
+
+
+# Task type -> the library its type belongs to, or None (a raw greenlet).
+_type_libraries: dict[type, str | None] = {}
+
+
+def _library_of_type(cls: type) -> str | None:
+    try:
+        return _type_libraries[cls]
+    except KeyError:
+        pass
+    library = None
+    for base in cls.__mro__:  # subclasses of gevent.Greenlet, asyncio.Task...
+        module = base.__module__.partition(".")[0].lstrip("_")  # _asyncio.Task
+        if module in ("gevent", "eventlet", "asyncio", "trio"):
+            library = module
+            break
+    _type_libraries[cls] = library
+    return library
+
+
+# A raw greenlet (`eventlet.spawn_n`, a bare `greenlet.greenlet` under a
+# gevent hub) belongs to the green library of the OS thread that runs it,
+# which only that thread can find out: `_green_task()` notes it there, the
+# first time it sees the greenlet, for readers in any thread.
+_greenlet_libraries: WeakKeyDictionary[object, str] | None = None
+
+
+def _note_library(greenlet: object) -> None:
+    global _greenlet_libraries
+    libraries = _greenlet_libraries
+    if libraries is None:
+        import weakref
+
+        with _creation_lock:
+            if _greenlet_libraries is None:
+                _greenlet_libraries = weakref.WeakKeyDictionary()
+            libraries = _greenlet_libraries
+    if greenlet not in libraries:
+        libraries[greenlet] = current_green_library()
 
 
 def _async_task(library: str) -> object:
@@ -385,15 +427,18 @@ def _async_task(library: str) -> object:
 
 
 def _task_identity(task: object) -> tuple[str, int]:
-    """Turn a stored task object into the public ``(library, id)`` form."""
+    """Turn a stored task object into the public ``(library, id)`` form.
+
+    The same from every thread: it never depends on the reader's library.
+    """
     if isinstance(task, int):
         return ("threading", task)
-    module = type(task).__module__.partition(".")[0].lstrip("_")  # _asyncio.Task
-    if module in ("gevent", "eventlet", "asyncio", "trio"):
-        return (module, id(task))
-    if module == "greenlet":
-        return (current_green_library(), id(task))
-    return (module, id(task))
+    library = _library_of_type(type(task))
+    if library is None:
+        libraries = _greenlet_libraries
+        # Every green task object went through `_green_task()` first.
+        library = "threading" if libraries is None else libraries.get(task, "threading")
+    return (library, id(task))
 
 
 # =============================================================================
@@ -1376,8 +1421,11 @@ class Event(_StateEvent):
         self._unset = [True]
         self._waiters: deque[_Token] | None = None
 
-    def __copy__(self) -> Self:
-        return type(self)()
+    # copy.copy, copy.deepcopy and pickle rebuild every primitive from this:
+    # its class and constructor arguments, never its live state (a held lock
+    # copies as free, a semaphore at its initial value, no waiter goes along).
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), ()
 
     def __repr__(self) -> str:
         state = "set" if not self._unset else f"unset, waiting={self.waiting}"
@@ -1445,8 +1493,8 @@ class REvent(_Waiting):
     def __init__(self) -> None:
         self._generation = _REventGeneration()
 
-    def __copy__(self) -> Self:
-        return type(self)()
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), ()
 
     def __repr__(self) -> str:
         generation = self._generation
@@ -1515,8 +1563,8 @@ class CountdownEvent(_Waiting):
             f" [value={self._value}, waiting={self.waiting}]>"
         )
 
-    def __copy__(self) -> Self:
-        return type(self)(self._initial_value)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self._initial_value,)
 
     def __bool__(self) -> bool:
         return not self._value
@@ -1592,8 +1640,8 @@ class Flag(_GenericBase[_T]):
         # remove themselves after appending.
         self._markers: list[_T] = [] if marker is MISSING else [marker]
 
-    def __copy__(self) -> Self:
-        return type(self)(self.get(MISSING))
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (*self._markers[:1],)
 
     def __repr__(self) -> str:
         try:
@@ -1698,8 +1746,8 @@ class ResourceGuard:
         self._action = action
         self._unused = [True]
 
-    def __copy__(self) -> Self:
-        return type(self)(self._action)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self._action,)
 
     def __repr__(self) -> str:
         state = "unused" if self._unused else "used"
@@ -1805,8 +1853,8 @@ class Lock(_Waitable):
         self._owner: object = None
         self._waiters: deque[_Token] | None = None
 
-    def __copy__(self) -> Self:
-        return type(self)()
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), ()
 
     def __repr__(self) -> str:
         state = "locked" if not self._unlocked else "unlocked"
@@ -2159,8 +2207,8 @@ class Semaphore(_Waitable):
             f" [value={self.value}, waiting={self.waiting}]>"
         )
 
-    def __copy__(self) -> Self:
-        return type(self)(self._initial_value)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self._initial_value,)
 
     @property
     def initial_value(self) -> int:
@@ -2337,8 +2385,8 @@ class BoundedSemaphore(_CappedSemaphore):
             f" waiting={self.waiting}]>"
         )
 
-    def __copy__(self) -> Self:
-        return type(self)(self._initial_value, self._max_value)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self._initial_value, self._max_value)
 
     @property
     def max_value(self) -> int:
@@ -2479,8 +2527,8 @@ class CapacityLimiter(_Parking):
             f" borrowed_tokens={self.borrowed_tokens}, waiting={self.waiting}]>"
         )
 
-    def __copy__(self) -> Self:
-        return type(self)(self._total_tokens)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self._total_tokens,)
 
     def __bool__(self) -> bool:
         return bool(self._borrowers)
@@ -2844,9 +2892,8 @@ class Condition(_Waiting):
             f" [lock={self._lock!r}, waiting={self.waiting}]>"
         )
 
-    def __copy__(self) -> Condition:
-        lock = self._lock
-        return Condition(lock if lock is None else _copy_lock(lock), self._timer)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self._lock, _timer_argument(self._timer))
 
     @property
     def lock(self) -> Any:
@@ -3173,10 +3220,14 @@ def _foreign_locked(lock: Any) -> bool:
     return _foreign_owned(lock)
 
 
-def _copy_lock(lock: Any) -> Any:
-    if isinstance(lock, (Lock, Semaphore)):
-        return lock.__copy__()
-    return type(lock)()
+def _timer_argument(timer: Callable[[], object]) -> Any:
+    # A copy of a Condition gets a new stamp counter of its own rather than a
+    # copy of the itertools.count (which pickle and deepcopy stop supporting
+    # in Python 3.14, with a DeprecationWarning from 3.12).
+    counter = getattr(timer, "__self__", None)
+    if type(counter) is _count and getattr(timer, "__name__", None) == "__next__":
+        return MISSING
+    return timer
 
 
 # =============================================================================
@@ -3243,8 +3294,8 @@ class _BarrierBase(_Waiting):
             f" [parties={self._parties}, {state}]>"
         )
 
-    def __copy__(self) -> Self:
-        return type(self)(self._parties)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self._parties,)
 
     @property
     def parties(self) -> int:
@@ -3916,8 +3967,8 @@ class RWLock:
             f" [{state}, waiting={self.waiting}]>"
         )
 
-    def __copy__(self) -> Self:
-        return type(self)()
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), ()
 
     @property
     def waiting(self) -> int:

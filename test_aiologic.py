@@ -36,6 +36,7 @@ import json
 import math
 import os
 import pathlib
+import pickle
 import random
 import re
 import shutil
@@ -898,6 +899,46 @@ def test_library_detection_is_per_thread() -> None:
     assert seen == ["gevent"]
 
 
+@pytest.mark.parametrize("green", GREEN_WORLDS)
+def test_owner_of_a_raw_greenlet_reads_the_same_from_every_thread(green: str) -> None:
+    """Issue 13: a raw greenlet (eventlet.spawn_n, a bare greenlet.greenlet)
+    owns a lock or borrows a limiter as a task of its thread's library, read
+    from any thread (the reader's own library does not leak in)."""
+    greenlet = _import("greenlet")
+    lock = aiologic.Lock()
+    limiter = aiologic.CapacityLimiter(2)
+    seen: list[Any] = []
+    done = threading.Event()
+
+    def raw() -> None:
+        assert lock.green_acquire(blocking=False)
+        assert limiter.green_acquire(blocking=False)
+        me = greenlet.getcurrent()
+        assert type(me) is greenlet.greenlet
+        seen.append((me, lock.owner, dict(limiter.borrowers)))
+
+    async def body(w: World) -> None:
+        if green == "eventlet":
+            _import("eventlet").spawn_n(raw)
+        else:
+            greenlet.greenlet(raw).switch()
+        await w.wait_until(lambda: seen)
+        await w.wait_until(done.is_set)
+
+    actor = Actor(green, body)
+    try:
+        wait_until(lambda: seen, actors=[actor])
+        task, owner, borrowers = seen[0]
+        assert owner == (green, id(task))
+        assert borrowers == {(green, id(task)): 1}
+        # From this thread (plain threading) it reads the same.
+        assert lock.owner == owner
+        assert dict(limiter.borrowers) == borrowers
+    finally:
+        done.set()
+        actor.join()
+
+
 def test_library_tlocal_override() -> None:
     lowlevel = aiologic.lowlevel
 
@@ -1156,33 +1197,51 @@ _FORK_HELPERS = """
         with aiologic.synchronized(aiologic.Lock()):
             pass
 
-    import faulthandler, tempfile
+    import faulthandler, linecache, signal, sysconfig, tempfile
     stacks = []  # what hung children were doing
 
-    def fork_and_wait():
-        # 0: the child did its work and exited; "hung": it dumped its stacks
-        # (into `stacks`) and was killed at the deadline.
+    def fork_and_wait(seconds=DEADLINE):
+        # 0: the child did its work and exited; "hung": it was made to dump
+        # its stacks (into `stacks`) and killed after *seconds*.
         with tempfile.TemporaryFile("w+") as dump:
+            # Inherited by the child from its first instruction on.
+            faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
             pid = os.fork()
             if pid == 0:
                 code = 1
                 try:
-                    faulthandler.dump_traceback_later(DEADLINE / 2, file=dump)
                     child_works()
                     code = 0
                 finally:
                     os._exit(code)
-            deadline = time.monotonic() + DEADLINE
+            deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
                     return status >> 8
                 time.sleep(0.01)  # polling a child's exit, not ordering threads
-            os.kill(pid, 9)
+            os.kill(pid, signal.SIGUSR1)
+            time.sleep(1)  # let it write its stacks before it is killed
+            os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             dump.seek(0)
-            stacks.append(dump.read())
+            stacks.append(dump.read() or "(no stacks)")
             return "hung"
+
+    def hung_line():
+        # The source line the last hung child was blocked on.
+        for line in stacks[-1].splitlines():
+            parts = line.strip().split('"')
+            if line.strip().startswith("File") and len(parts) == 3:
+                number = int(parts[2].split()[1])
+                return linecache.getline(parts[1], number).strip()
+        return ""
+
+    # A free-threaded CPython without the fix of gh-144513 (python/cpython
+    # #144524) can fork while another thread owns a builtin object's lock,
+    # sys.modules included: the child hangs on its first touch of it,
+    # whatever it runs (3.13.5t does, with no aiologic involved).
+    FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 """
 
 
@@ -5506,6 +5565,239 @@ def test_new_classes_slots_weakref_copy(name: str) -> None:
     assert ref() is None
 
 
+# copy.copy, copy.deepcopy and pickle (issue 13): a fresh primitive made from
+# the constructor arguments, never a snapshot of its state. Each case: make it,
+# hold it (or use it) and park a waiter on it, copy it, and compare the copy
+# with a fresh one; then the copy must work on its own.
+
+
+@dataclass
+class CopyCase:
+    make: Callable[[], Any]
+    state: Callable[[Any], Any]  # what the constructor arguments decide
+    hold: Callable[[Any], Any] = lambda obj: None  # use it: held, changed
+    unhold: Callable[[Any], Any] = lambda obj: None  # undo `hold`, free the waiter
+    waiter: Callable[[Any], Any] | None = None  # blocks in a thread until unhold
+
+
+def _lock_waiter(obj: Any) -> None:
+    assert obj.green_acquire(timeout=DEADLINE)
+    obj.green_release()
+
+
+def _wait_then_leave(obj: Any) -> None:
+    obj.wait(DEADLINE)
+
+
+def _barrier_waiter(obj: Any) -> None:
+    with pytest.raises(aiologic.BrokenBarrierError):
+        obj.wait(DEADLINE)
+
+
+def _condition_waiter(cv: Any) -> None:
+    with cv:
+        assert cv.wait(DEADLINE)
+
+
+def _notify_all(cv: Any) -> None:
+    with cv:
+        cv.notify_all()
+
+
+def _semaphore_state(obj: Any) -> Any:
+    return type(obj), obj.initial_value, obj.value, getattr(obj, "max_value", None)
+
+
+def _drain(obj: Any) -> None:
+    while obj.green_acquire(blocking=False):
+        pass
+
+
+def _refill(obj: Any) -> None:
+    # Give back what `_drain` took (the waiter gives back what it gets); a
+    # semaphore made empty gets one unit, for its waiter.
+    for _ in range(max(obj.initial_value, 1)):
+        obj.release()
+
+
+def _barrier_case(factory: str) -> CopyCase:
+    return CopyCase(
+        make=lambda: getattr(aiologic, factory)(3),
+        state=lambda obj: (obj.parties, obj.broken, obj.waiting),
+        unhold=lambda obj: obj.abort(),
+        waiter=_barrier_waiter,
+    )
+
+
+def _semaphore_case(make: Callable[[], Any]) -> CopyCase:
+    return CopyCase(
+        make=make,
+        state=_semaphore_state,
+        hold=_drain,
+        unhold=_refill,
+        waiter=_lock_waiter,
+    )
+
+
+COPY_CASES: dict[str, CopyCase] = {
+    "Event": CopyCase(
+        make=aiologic.Event,
+        state=lambda obj: (obj.is_set(), obj.waiting),
+        unhold=lambda obj: obj.set(),
+        waiter=_wait_then_leave,
+    ),
+    "REvent": CopyCase(
+        make=aiologic.REvent,
+        state=lambda obj: (obj.is_set(), obj.waiting),
+        unhold=lambda obj: obj.set(),
+        waiter=_wait_then_leave,
+    ),
+    "CountdownEvent": CopyCase(
+        make=lambda: aiologic.CountdownEvent(2),
+        state=lambda obj: (obj.initial_value, obj.value, obj.waiting),
+        hold=lambda obj: obj.up(3),
+        unhold=lambda obj: obj.clear(),
+        waiter=_wait_then_leave,
+    ),
+    "Latch": _barrier_case("Latch"),
+    "Barrier": _barrier_case("Barrier"),
+    "RBarrier": _barrier_case("RBarrier"),
+    "Lock": CopyCase(
+        make=aiologic.Lock,
+        state=lambda obj: (obj.locked(), obj.owner, obj.waiting),
+        hold=lambda obj: obj.green_acquire(),
+        unhold=lambda obj: obj.green_release(),
+        waiter=_lock_waiter,
+    ),
+    "RLock": CopyCase(
+        make=aiologic.RLock,
+        state=lambda obj: (obj.locked(), obj.owner, obj.count, obj.waiting),
+        hold=lambda obj: obj.green_acquire(count=2),
+        unhold=lambda obj: obj.green_release(count=2),
+        waiter=_lock_waiter,
+    ),
+    "Semaphore": _semaphore_case(lambda: aiologic.Semaphore(3)),
+    "Semaphore(0)": _semaphore_case(lambda: aiologic.Semaphore(0)),
+    "BoundedSemaphore": _semaphore_case(lambda: aiologic.BoundedSemaphore(2, 5)),
+    "BinarySemaphore": _semaphore_case(lambda: aiologic.BinarySemaphore(1)),
+    "BoundedBinarySemaphore": _semaphore_case(aiologic.BoundedBinarySemaphore),
+    "CapacityLimiter": CopyCase(
+        make=lambda: aiologic.CapacityLimiter(1),
+        state=lambda obj: (obj.total_tokens, obj.borrowed_tokens, dict(obj.borrowers)),
+        hold=lambda obj: obj.green_acquire(),
+        unhold=lambda obj: obj.green_release(),
+        waiter=_lock_waiter,
+    ),
+    "RCapacityLimiter": CopyCase(
+        make=lambda: aiologic.RCapacityLimiter(math.inf),
+        state=lambda obj: (obj.total_tokens, obj.borrowed_tokens, dict(obj.borrowers)),
+        hold=lambda obj: obj.green_acquire(count=2),
+        unhold=lambda obj: obj.green_release(count=2),
+    ),
+    "Condition": CopyCase(
+        make=aiologic.Condition,
+        state=lambda cv: (type(cv.lock), bool(cv), cv.waiting),
+        unhold=_notify_all,
+        waiter=_condition_waiter,
+    ),
+    "Condition(Lock)": CopyCase(
+        make=lambda: aiologic.Condition(aiologic.Lock()),
+        state=lambda cv: (type(cv.lock), bool(cv), cv.waiting),
+        unhold=_notify_all,
+        waiter=_condition_waiter,
+    ),
+    "Condition(None)": CopyCase(
+        make=lambda: aiologic.Condition(None),
+        state=lambda cv: (cv.lock, cv.waiting),
+    ),
+    "ResourceGuard": CopyCase(
+        make=lambda: aiologic.ResourceGuard("reading"),
+        state=lambda obj: (obj.action, bool(obj)),
+        hold=lambda obj: obj.__enter__(),
+        unhold=lambda obj: obj.__exit__(None, None, None),
+    ),
+    "RWLock": CopyCase(
+        make=aiologic.RWLock,
+        state=lambda obj: (obj.reader.locked(), obj.writer.locked(), obj.waiting),
+        hold=lambda obj: obj.writer.green_acquire(),
+        unhold=lambda obj: obj.writer.green_release(),
+        waiter=lambda obj: _lock_waiter(obj.reader),
+    ),
+}
+
+
+def _pickled(protocol: int) -> Callable[[Any], Any]:
+    return lambda obj: pickle.loads(pickle.dumps(obj, protocol))
+
+
+COPIERS: dict[str, Callable[[Any], Any]] = {
+    "copy": copy.copy,
+    "deepcopy": copy.deepcopy,
+    **{f"pickle{p}": _pickled(p) for p in range(pickle.HIGHEST_PROTOCOL + 1)},
+}
+
+
+@pytest.mark.parametrize("how", list(COPIERS))
+@pytest.mark.parametrize("name", list(COPY_CASES))
+def test_copy_and_pickle_rebuild_from_constructor_arguments(
+    name: str, how: str
+) -> None:
+    case = COPY_CASES[name]
+    obj = case.make()
+    fresh = case.state(obj)
+    case.hold(obj)
+    thread = None
+    if case.waiter is not None:
+        thread = threading.Thread(target=case.waiter, args=(obj,))
+        thread.start()
+        wait_until(lambda: obj.waiting == 1)
+    clone = COPIERS[how](obj)
+    assert type(clone) is type(obj) and clone is not obj
+    assert case.state(clone) == fresh
+    case.unhold(obj)
+    if thread is not None:
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+    case.hold(clone)  # the copy works on its own
+    case.unhold(clone)
+
+
+@pytest.mark.parametrize("how", list(COPIERS))
+def test_copy_of_a_flag_holds_its_marker_or_none(how: str) -> None:
+    flag: aiologic.Flag[str] = aiologic.Flag()
+    assert not COPIERS[how](flag)
+    flag.set("marker")
+    assert COPIERS[how](flag).get() == "marker"
+    flag.clear()
+    flag.set("other")
+    clone = COPIERS[how](flag)
+    assert clone.get() == "other" and not clone.set("marker")
+
+
+def test_copy_of_a_flag_is_shallow() -> None:
+    marker = object()
+    assert copy.copy(aiologic.Flag(marker)).get() is marker
+    assert copy.deepcopy(aiologic.Flag(marker)).get() is not marker
+
+
+def test_copy_of_a_condition_shares_its_lock_deepcopy_and_pickle_do_not() -> None:
+    lock = aiologic.Lock()
+    cv = aiologic.Condition(lock)
+    assert copy.copy(cv).lock is lock
+    assert copy.deepcopy(cv).lock is not lock
+    assert type(pickle.loads(pickle.dumps(cv)).lock) is aiologic.Lock
+    # deepcopy keeps what was shared shared.
+    lock_copy, cv_copy = copy.deepcopy([lock, cv])
+    assert cv_copy.lock is lock_copy
+    # A timer of the caller's goes along; the default one is made anew.
+    timer = time.monotonic
+    assert copy.copy(aiologic.Condition(lock, timer)).timer is timer
+    assert _pickled(2)(aiologic.Condition(lock, timer)).timer is timer
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no itertools pickling (gone in 3.14)
+        assert copy.deepcopy(aiologic.Condition()).timer() == 0
+
+
 # ============================================================================
 # Across worlds: one primitive shared by tasks of different worlds and threads
 # ============================================================================
@@ -6745,8 +7037,17 @@ def test_stress_fork_while_threads_make_primitives() -> None:
     statuses = {{}}
     forks = 0
     end = time.monotonic() + seconds
-    while (time.monotonic() < end or forks < 10) and "hung" not in statuses:
-        status = fork_and_wait()
+    while (
+        (time.monotonic() < end or forks < 10)
+        and "hung" not in statuses
+        and statuses.get("cpython#144513", 0) < 3
+    ):
+        status = fork_and_wait(5.0)
+        if status == "hung" and FREE_THREADED:
+            line = hung_line()
+            if "_creation_lock" not in line:
+                status = "cpython#144513"  # no bug of ours: go on
+                stacks[-1] = line
         statuses[str(status)] = statuses.get(str(status), 0) + 1
         forks += 1
     stop.set()
@@ -6761,7 +7062,7 @@ def test_stress_fork_while_threads_make_primitives() -> None:
     """,
     )
     statuses = result["statuses"]
-    assert set(statuses) == {"0"}, "\n".join(result["stacks"]) or statuses
+    assert set(statuses) <= {"0", "cpython#144513"}, "\n".join(result["stacks"])
     assert statuses["0"] >= 10 and result["made"] > 0 and result["alive"] == 0
 
 
