@@ -1197,7 +1197,7 @@ _FORK_HELPERS = """
         with aiologic.synchronized(aiologic.Lock()):
             pass
 
-    import faulthandler, linecache, signal, sysconfig, tempfile
+    import faulthandler, linecache, re, signal, sysconfig, tempfile
     stacks = []  # what hung children were doing
 
     def fork_and_wait(seconds=DEADLINE):
@@ -1230,12 +1230,10 @@ _FORK_HELPERS = """
 
     def hung_line():
         # The source line the last hung child was blocked on.
-        for line in stacks[-1].splitlines():
-            parts = line.strip().split('"')
-            if line.strip().startswith("File") and len(parts) == 3:
-                number = int(parts[2].split()[1])
-                return linecache.getline(parts[1], number).strip()
-        return ""
+        match = re.search(r'File "(.*)", line (\\d+)', stacks[-1])
+        if match is None:
+            return ""
+        return linecache.getline(match.group(1), int(match.group(2))).strip()
 
     # A free-threaded CPython without the fix of gh-144513 (python/cpython
     # #144524) can fork while another thread owns a builtin object's lock,
@@ -7031,7 +7029,9 @@ def test_stress_fork_while_threads_make_primitives() -> None:
                 pass
             made[index] += 1
 
-    threads = [threading.Thread(target=maker, args=(i,)) for i in range(4)]
+    threads = [
+        threading.Thread(target=maker, args=(i,), daemon=True) for i in range(4)
+    ]
     for thread in threads:
         thread.start()
     statuses = {{}}
