@@ -365,27 +365,32 @@ def _green_task() -> object:
     if greenlet is not None:
         current = greenlet.getcurrent()
         if current.parent is not None:
-            if _library_of_type(current.__class__) is None:
+            cls = current.__class__
+            if not _type_libraries.get(cls) and not _library_of_type(cls):
                 _note_library(current)
             return current
     return _get_ident()
 
 
-# Task type -> the library its type belongs to, or None (a raw greenlet).
-_type_libraries: dict[type, str | None] = {}
+# Task type -> the library of its type, "" for a raw greenlet (whose library
+# is its thread's).
+_type_libraries: dict[type, str] = {}
 
 
-def _library_of_type(cls: type) -> str | None:
+def _library_of_type(cls: type) -> str:
     try:
         return _type_libraries[cls]
     except KeyError:
         pass
-    library = None
-    for base in cls.__mro__:  # subclasses of gevent.Greenlet, asyncio.Task...
-        module = base.__module__.partition(".")[0].lstrip("_")  # _asyncio.Task
+    modules = [  # _asyncio.Task, gevent._gevent_cgreenlet.Greenlet...
+        base.__module__.partition(".")[0].lstrip("_") for base in cls.__mro__
+    ]
+    for module in modules:  # subclasses of gevent.Greenlet, asyncio.Task...
         if module in ("gevent", "eventlet", "asyncio", "trio"):
             library = module
             break
+    else:
+        library = "" if "greenlet" in modules else modules[0]
     _type_libraries[cls] = library
     return library
 
@@ -434,7 +439,7 @@ def _task_identity(task: object) -> tuple[str, int]:
     if isinstance(task, int):
         return ("threading", task)
     library = _library_of_type(type(task))
-    if library is None:
+    if not library:
         libraries = _greenlet_libraries
         # Every green task object went through `_green_task()` first.
         library = "threading" if libraries is None else libraries.get(task, "threading")

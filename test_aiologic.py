@@ -939,6 +939,38 @@ def test_owner_of_a_raw_greenlet_reads_the_same_from_every_thread(green: str) ->
         actor.join()
 
 
+def test_owner_of_a_task_subclass_names_its_library() -> None:
+    """Owners whose type is a subclass defined elsewhere (here, in the tests)
+    still name their library, not the module of their type."""
+    import asyncio
+
+    greenlet = _import("greenlet")
+
+    class MyGreenlet(greenlet.greenlet):  # type: ignore[misc]
+        pass
+
+    lock = aiologic.Lock()
+    task = MyGreenlet(lambda: lock.green_acquire(blocking=False))
+    assert task.switch() is True
+    assert lock.owner == ("threading", id(task))  # no hub in this thread
+
+    class MyTask(asyncio.Task):  # type: ignore[type-arg]
+        pass
+
+    async def main() -> Any:
+        async def hold() -> None:
+            await lock2.async_acquire()
+
+        child = MyTask(hold())
+        await child
+        return id(child)
+
+    lock2 = aiologic.Lock()
+    assert lock2.owner is None
+    child_id = asyncio.run(main())
+    assert lock2.owner == ("asyncio", child_id)
+
+
 def test_library_tlocal_override() -> None:
     lowlevel = aiologic.lowlevel
 
