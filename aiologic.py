@@ -1252,7 +1252,9 @@ class _Waiting:
     def __await__(self: _AsyncWaitable[_R_co]) -> Generator[Any, None, _R_co]:
         return self._async_wait(None).__await__()
 
-    def with_(self: _AsyncWaitable[_R_co], timeout: float | None) -> Awaitable[_R_co]:
+    def with_(
+        self: _AsyncWaitable[_R_co], timeout: float | None
+    ) -> Coroutine[Any, Any, _R_co]:
         """Wait asynchronously for at most *timeout* seconds."""
         return self._async_wait(timeout)
 
@@ -2090,6 +2092,22 @@ class Semaphore(_Waitable):
             return BoundedSemaphore.__new__(BoundedSemaphore, initial_value, max_value)
         return object.__new__(cls)
 
+    if TYPE_CHECKING:
+        # pyright takes the class from __new__; mypy takes it from __init__
+        # when a class defines both, and from the declared type of `self`.
+        @overload
+        def __init__(  # pyright: ignore[reportInconsistentConstructor]  # one overload per __new__ overload
+            self, initial_value: int | None = None, max_value: None = None
+        ) -> None: ...
+        @overload
+        def __init__(  # type: ignore[misc]  # self: a subclass, on purpose
+            self: BoundedSemaphore, initial_value: int | None = None, *, max_value: int
+        ) -> None: ...
+        @overload
+        def __init__(  # type: ignore[misc]  # self: a subclass, on purpose
+            self: BoundedSemaphore, initial_value: int | None, max_value: int
+        ) -> None: ...
+
     def __init__(
         self, initial_value: int | None = None, max_value: int | None = None
     ) -> None:
@@ -2325,14 +2343,53 @@ class BinarySemaphore(_CappedSemaphore):
     """A semaphore whose value is 0 or 1: an unowned lock.
 
     Releasing it while its value is 1 leaves it at 1.
+    ``BinarySemaphore(value, max_value)`` and ``BinarySemaphore(max_value=1)``
+    return a `BoundedBinarySemaphore`.
     """
 
     __slots__ = ()
 
+    if TYPE_CHECKING:
+
+        @overload
+        def __new__(
+            cls, initial_value: int | None = None, max_value: None = None
+        ) -> Self: ...
+        @overload
+        def __new__(
+            cls, initial_value: int | None = None, *, max_value: int
+        ) -> BoundedBinarySemaphore: ...
+        @overload
+        def __new__(
+            cls, initial_value: int | None, max_value: int
+        ) -> BoundedBinarySemaphore: ...
+
     def __new__(
         cls, initial_value: int | None = None, max_value: int | None = None
-    ) -> Self:
+    ) -> Any:
+        if cls is BinarySemaphore and max_value is not None:
+            # A subclass of cls, so type.__call__ still runs its __init__
+            # (which accepts only max_value=1).
+            return object.__new__(BoundedBinarySemaphore)
         return object.__new__(cls)
+
+    if TYPE_CHECKING:
+        # As for Semaphore.
+        @overload
+        def __init__(  # pyright: ignore[reportInconsistentConstructor]  # one overload per __new__ overload
+            self, initial_value: int | None = None, max_value: None = None
+        ) -> None: ...
+        @overload
+        def __init__(  # type: ignore[misc]  # self: a subclass, on purpose
+            self: BoundedBinarySemaphore,
+            initial_value: int | None = None,
+            *,
+            max_value: int,
+        ) -> None: ...
+        @overload
+        def __init__(  # type: ignore[misc]  # self: a subclass, on purpose
+            self: BoundedBinarySemaphore, initial_value: int | None, max_value: int
+        ) -> None: ...
 
     def __init__(
         self, initial_value: int | None = None, max_value: int | None = None
@@ -2821,7 +2878,9 @@ class Condition(_Waiting):
 
     # -- holding the lock
 
-    def __enter__(self) -> Any:
+    # The lock's own __enter__ result (a Lock gives itself, a threading lock
+    # True, no lock None).
+    def __enter__(self) -> object:
         lock = self._lock
         if lock is None:
             return None
@@ -2833,7 +2892,7 @@ class Condition(_Waiting):
             return None
         return lock.__exit__(*exc_info)
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> object:
         lock = self._lock
         if lock is None:
             return None
