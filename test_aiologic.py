@@ -1910,6 +1910,32 @@ class TestSemaphore:
         assert aiologic.BinarySemaphore().value == 1
         assert aiologic.BinarySemaphore(0).value == 0
 
+    def test_binary_with_max_value_is_bounded(self) -> None:
+        """Issue 14: BinarySemaphore(v, max_value=1) and BinarySemaphore(v, 1)
+        give a BoundedBinarySemaphore, as Semaphore(v, max_value) gives a
+        BoundedSemaphore."""
+        for sem, value in (
+            (aiologic.BinarySemaphore(1, max_value=1), 1),
+            (aiologic.BinarySemaphore(1, 1), 1),
+            (aiologic.BinarySemaphore(0, 1), 0),
+            (aiologic.BinarySemaphore(max_value=1), 1),
+        ):
+            assert type(sem) is aiologic.BoundedBinarySemaphore, sem
+            assert (sem.value, sem.max_value) == (value, 1)
+            if value == 0:
+                sem.release()
+            with pytest.raises(RuntimeError):
+                sem.release()  # bounded: no release at 1
+            assert sem.value == 1
+        for plain in (aiologic.BinarySemaphore(), aiologic.BinarySemaphore(1, None)):
+            assert type(plain) is aiologic.BinarySemaphore
+            plain.release()  # stays at 1
+            assert plain.value == 1
+        with pytest.raises(ValueError):
+            aiologic.BinarySemaphore(1, 2)  # a binary semaphore's max is 1
+        with pytest.raises(ValueError):
+            aiologic.BinarySemaphore(2, max_value=1)
+
     @pytest.mark.parametrize(
         "make",
         [
@@ -5137,6 +5163,116 @@ class TestSynchronized:
             return peak.peak
 
         assert run_in("asyncio", body) == 1
+
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            lambda: aiologic.Lock(),
+            lambda: aiologic.RLock(),
+            lambda: aiologic.BinarySemaphore(),
+            lambda: threading.Lock(),
+            lambda: threading.RLock(),
+        ],
+        ids=["Lock", "RLock", "BinarySemaphore", "threading.Lock", "threading.RLock"],
+    )
+    def test_lock_guard_decorates_sync_and_async(self, make: Callable[[], Any]) -> None:
+        """Issue 14: synchronized(lock) is a decorator of sync and async
+        functions and a context manager (with, async with) over the lock."""
+        lock = make()
+        guard = aiologic.synchronized(lock)
+        assert guard is not lock and guard.lock is lock
+        with guard as held:
+            assert held is lock
+            assert _in_other_thread(lambda: _try_lock(lock)) is False
+        assert _in_other_thread(lambda: _try_lock(lock)) is True
+        peak = _Peak()
+
+        @guard
+        def work(n: int) -> int:
+            """Sync work."""
+            peak.enter()
+            time.sleep(0)
+            peak.leave()
+            return n + 1
+
+        assert work.__name__ == "work" and work.__doc__ == "Sync work."
+        assert work(1) == 2
+        _hammer(lambda: work(0))
+        assert peak.peak == 1 and peak.calls == 1 + 160
+
+        @guard
+        async def awork(n: int) -> int:
+            inside.append(_in_other_thread(lambda: _try_lock(lock)))
+            return n * 2
+
+        inside: list[bool] = []
+
+        async def body(w: World) -> int:
+            async with guard as held:
+                assert held is lock
+                inside.append(_in_other_thread(lambda: _try_lock(lock)))
+            return await awork(21)
+
+        assert inspect.iscoroutinefunction(awork)
+        assert run_in("asyncio", body) == 42
+        assert inside == [False, False]
+        assert _in_other_thread(lambda: _try_lock(lock)) is True
+
+    def test_asyncio_lock_guard(self) -> None:
+        """An asyncio lock guards async functions and `async with`; a sync
+        function or `with` is refused with TypeError."""
+        import asyncio
+
+        lock = asyncio.Lock()
+        guard = aiologic.synchronized(lock)
+
+        def sync() -> None:
+            pass
+
+        with pytest.raises(TypeError):
+            guard(sync)
+        with pytest.raises(TypeError):
+            with guard:
+                pass
+        assert not lock.locked()
+        order: list[str] = []
+
+        @guard
+        async def step(name: str) -> str:
+            order.append(name + ">")
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            order.append("<" + name)
+            return name
+
+        async def main() -> list[str]:
+            results = await asyncio.gather(step("a"), step("b"), step("c"))
+            async with guard as held:
+                assert held is lock and lock.locked()
+            assert not lock.locked()
+            return results
+
+        assert asyncio.run(main()) == ["a", "b", "c"]
+        assert order == ["a>", "<a", "b>", "<b", "c>", "<c"]
+
+    def test_object_lock_is_the_rlock_of_its_methods(self) -> None:
+        class Plain:
+            pass
+
+        obj = Plain()
+        assert isinstance(aiologic.synchronized(obj), aiologic.RLock)
+        assert aiologic.synchronized(obj) is aiologic.synchronized(obj)
+
+
+def _try_lock(lock: Any) -> bool:
+    """Take and give back *lock* without waiting; False if it was held."""
+    acquire = getattr(lock, "green_acquire", None) or lock.acquire
+    release = getattr(lock, "green_release", None) or lock.release
+    got = acquire(blocking=False)
+    if got:
+        release()
+    return bool(got)
 
 
 def _in_other_thread(fn: Callable[[], Any]) -> Any:
