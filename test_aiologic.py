@@ -5164,7 +5164,6 @@ class TestSynchronized:
 
         assert run_in("asyncio", body) == 1
 
-
     @pytest.mark.parametrize(
         "make",
         [
