@@ -5316,6 +5316,35 @@ def test_lowlevel_is_a_submodule() -> None:
     assert hasattr(current_green_library_tlocal, "name")
 
 
+def test_wheel_lowlevel_file_matches_the_module() -> None:
+    """Issue 16: the wheel's aiologic/lowlevel.py (from .packaging/, for type
+    checkers) re-exports exactly the names of the lowlevel module that
+    aiologic.py registers, in the same `__all__`."""
+    import ast
+
+    path = pathlib.Path(HERE, ".packaging", "lowlevel.py")
+    if not path.exists():  # an installed copy of the tests
+        pytest.skip(".packaging/ is not beside the tests")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = {
+        alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module
+        for alias in node.names
+        if alias.asname == alias.name
+    }
+    (exported,) = (
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and [getattr(t, "id", None) for t in node.targets] == ["__all__"]
+    )
+    assert tuple(exported) == tuple(aiologic.lowlevel.__all__)
+    assert imported == set(aiologic.lowlevel.__all__)
+    for name in imported:
+        assert getattr(aiologic.lowlevel, name) is getattr(aiologic, name)
+
+
 def test_vendored_copy(tmp_path: Any) -> None:
     """Issue 7 item 4: a copy vendored as myproject._vendor.aiologic works,
     its lowlevel namespace imports by the vendored name, and nothing named

@@ -1,7 +1,11 @@
-# Stub of `aiologic.lowlevel` for type checkers; shipped in the wheel as
-# aiologic/lowlevel.pyi. At run time the module is made by aiologic.py itself
-# (`_make_lowlevel`) and registered in sys.modules, so there is no lowlevel.py.
-# test_aiologic.py checks that these names are the module's `__all__`.
+"""Low-level helpers of the primitives."""
+
+# Shipped in the wheel as aiologic/lowlevel.py, for type checkers: the module
+# that runs is made by aiologic.py itself (`_make_lowlevel`) and registered in
+# sys.modules while `aiologic` is imported, so `import aiologic.lowlevel` finds
+# it there and never loads this file (were it loaded, it would re-export the
+# same objects). test_aiologic.py checks that these names are that module's
+# `__all__`.
 
 from . import MISSING as MISSING
 from . import async_checkpoint as async_checkpoint
