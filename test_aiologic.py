@@ -823,6 +823,26 @@ def _python(script: str, **env: str) -> Any:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def test_bench_k_matching_nothing_fails_and_lists_scenarios() -> None:
+    """Issue 16: `bench.py -k PATTERN` that matches no scenario exits non-zero
+    and names the scenarios there are, instead of printing an empty table."""
+    bench = os.path.join(HERE, "bench.py")
+    if not os.path.exists(bench):
+        pytest.skip("bench.py is not beside the tests")
+    proc = subprocess.run(
+        [sys.executable, bench, "-k", "no such scenario"],
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "no scenario matches -k 'no such scenario'" in proc.stderr
+    assert "Lock uncontended, green `with`" in proc.stderr
+    assert "memory per fresh instance" in proc.stderr
+    assert "ops/s" not in proc.stdout  # no empty table
+
+
 def test_import_is_lazy_and_fast() -> None:
     result = _python(
         """
