@@ -5437,6 +5437,94 @@ def test_readme_renders_without_warnings() -> None:
     assert b"The two commands" in html
 
 
+def _readme_blocks() -> list[tuple[int, str]]:
+    """(line, text) of every literal block of README.rst (after ``::``)."""
+    readme = pathlib.Path(HERE, "README.rst")
+    if not readme.exists():
+        return []
+    lines = readme.read_text(encoding="utf-8").splitlines()
+    blocks = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.rstrip().endswith("::") or line.lstrip().startswith(".."):
+            i += 1
+            continue
+        indent = len(line) - len(line.lstrip())
+        j = i + 1
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        start = j
+        while j < len(lines) and (
+            not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent
+        ):
+            j += 1
+        blocks.append((start + 1, textwrap.dedent("\n".join(lines[start:j]))))
+        i = j
+    return blocks
+
+
+def _readme_block_kind(text: str) -> str:
+    """The kind of a README block: "shell", "output" (bench.py) or "python"."""
+    first_words = {line.split()[0] for line in text.splitlines() if line.strip()}
+    if first_words <= {"python", "python3", "pypy3", "."}:
+        return "shell"
+    if text.startswith("aiologic ") and " on " in text.splitlines()[0]:
+        return "output"
+    return "python"
+
+
+_README_PYTHON = [
+    pytest.param(text, id=f"line-{line}")
+    for line, text in _readme_blocks()
+    if _readme_block_kind(text) == "python"
+]
+
+
+@pytest.mark.skipif(not _README_PYTHON, reason="README.rst is not beside the tests")
+@pytest.mark.parametrize("code", _README_PYTHON)
+def test_readme_example_runs(code: str) -> None:
+    """Issue 16: every Python example of README.rst runs as written (in a fresh
+    interpreter that imports the aiologic.py beside the tests)."""
+    import ast
+    import importlib.util
+
+    for node in ast.walk(ast.parse(code)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module]
+        for name in names:
+            top = name.split(".")[0]
+            if importlib.util.find_spec(top) is None:
+                pytest.skip(f"the example needs {top}, which is not installed")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIOLOGIC_")}
+    environ["PYTHONPATH"] = HERE + os.pathsep + environ.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", code],
+        cwd=HERE,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_readme_examples_are_all_classified() -> None:
+    """Each literal block of README.rst is Python that runs (above), a shell
+    command line, or bench.py output; the Python ones are most of them."""
+    blocks = _readme_blocks()
+    if not blocks:
+        pytest.skip("README.rst is not beside the tests")
+    kinds = [_readme_block_kind(text) for _, text in blocks]
+    assert kinds.count("python") >= 7, kinds
+    for (line, text), kind in zip(blocks, kinds):
+        if kind == "shell":
+            assert "import " not in text, (line, text)
+
+
 def test_readme_holds_the_commands_ci_runs() -> None:
     """The commands README.rst promises are the ones .ci/run and users run."""
     readme = pathlib.Path(__file__).with_name("README.rst")
