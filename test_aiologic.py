@@ -5243,29 +5243,32 @@ class TestSynchronized:
         function or `with` is refused with TypeError."""
         import asyncio
 
-        lock = asyncio.Lock()
-        guard = aiologic.synchronized(lock)
-
-        def sync() -> None:
-            pass
-
-        with pytest.raises(TypeError):
-            guard(sync)
-        with pytest.raises(TypeError):
-            with guard:
-                pass
-        assert not lock.locked()
         order: list[str] = []
 
-        @guard
-        async def step(name: str) -> str:
-            order.append(name + ">")
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            order.append("<" + name)
-            return name
-
         async def main() -> list[str]:
+            # Made in the loop: on Python < 3.10 an asyncio.Lock binds the
+            # loop current when it is made.
+            lock = asyncio.Lock()
+            guard = aiologic.synchronized(lock)
+
+            def sync() -> None:
+                pass
+
+            with pytest.raises(TypeError):
+                guard(sync)
+            with pytest.raises(TypeError):
+                with guard:
+                    pass
+            assert not lock.locked()
+
+            @guard
+            async def step(name: str) -> str:
+                order.append(name + ">")
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                order.append("<" + name)
+                return name
+
             results = await asyncio.gather(step("a"), step("b"), step("c"))
             async with guard as held:
                 assert held is lock and lock.locked()
