@@ -4242,7 +4242,9 @@ class _Synchronized(_GenericBase[_LockT]):
 
 if TYPE_CHECKING:
     # The last overload (any other object) overlaps the others on purpose:
-    # the first that matches wins, as at run time (a lock is not callable).
+    # the first that matches wins, as at run time. (At run time a callable
+    # object that is not a function, such as a partial, counts as an object:
+    # `with synchronized(self):` keeps working in a class with __call__.)
     @overload
     def synchronized(wrapped: _ClassT) -> _ClassT: ...  # type: ignore[overload-overlap]  # pyright: ignore[reportOverlappingOverload]
     @overload
@@ -4272,10 +4274,10 @@ def synchronized(wrapped: Any) -> Any:
             if _is_function(value):
                 setattr(wrapped, name, _synchronize_function(value))
         return wrapped
+    if _is_function(wrapped):
+        return _synchronize_function(wrapped)
     if _is_lock_like(wrapped):
         return _Synchronized(wrapped)
-    if callable(wrapped):
-        return _synchronize_function(wrapped)
     return _lock_of(wrapped)
 
 
@@ -4290,12 +4292,8 @@ def _synchronize_function(
     # RLock of the object a method is called on, or of the function.
     from functools import wraps
 
-    code = getattr(function, "__code__", None)
-    per_object = (
-        code is not None
-        and code.co_argcount > 0
-        and code.co_varnames[0] in ("self", "cls")
-    )
+    code = function.__code__
+    per_object = code.co_argcount > 0 and code.co_varnames[0] in ("self", "cls")
     is_async = _is_coroutine_function(function)
 
     def lock_for(args: tuple[Any, ...]) -> Any:
