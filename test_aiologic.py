@@ -5282,9 +5282,13 @@ class TestSynchronized:
         class Plain:
             pass
 
-        obj = Plain()
-        assert isinstance(aiologic.synchronized(obj), aiologic.RLock)
-        assert aiologic.synchronized(obj) is aiologic.synchronized(obj)
+        class Handler:
+            def __call__(self) -> None:
+                pass
+
+        for obj in (Plain(), Handler()):  # a callable object too
+            assert isinstance(aiologic.synchronized(obj), aiologic.RLock)
+            assert aiologic.synchronized(obj) is aiologic.synchronized(obj)
 
 
 def _try_lock(lock: Any) -> bool:
