@@ -5201,6 +5201,7 @@ class TestSynchronized:
         lock = make()
         guard = aiologic.synchronized(lock)
         assert guard is not lock and guard.lock is lock
+        assert repr(lock) in repr(guard)
         with guard as held:
             assert held is lock
             assert _in_other_thread(lambda: _try_lock(lock)) is False
