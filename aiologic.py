@@ -88,13 +88,26 @@ if TYPE_CHECKING:
     from weakref import WeakKeyDictionary
 
     from _typeshed import SupportsRichComparison
-    from typing_extensions import Self
+    from typing_extensions import ParamSpec, Self
 
     _T = TypeVar("_T")
     _OrderedT = TypeVar("_OrderedT", bound=SupportsRichComparison)
     _D = TypeVar("_D")
     _R_co = TypeVar("_R_co", covariant=True)
     _TokenT = TypeVar("_TokenT", bound="_Token")
+    _P = ParamSpec("_P")
+    _R = TypeVar("_R")
+    _ClassT = TypeVar("_ClassT", bound="type[Any]")
+
+    class _GreenLockLike(Protocol):
+        # One of our locks: `synchronized` takes it with `with`/`async with`.
+        def green_acquire(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    class _LockLike(Protocol):
+        # A threading, asyncio, trio or anyio lock (or semaphore, condition).
+        def acquire(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    _LockT = TypeVar("_LockT", bound="_GreenLockLike | _LockLike")
 
     class _AsyncWaitable(Protocol[_R_co]):
         def _async_wait(
@@ -107,7 +120,7 @@ if TYPE_CHECKING:
         def _undo(self, token: _Token, /) -> None: ...
 else:
     # Stand in for the TypeVars in class bases like Queue[_T].
-    _T = _OrderedT = None
+    _T = _OrderedT = _LockT = None
 
     class _GenericBase:
         """Stands in for typing.Generic so that ``Queue[int]`` works at run time."""
@@ -1351,7 +1364,9 @@ class _Waiting:
     def __await__(self: _AsyncWaitable[_R_co]) -> Generator[Any, None, _R_co]:
         return self._async_wait(None).__await__()
 
-    def with_(self: _AsyncWaitable[_R_co], timeout: float | None) -> Awaitable[_R_co]:
+    def with_(
+        self: _AsyncWaitable[_R_co], timeout: float | None
+    ) -> Coroutine[Any, Any, _R_co]:
         """Wait asynchronously for at most *timeout* seconds."""
         return self._async_wait(timeout)
 
@@ -2192,6 +2207,22 @@ class Semaphore(_Waitable):
             return BoundedSemaphore.__new__(BoundedSemaphore, initial_value, max_value)
         return object.__new__(cls)
 
+    if TYPE_CHECKING:
+        # pyright takes the class from __new__; mypy takes it from __init__
+        # when a class defines both, and from the declared type of `self`.
+        @overload
+        def __init__(  # pyright: ignore[reportInconsistentConstructor]  # one overload per __new__ overload
+            self, initial_value: int | None = None, max_value: None = None
+        ) -> None: ...
+        @overload
+        def __init__(  # type: ignore[misc]  # self: a subclass, on purpose
+            self: BoundedSemaphore, initial_value: int | None = None, *, max_value: int
+        ) -> None: ...
+        @overload
+        def __init__(  # type: ignore[misc]  # self: a subclass, on purpose
+            self: BoundedSemaphore, initial_value: int | None, max_value: int
+        ) -> None: ...
+
     def __init__(
         self, initial_value: int | None = None, max_value: int | None = None
     ) -> None:
@@ -2427,14 +2458,53 @@ class BinarySemaphore(_CappedSemaphore):
     """A semaphore whose value is 0 or 1: an unowned lock.
 
     Releasing it while its value is 1 leaves it at 1.
+    ``BinarySemaphore(value, max_value)`` and ``BinarySemaphore(max_value=1)``
+    return a `BoundedBinarySemaphore`.
     """
 
     __slots__ = ()
 
+    if TYPE_CHECKING:
+
+        @overload
+        def __new__(
+            cls, initial_value: int | None = None, max_value: None = None
+        ) -> Self: ...
+        @overload
+        def __new__(
+            cls, initial_value: int | None = None, *, max_value: int
+        ) -> BoundedBinarySemaphore: ...
+        @overload
+        def __new__(
+            cls, initial_value: int | None, max_value: int
+        ) -> BoundedBinarySemaphore: ...
+
     def __new__(
         cls, initial_value: int | None = None, max_value: int | None = None
-    ) -> Self:
+    ) -> Any:
+        if cls is BinarySemaphore and max_value is not None:
+            # A subclass of cls, so type.__call__ still runs its __init__
+            # (which accepts only max_value=1).
+            return object.__new__(BoundedBinarySemaphore)
         return object.__new__(cls)
+
+    if TYPE_CHECKING:
+        # As for Semaphore.
+        @overload
+        def __init__(  # pyright: ignore[reportInconsistentConstructor]  # one overload per __new__ overload
+            self, initial_value: int | None = None, max_value: None = None
+        ) -> None: ...
+        @overload
+        def __init__(  # type: ignore[misc]  # self: a subclass, on purpose
+            self: BoundedBinarySemaphore,
+            initial_value: int | None = None,
+            *,
+            max_value: int,
+        ) -> None: ...
+        @overload
+        def __init__(  # type: ignore[misc]  # self: a subclass, on purpose
+            self: BoundedBinarySemaphore, initial_value: int | None, max_value: int
+        ) -> None: ...
 
     def __init__(
         self, initial_value: int | None = None, max_value: int | None = None
@@ -2922,7 +2992,9 @@ class Condition(_Waiting):
 
     # -- holding the lock
 
-    def __enter__(self) -> Any:
+    # The lock's own __enter__ result (a Lock gives itself, a threading lock
+    # True, no lock None).
+    def __enter__(self) -> object:
         lock = self._lock
         if lock is None:
             return None
@@ -2934,7 +3006,7 @@ class Condition(_Waiting):
             return None
         return lock.__exit__(*exc_info)
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> object:
         lock = self._lock
         if lock is None:
             return None
@@ -4201,6 +4273,93 @@ def _is_lock_like(obj: object) -> bool:
     )
 
 
+def _is_coroutine_function(function: object) -> bool:
+    # inspect.iscoroutinefunction without importing inspect; a bound method
+    # forwards __code__ to its function.
+    code = getattr(function, "__code__", None)
+    return code is not None and bool(code.co_flags & 0x80)  # CO_COROUTINE
+
+
+class _Synchronized(_GenericBase[_LockT]):
+    """What ``synchronized(lock)`` returns: a decorator and a context manager.
+
+    ``with`` and ``async with`` take the lock (``as`` gives the lock); as a
+    decorator it makes calls of a function, sync or async, hold the lock.
+    A lock that only has an async face (asyncio, trio, anyio) refuses ``with``
+    and sync functions with `TypeError`; a ``threading`` lock taken by
+    ``async with`` blocks the thread as ``with`` does.
+    """
+
+    __slots__ = ("_async_only", "_lock")
+
+    def __init__(self, lock: _LockT) -> None:
+        self._lock = lock
+        self._async_only = not hasattr(lock, "green_acquire") and (
+            not hasattr(lock, "__enter__")
+            or _is_coroutine_function(getattr(lock, "acquire", None))
+        )
+
+    def __repr__(self) -> str:
+        return f"<{_qualname(self)} object at {id(self):#x} [lock={self._lock!r}]>"
+
+    @property
+    def lock(self) -> _LockT:
+        return self._lock
+
+    def _refuse_sync(self, what: str) -> None:
+        if self._async_only:
+            msg = (
+                f"{_qualname(self._lock)} has no sync face: {what} is not"
+                " possible (use async with, on an async function)"
+            )
+            raise TypeError(msg)
+
+    def __call__(self, function: Callable[_P, _R]) -> Callable[_P, _R]:
+        if not _is_coroutine_function(function):
+            self._refuse_sync("synchronizing a sync function")
+        return _synchronize_function(function, lambda args: self)  # type: ignore[no-any-return]
+
+    def __enter__(self) -> _LockT:
+        self._refuse_sync("with")
+        lock: Any = self._lock
+        lock.__enter__()
+        return self._lock
+
+    def __exit__(self, *exc_info: Any) -> None:
+        lock: Any = self._lock
+        lock.__exit__(*exc_info)
+
+    async def __aenter__(self) -> _LockT:
+        lock: Any = self._lock
+        if hasattr(lock, "__aenter__"):
+            await lock.__aenter__()
+        else:
+            lock.__enter__()
+        return self._lock
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        lock: Any = self._lock
+        if hasattr(lock, "__aexit__"):
+            await lock.__aexit__(*exc_info)
+        else:
+            lock.__exit__(*exc_info)
+
+
+if TYPE_CHECKING:
+    # The last overload (any other object) overlaps the others on purpose:
+    # the first that matches wins, as at run time. (At run time a callable
+    # object that is not a function, such as a partial, counts as an object:
+    # `with synchronized(self):` keeps working in a class with __call__.)
+    @overload
+    def synchronized(wrapped: _ClassT) -> _ClassT: ...  # type: ignore[overload-overlap]  # pyright: ignore[reportOverlappingOverload]
+    @overload
+    def synchronized(wrapped: Callable[_P, _R]) -> Callable[_P, _R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def synchronized(wrapped: _LockT) -> _Synchronized[_LockT]: ...  # type: ignore[overload-overlap]
+    @overload
+    def synchronized(wrapped: object) -> RLock: ...
+
+
 def synchronized(wrapped: Any) -> Any:
     """Make calls mutually exclusive, or get the lock guarding an object.
 
@@ -4208,9 +4367,11 @@ def synchronized(wrapped: Any) -> Any:
       on a method (first parameter ``self`` or ``cls``): one call at a time
       per object. Reentrant: a synchronized call may call another.
     * ``@synchronized`` on a class: every function of its body, per object.
-    * ``synchronized(lock)`` on a lock (ours, `threading`'s, `asyncio`'s)
-      returns it, to be used with ``with``/``async with``.
-    * ``synchronized(obj)`` on any other object: the lock that synchronized
+    * ``synchronized(lock)`` on a lock (ours, `threading`'s, `asyncio`'s,
+      trio's, anyio's) returns an object that is both a decorator
+      (``@synchronized(lock)`` on a sync or async function) and a context
+      manager (``with``, ``async with``) over that lock.
+    * ``synchronized(obj)`` on any other object: the `RLock` that synchronized
       methods of *obj* use (``with synchronized(obj): ...``).
     """
     if isinstance(wrapped, type):
@@ -4221,7 +4382,7 @@ def synchronized(wrapped: Any) -> Any:
     if _is_function(wrapped):
         return _synchronize_function(wrapped)
     if _is_lock_like(wrapped):
-        return wrapped
+        return _Synchronized(wrapped)
     return _lock_of(wrapped)
 
 
@@ -4229,14 +4390,20 @@ def _is_function(value: object) -> bool:
     return hasattr(value, "__code__") and callable(value)
 
 
-def _synchronize_function(function: Any) -> Any:
+def _synchronize_function(
+    function: Any, guard: Callable[[tuple[Any, ...]], Any] | None = None
+) -> Any:
+    # guard(args): what the call holds (`with`/`async with`); by default the
+    # RLock of the object a method is called on, or of the function.
     from functools import wraps
 
     code = function.__code__
     per_object = code.co_argcount > 0 and code.co_varnames[0] in ("self", "cls")
-    is_async = bool(code.co_flags & 0x80)  # CO_COROUTINE
+    is_async = _is_coroutine_function(function)
 
-    def lock_for(args: tuple[Any, ...]) -> RLock:
+    def lock_for(args: tuple[Any, ...]) -> Any:
+        if guard is not None:
+            return guard(args)
         return _lock_of(args[0]) if per_object and args else _lock_of(wrapper)
 
     if is_async:

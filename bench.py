@@ -38,7 +38,7 @@ import time
 import traceback
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from typing import Any, Awaitable, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, ClassVar, Iterator, Sequence, TypeVar
 
 import aiologic
 
@@ -68,6 +68,10 @@ class Config:
 
     quick = False
     filter = ""  # only scenarios whose title contains this (case-insensitive)
+    # Every title offered to wanted(), and whether one matched: `-k` with a
+    # pattern that matches nothing lists the titles and exits non-zero.
+    titles: ClassVar[dict[str, None]] = {}
+    matched = False
     deadline = 20.0  # seconds any single wait may take before the row fails
     target = 0.25  # seconds one timed measurement should last
     repeats = 7
@@ -78,7 +82,11 @@ CFG = Config()
 
 
 def wanted(title: str) -> bool:
-    return CFG.filter.lower() in title.lower()
+    CFG.titles.setdefault(title, None)
+    if CFG.filter.lower() in title.lower():
+        CFG.matched = True
+        return True
+    return False
 
 
 class BenchTimeout(Exception):
@@ -1238,6 +1246,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # a broken scenario must not stop the others
             name = scenario.__name__.replace("scenario_", "")
             rows.append(Row(name, "aiologic", "-", ours_error=describe(exc)))
+
+    if not CFG.matched:
+        print(
+            f"bench.py: no scenario matches -k {CFG.filter!r}; the scenarios:",
+            file=sys.stderr,
+        )
+        for title in CFG.titles:
+            print(f"  {title}", file=sys.stderr)
+        return 2
 
     meta = {
         "aiologic": getattr(aiologic, "__version__", "?"),

@@ -824,6 +824,26 @@ def _python(script: str, **env: str) -> Any:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def test_bench_k_matching_nothing_fails_and_lists_scenarios() -> None:
+    """Issue 16: `bench.py -k PATTERN` that matches no scenario exits non-zero
+    and names the scenarios there are, instead of printing an empty table."""
+    bench = os.path.join(HERE, "bench.py")
+    if not os.path.exists(bench):
+        pytest.skip("bench.py is not beside the tests")
+    proc = subprocess.run(
+        [sys.executable, bench, "-k", "no such scenario"],
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "no scenario matches -k 'no such scenario'" in proc.stderr
+    assert "Lock uncontended, green `with`" in proc.stderr
+    assert "memory per fresh instance" in proc.stderr
+    assert "ops/s" not in proc.stdout  # no empty table
+
+
 def test_import_is_lazy_and_fast() -> None:
     result = _python(
         """
@@ -2172,6 +2192,32 @@ class TestSemaphore:
         assert issubclass(aiologic.BoundedSemaphore, aiologic.Semaphore)
         assert aiologic.BinarySemaphore().value == 1
         assert aiologic.BinarySemaphore(0).value == 0
+
+    def test_binary_with_max_value_is_bounded(self) -> None:
+        """Issue 14: BinarySemaphore(v, max_value=1) and BinarySemaphore(v, 1)
+        give a BoundedBinarySemaphore, as Semaphore(v, max_value) gives a
+        BoundedSemaphore."""
+        for sem, value in (
+            (aiologic.BinarySemaphore(1, max_value=1), 1),
+            (aiologic.BinarySemaphore(1, 1), 1),
+            (aiologic.BinarySemaphore(0, 1), 0),
+            (aiologic.BinarySemaphore(max_value=1), 1),
+        ):
+            assert type(sem) is aiologic.BoundedBinarySemaphore, sem
+            assert (sem.value, sem.max_value) == (value, 1)
+            if value == 0:
+                sem.release()
+            with pytest.raises(RuntimeError):
+                sem.release()  # bounded: no release at 1
+            assert sem.value == 1
+        for plain in (aiologic.BinarySemaphore(), aiologic.BinarySemaphore(1, None)):
+            assert type(plain) is aiologic.BinarySemaphore
+            plain.release()  # stays at 1
+            assert plain.value == 1
+        with pytest.raises(ValueError):
+            aiologic.BinarySemaphore(1, 2)  # a binary semaphore's max is 1
+        with pytest.raises(ValueError):
+            aiologic.BinarySemaphore(2, max_value=1)
 
     @pytest.mark.parametrize(
         "make",
@@ -5401,6 +5447,123 @@ class TestSynchronized:
 
         assert run_in("asyncio", body) == 1
 
+    @pytest.mark.parametrize(
+        "make",
+        [
+            lambda: aiologic.Lock(),
+            lambda: aiologic.RLock(),
+            lambda: aiologic.BinarySemaphore(),
+            lambda: threading.Lock(),
+            lambda: threading.RLock(),
+        ],
+        ids=["Lock", "RLock", "BinarySemaphore", "threading.Lock", "threading.RLock"],
+    )
+    def test_lock_guard_decorates_sync_and_async(self, make: Callable[[], Any]) -> None:
+        """Issue 14: synchronized(lock) is a decorator of sync and async
+        functions and a context manager (with, async with) over the lock."""
+        lock = make()
+        guard = aiologic.synchronized(lock)
+        assert guard is not lock and guard.lock is lock
+        assert repr(lock) in repr(guard)
+        with guard as held:
+            assert held is lock
+            assert _in_other_thread(lambda: _try_lock(lock)) is False
+        assert _in_other_thread(lambda: _try_lock(lock)) is True
+        peak = _Peak()
+
+        @guard
+        def work(n: int) -> int:
+            """Sync work."""
+            peak.enter()
+            time.sleep(0)
+            peak.leave()
+            return n + 1
+
+        assert work.__name__ == "work" and work.__doc__ == "Sync work."
+        assert work(1) == 2
+        _hammer(lambda: work(0))
+        assert peak.peak == 1 and peak.calls == 1 + 160
+
+        @guard
+        async def awork(n: int) -> int:
+            inside.append(_in_other_thread(lambda: _try_lock(lock)))
+            return n * 2
+
+        inside: list[bool] = []
+
+        async def body(w: World) -> int:
+            async with guard as held:
+                assert held is lock
+                inside.append(_in_other_thread(lambda: _try_lock(lock)))
+            return await awork(21)
+
+        assert inspect.iscoroutinefunction(awork)
+        assert run_in("asyncio", body) == 42
+        assert inside == [False, False]
+        assert _in_other_thread(lambda: _try_lock(lock)) is True
+
+    def test_asyncio_lock_guard(self) -> None:
+        """An asyncio lock guards async functions and `async with`; a sync
+        function or `with` is refused with TypeError."""
+        import asyncio
+
+        order: list[str] = []
+
+        async def main() -> list[str]:
+            # Made in the loop: on Python < 3.10 an asyncio.Lock binds the
+            # loop current when it is made.
+            lock = asyncio.Lock()
+            guard = aiologic.synchronized(lock)
+
+            def sync() -> None:
+                pass
+
+            with pytest.raises(TypeError):
+                guard(sync)
+            with pytest.raises(TypeError):
+                with guard:
+                    pass
+            assert not lock.locked()
+
+            @guard
+            async def step(name: str) -> str:
+                order.append(name + ">")
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                order.append("<" + name)
+                return name
+
+            results = await asyncio.gather(step("a"), step("b"), step("c"))
+            async with guard as held:
+                assert held is lock and lock.locked()
+            assert not lock.locked()
+            return results
+
+        assert asyncio.run(main()) == ["a", "b", "c"]
+        assert order == ["a>", "<a", "b>", "<b", "c>", "<c"]
+
+    def test_object_lock_is_the_rlock_of_its_methods(self) -> None:
+        class Plain:
+            pass
+
+        class Handler:
+            def __call__(self) -> None:
+                pass
+
+        for obj in (Plain(), Handler()):  # a callable object too
+            assert isinstance(aiologic.synchronized(obj), aiologic.RLock)
+            assert aiologic.synchronized(obj) is aiologic.synchronized(obj)
+
+
+def _try_lock(lock: Any) -> bool:
+    """Take and give back *lock* without waiting; False if it was held."""
+    acquire = getattr(lock, "green_acquire", None) or lock.acquire
+    release = getattr(lock, "green_release", None) or lock.release
+    got = acquire(blocking=False)
+    if got:
+        release()
+    return bool(got)
+
 
 def _in_other_thread(fn: Callable[[], Any]) -> Any:
     result: list[Any] = []
@@ -5442,6 +5605,35 @@ def test_lowlevel_is_a_submodule() -> None:
         assert callable(obj)
     assert hasattr(current_async_library_tlocal, "name")
     assert hasattr(current_green_library_tlocal, "name")
+
+
+def test_wheel_lowlevel_file_matches_the_module() -> None:
+    """Issue 16: the wheel's aiologic/lowlevel.py (from .packaging/, for type
+    checkers) re-exports exactly the names of the lowlevel module that
+    aiologic.py registers, in the same `__all__`."""
+    import ast
+
+    path = pathlib.Path(HERE, ".packaging", "lowlevel.py")
+    if not path.exists():  # an installed copy of the tests
+        pytest.skip(".packaging/ is not beside the tests")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = {
+        alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module
+        for alias in node.names
+        if alias.asname == alias.name
+    }
+    (exported,) = (
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and [getattr(t, "id", None) for t in node.targets] == ["__all__"]
+    )
+    assert tuple(exported) == tuple(aiologic.lowlevel.__all__)
+    assert imported == set(aiologic.lowlevel.__all__)
+    for name in imported:
+        assert getattr(aiologic.lowlevel, name) is getattr(aiologic, name)
 
 
 def test_vendored_copy(tmp_path: Any) -> None:
@@ -5514,6 +5706,94 @@ def test_readme_renders_without_warnings() -> None:
             settings_overrides={"halt_level": 2, "report_level": 2},
         )
     assert b"The two commands" in html
+
+
+def _readme_blocks() -> list[tuple[int, str]]:
+    """(line, text) of every literal block of README.rst (after ``::``)."""
+    readme = pathlib.Path(HERE, "README.rst")
+    if not readme.exists():
+        return []
+    lines = readme.read_text(encoding="utf-8").splitlines()
+    blocks = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.rstrip().endswith("::") or line.lstrip().startswith(".."):
+            i += 1
+            continue
+        indent = len(line) - len(line.lstrip())
+        j = i + 1
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        start = j
+        while j < len(lines) and (
+            not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent
+        ):
+            j += 1
+        blocks.append((start + 1, textwrap.dedent("\n".join(lines[start:j]))))
+        i = j
+    return blocks
+
+
+def _readme_block_kind(text: str) -> str:
+    """The kind of a README block: "shell", "output" (bench.py) or "python"."""
+    first_words = {line.split()[0] for line in text.splitlines() if line.strip()}
+    if first_words <= {"python", "python3", "pypy3", "."}:
+        return "shell"
+    if text.startswith("aiologic ") and " on " in text.splitlines()[0]:
+        return "output"
+    return "python"
+
+
+_README_PYTHON = [
+    pytest.param(text, id=f"line-{line}")
+    for line, text in _readme_blocks()
+    if _readme_block_kind(text) == "python"
+]
+
+
+@pytest.mark.skipif(not _README_PYTHON, reason="README.rst is not beside the tests")
+@pytest.mark.parametrize("code", _README_PYTHON)
+def test_readme_example_runs(code: str) -> None:
+    """Issue 16: every Python example of README.rst runs as written (in a fresh
+    interpreter that imports the aiologic.py beside the tests)."""
+    import ast
+    import importlib.util
+
+    for node in ast.walk(ast.parse(code)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module]
+        for name in names:
+            top = name.split(".")[0]
+            if importlib.util.find_spec(top) is None:
+                pytest.skip(f"the example needs {top}, which is not installed")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIOLOGIC_")}
+    environ["PYTHONPATH"] = HERE + os.pathsep + environ.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", code],
+        cwd=HERE,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_readme_examples_are_all_classified() -> None:
+    """Each literal block of README.rst is Python that runs (above), a shell
+    command line, or bench.py output; the Python ones are most of them."""
+    blocks = _readme_blocks()
+    if not blocks:
+        pytest.skip("README.rst is not beside the tests")
+    kinds = [_readme_block_kind(text) for _, text in blocks]
+    assert kinds.count("python") >= 7, kinds
+    for (line, text), kind in zip(blocks, kinds):
+        if kind == "shell":
+            assert "import " not in text, (line, text)
 
 
 def test_readme_holds_the_commands_ci_runs() -> None:
