@@ -59,8 +59,6 @@ from _thread import get_ident as _get_ident
 from collections import deque
 from contextvars import ContextVar
 from heapq import heapify as _heapify
-from heapq import heappop as _heappop
-from heapq import heappush as _heappush
 from itertools import count as _count
 from operator import index as _index
 from time import monotonic as _monotonic
@@ -3532,26 +3530,54 @@ class QueueShutDown(Exception):
 
 class _QueueSemaphore(Semaphore):
     # Counts a queue's items or free slots; refuses waiters once shut down.
-    __slots__ = ("_queue",)
+    # It knows nothing of its queue: a queue and its parts form no reference
+    # cycle, so reference counting alone frees a dropped queue.
+    __slots__ = ("_shut_down",)
 
     if TYPE_CHECKING:
         # Semaphore.__new__ ignores the arguments of a subclass.
-        def __new__(cls, value: int, queue: SimpleQueue[Any] | Queue[Any]) -> Self: ...
+        def __new__(cls, value: int) -> Self: ...
 
-    def __init__(self, value: int, queue: SimpleQueue[Any] | Queue[Any]) -> None:
+    def __init__(self, value: int) -> None:
         Semaphore.__init__(self, value)
-        self._queue = queue
+        # Invariant: False until the queue's shutdown() sets it (under the
+        # queue's storage lock), then True for good.
+        self._shut_down = False
 
     def _closed(self) -> bool:
-        return self._queue._shutdown
+        return self._shut_down
+
+
+def _wait_args(blocking: object, timeout: float | None) -> tuple[bool, float | None]:
+    # A queue call's waiting arguments, checked before anything changes: an
+    # argument whose __bool__ raises must not leave a slot or an item taken.
+    if timeout is not None:
+        timeout = _check_timeout(timeout)
+    return bool(blocking), timeout
 
 
 class _Gets(_GenericBase[_T]):
     # The getting half shared by every queue: take a ready unit, then the item.
+    #
+    # Every queue keeps a short critical section (`_mutex`, made on first use,
+    # never held while anyone waits). A put stores its item *and* releases its
+    # ready unit inside it, and shutdown() sets the flag inside it: a put is
+    # wholly before a shutdown (its item reaches a getter before any getter
+    # is told the queue shut down) or wholly after it (and raises).
     __slots__ = ()
 
+    _mutex: LockType | None
     _ready: _QueueSemaphore
-    _shutdown: bool
+
+    @property
+    def _shutdown(self) -> bool:
+        return self._ready._shut_down
+
+    def _storage_lock(self) -> LockType:
+        mutex = self._mutex
+        if mutex is None:
+            mutex = _made_once(self, "_mutex", _allocate_lock)
+        return mutex
 
     def _take(self) -> _T:
         # Called holding a ready unit.
@@ -3567,8 +3593,7 @@ class _Gets(_GenericBase[_T]):
 
         `QueueShutDown` once the queue is shut down and empty.
         """
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
+        blocking, timeout = _wait_args(blocking, timeout)
         if not self._ready._green_acquire(None, blocking, timeout):
             self._refuse_get()
         return self._take()
@@ -3580,8 +3605,7 @@ class _Gets(_GenericBase[_T]):
 
         `QueueShutDown` once the queue is shut down and empty.
         """
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
+        blocking, timeout = _wait_args(blocking, timeout)
         if not await self._ready._async_acquire(None, blocking, timeout):
             self._refuse_get()
         return self._take()
@@ -3591,18 +3615,19 @@ class SimpleQueue(_Gets[_T]):
     """An unbounded FIFO queue: `put` never blocks, gets wait for items.
 
     A deque of items plus a semaphore that counts them; a getter holding a
-    unit of the semaphore is guaranteed an item.
+    unit of the semaphore is guaranteed an item. A copy (`copy`, `deepcopy`,
+    pickle) is a new queue of the same items.
     """
 
-    __slots__ = ("__weakref__", "_items", "_ready", "_shutdown")
+    __slots__ = ("__weakref__", "_items", "_mutex", "_ready")
 
     def __init__(self, items: Iterable[_T] = (), /) -> None:
         self._items: deque[_T] = deque(items)
-        # Invariant: False until shutdown() sets it, then True for good.
-        self._shutdown = False
+        # Made on first use (see _Gets._storage_lock).
+        self._mutex: LockType | None = None
         # Invariant: units of `_ready` <= len(`_items`); every put appends
-        # first, then releases.
-        self._ready = _QueueSemaphore(len(self._items), self)
+        # first, then releases, both under `_mutex`.
+        self._ready = _QueueSemaphore(len(self._items))
 
     def __repr__(self) -> str:
         return (
@@ -3610,8 +3635,9 @@ class SimpleQueue(_Gets[_T]):
             f" [length={len(self._items)}, getting={self.getting}]>"
         )
 
-    def __copy__(self) -> Self:
-        return type(self)(self._items.copy())
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy, deepcopy and pickle: a new queue of the items, nothing else.
+        return (type(self), (list(self._items.copy()),))
 
     def __len__(self) -> int:
         return len(self._items)
@@ -3633,25 +3659,24 @@ class SimpleQueue(_Gets[_T]):
 
     def put(self, item: _T, /) -> None:
         """Add *item*; never blocks. `QueueShutDown` after `shutdown()`."""
-        if self._shutdown:
-            raise QueueShutDown
-        self._items.append(item)
-        self._ready._release(1)
+        with self._storage_lock():
+            if self._ready._shut_down:
+                raise QueueShutDown
+            self._items.append(item)
+            self._ready._release(1)
 
     def green_put(
         self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
     ) -> None:
         """Same as `put` (the queue is unbounded)."""
-        if timeout is not None:
-            _check_timeout(timeout)
+        _wait_args(blocking, timeout)
         self.put(item)
 
     async def async_put(
         self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
     ) -> None:
         """Same as `put`, with a checkpoint if they are on."""
-        if timeout is not None:
-            _check_timeout(timeout)
+        blocking, timeout = _wait_args(blocking, timeout)
         # The checkpoint comes first: a cancelled put has not put anything.
         if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
             await async_checkpoint()
@@ -3668,18 +3693,23 @@ class SimpleQueue(_Gets[_T]):
 
         Later puts raise `QueueShutDown`; gets return what is left, then
         raise it. With *immediate*, what is left is dropped at once. Every
-        task blocked in a get is woken with `QueueShutDown`.
+        task blocked in a get is woken with `QueueShutDown`. A put that
+        runs at the same time in another thread is either before the
+        shutdown (its item is got, or dropped by *immediate*) or after it
+        (it raises).
         """
-        self._shutdown = True
+        immediate = bool(immediate)
+        ready = self._ready
+        with self._storage_lock():
+            ready._shut_down = True
+            if immediate:
+                self._items.clear()
         if immediate:
-            items = self._items
-            while items:
-                try:
-                    items.pop()
-                except IndexError:
-                    break
-                self._ready._try_take()
-        _wake_shut_down(self._ready)
+            # Retire the ready units of the dropped items (a getter holding
+            # one finds the deque empty and raises); no put adds any now.
+            while ready._try_take():
+                pass
+        _wake_shut_down(ready)
 
 
 class SimpleLifoQueue(SimpleQueue[_T]):
@@ -3705,17 +3735,22 @@ class Queue(_Gets[_T]):
     storage, so nothing is lost or duplicated.
 
     Subclasses may override `_init(items, maxsize)`, `_qsize()`, `_put(item)`
-    and `_get()`; they run one at a time and must not block.
+    and `_get()`; they run one at a time and must not block. A hook that
+    raises must leave the storage as it was: the call then raises the same
+    exception and changes nothing else (no slot or item is lost).
+
+    A copy (`copy`, `deepcopy`, pickle) is a new queue of the same items and
+    maxsize: no waiters, no shutdown, no unfinished tasks beyond its items.
     """
 
     __slots__ = (
         "__weakref__",
+        "_all_done",
         "_free",
         "_maxsize",
         "_mutex",
         "_queue",
         "_ready",
-        "_shutdown",
         "_unfinished",
     )
 
@@ -3735,33 +3770,23 @@ class Queue(_Gets[_T]):
                 msg = "maxsize must be >= 1 (or None for an unbounded queue)"
                 raise ValueError(msg)
         self._maxsize = 0 if maxsize is None else maxsize
-        # Made on first use (see _storage_lock): an empty queue stays small.
+        # Made on first use (see _Gets._storage_lock): an empty queue stays
+        # small.
         self._mutex: LockType | None = None
         self._init(items, self._maxsize)
         size = self._qsize()
         if maxsize is not None and size > maxsize:
             msg = "more initial items than maxsize"
             raise ValueError(msg)
-        # Invariant: False until shutdown() sets it, then True for good.
-        self._shutdown = False
-        self._ready = _QueueSemaphore(size, self)
+        self._ready = _QueueSemaphore(size)
         # None when unbounded: puts never wait for a slot.
-        self._free = None if maxsize is None else _QueueSemaphore(maxsize - size, self)
-        # Items put and not yet done; made with the first item.
-        self._unfinished: CountdownEvent | None = CountdownEvent(size) if size else None
-
-    def _storage_lock(self) -> LockType:
-        # The short critical section around the storage hooks.
-        mutex = self._mutex
-        if mutex is None:
-            mutex = _made_once(self, "_mutex", _allocate_lock)
-        return mutex
-
-    def _tasks(self) -> CountdownEvent:
-        unfinished = self._unfinished
-        if unfinished is None:
-            unfinished = _made_once(self, "_unfinished", CountdownEvent)
-        return unfinished
+        self._free = None if maxsize is None else _QueueSemaphore(maxsize - size)
+        # Invariants, both changed under `_mutex` only: `_unfinished` counts
+        # the items put (initial ones included) and not yet marked done;
+        # `_all_done` is None or the Event joiners wait on while it is > 0
+        # (made by the first joiner, set and dropped when it reaches 0).
+        self._unfinished = size
+        self._all_done: Event | None = None
 
     def __repr__(self) -> str:
         state = (
@@ -3774,10 +3799,11 @@ class Queue(_Gets[_T]):
             f" [maxsize={self._maxsize}, {state}]>"
         )
 
-    def __copy__(self) -> Self:
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy, deepcopy and pickle: a new queue of the items and maxsize.
         with self._storage_lock():
             items = list(self._iter_items())
-        return type(self)(items, self._maxsize or None)
+        return (type(self), (items, self._maxsize or None))
 
     def _iter_items(self) -> Iterable[_T]:
         return self._queue
@@ -3827,20 +3853,38 @@ class Queue(_Gets[_T]):
     @property
     def unfinished_tasks(self) -> int:
         """Items put and not yet marked done with `task_done()`."""
-        unfinished = self._unfinished
-        return 0 if unfinished is None else unfinished.value
+        return self._unfinished
 
     # -- the non-blocking halves
+
+    def _open_slots(
+        self, blocking: object, timeout: float | None
+    ) -> tuple[_QueueSemaphore | None, bool, float | None]:
+        # A put's checks, before anything changes: the semaphore of free
+        # slots to wait on (None: unbounded) and the checked arguments.
+        blocking, timeout = _wait_args(blocking, timeout)
+        if self._ready._shut_down:
+            raise QueueShutDown
+        return self._free, blocking, timeout
 
     def _store(self, item: _T) -> None:
         # Called holding a free slot (or unbounded).
         with self._storage_lock():
-            if self._shutdown:
-                self._give_back_slot()
+            self._put_or_give_back(item)
+            self._unfinished += 1
+            # Inside the critical section: see _Gets.
+            self._ready._release(1)
+
+    def _put_or_give_back(self, item: _T) -> None:
+        # Under `_mutex`. A put refused, or whose hook raised, did not use
+        # its slot: the slot goes back (to the oldest putter, or free).
+        try:
+            if self._ready._shut_down:
                 raise QueueShutDown
             self._put(item)
-            self._tasks().up()
-        self._ready._release(1)
+        except BaseException:
+            self._give_back_slot()
+            raise
 
     def _give_back_slot(self) -> None:
         if self._free is not None:
@@ -3848,11 +3892,17 @@ class Queue(_Gets[_T]):
 
     def _take(self) -> _T:
         # Called holding a ready unit; an immediate shutdown may have emptied
-        # the storage since.
+        # the storage (and retired the unit) since.
         with self._storage_lock():
-            if self._qsize() == 0:
-                raise QueueShutDown
-            item = self._get()
+            try:
+                item = self._get() if self._qsize() else _SHUT_DOWN
+            except BaseException:
+                # A hook raised, taking nothing: the item stays, and so does
+                # its ready unit (for the oldest getter, or free).
+                self._ready._release(1)
+                raise
+        if item is _SHUT_DOWN:
+            raise QueueShutDown
         self._give_back_slot()
         return item
 
@@ -3867,11 +3917,7 @@ class Queue(_Gets[_T]):
         self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
     ) -> None:
         """Put *item*, waiting for a free slot; `QueueFull` if none in time."""
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        if self._shutdown:
-            raise QueueShutDown
-        free = self._free
+        free, blocking, timeout = self._open_slots(blocking, timeout)
         if free is None:
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
                 green_checkpoint()
@@ -3883,11 +3929,7 @@ class Queue(_Gets[_T]):
         self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
     ) -> None:
         """Put *item*, waiting for a free slot; `QueueFull` if none in time."""
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        if self._shutdown:
-            raise QueueShutDown
-        free = self._free
+        free, blocking, timeout = self._open_slots(blocking, timeout)
         if free is None:
             if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
                 await async_checkpoint()
@@ -3897,21 +3939,46 @@ class Queue(_Gets[_T]):
 
     # -- task tracking
 
+    def _mark_done(self, count: int) -> Event | None:
+        # Under `_mutex`: lower the count by *count* (not below 0); the Event
+        # to set once the lock is released, if the count reached 0.
+        unfinished = self._unfinished
+        if not unfinished:
+            return None
+        unfinished = max(unfinished - count, 0)
+        self._unfinished = unfinished
+        if unfinished:
+            return None
+        all_done, self._all_done = self._all_done, None
+        return all_done
+
+    def _join_event(self) -> Event:
+        # What a join waits on: set already when nothing is unfinished.
+        with self._storage_lock():
+            if not self._unfinished:
+                return _NOTHING_UNFINISHED
+            all_done = self._all_done
+            if all_done is None:
+                all_done = self._all_done = Event()
+        return all_done
+
     def task_done(self) -> None:
         """Mark one item got earlier as processed (for `green_join`/`async_join`)."""
-        try:
-            self._tasks().down()
-        except RuntimeError:
-            msg = "task_done() called too many times"
-            raise ValueError(msg) from None
+        with self._storage_lock():
+            if not self._unfinished:
+                msg = "task_done() called too many times"
+                raise ValueError(msg)
+            all_done = self._mark_done(1)
+        if all_done is not None:
+            all_done.set()
 
     def green_join(self, timeout: float | None = None) -> bool:
         """Block until every item put has been marked done; False on timeout."""
-        return self._tasks().wait(timeout)
+        return self._join_event().wait(timeout)
 
     async def async_join(self, timeout: float | None = None) -> bool:
         """Wait until every item put has been marked done; False on timeout."""
-        return await self._tasks().with_(timeout)
+        return await self._join_event().with_(timeout)
 
     # -- shutdown
 
@@ -3921,27 +3988,42 @@ class Queue(_Gets[_T]):
         Later puts raise `QueueShutDown`; gets return what is left, then raise
         it. With *immediate*, what is left is dropped at once (and counted as
         done). Every task blocked in a put or get is woken with `QueueShutDown`.
+        A put that runs at the same time in another thread is either before
+        the shutdown (its item is got, or dropped by *immediate*) or after it
+        (it raises).
         """
-        self._shutdown = True
-        if immediate:
-            with self._storage_lock():
-                dropped = 0
-                while self._qsize():
-                    self._get()
-                    dropped += 1
-            # Retire the ready units of the dropped items (getters that hold
-            # one find the storage empty and raise).
-            for _ in range(dropped):
-                if not self._ready._try_take():
-                    break
-            for _ in range(dropped):
-                try:
-                    self._tasks().down()
-                except RuntimeError:
-                    break
-        _wake_shut_down(self._ready)
-        if self._free is not None:
-            _wake_shut_down(self._free)
+        immediate = bool(immediate)
+        free = self._free
+        with self._storage_lock():
+            self._ready._shut_down = True
+            if free is not None:
+                free._shut_down = True
+        try:
+            if immediate:
+                self._drop_all()
+        finally:
+            _wake_shut_down(self._ready)
+            if free is not None:
+                _wake_shut_down(free)
+
+    def _drop_all(self) -> None:
+        with self._storage_lock():
+            dropped = 0
+            while self._qsize():
+                self._get()
+                dropped += 1
+            all_done = self._mark_done(dropped)
+        # Retire the ready units of the dropped items (a getter holding one
+        # finds the storage empty and raises); no put adds any now.
+        while self._ready._try_take():
+            pass
+        if all_done is not None:
+            all_done.set()
+
+
+# What a join waits on when nothing is unfinished.
+_NOTHING_UNFINISHED: Final = Event()
+_NOTHING_UNFINISHED.set()
 
 
 def _wake_shut_down(semaphore: Semaphore) -> None:
@@ -3966,12 +4048,58 @@ class LifoQueue(Queue[_T]):
     def _get(self) -> _T:
         return self._queue.pop()
 
-    def _iter_items(self) -> Iterable[_T]:
-        return self._queue
+
+def _heap_push(heap: list[Any], item: Any) -> None:
+    # heapq.heappush, with every comparison made before the heap changes: an
+    # item that cannot be compared with the others leaves no trace.
+    pos = len(heap)
+    while pos:
+        parent = (pos - 1) >> 1
+        if not item < heap[parent]:
+            break
+        pos = parent
+    hole = len(heap)
+    heap.append(item)
+    while hole > pos:
+        parent = (hole - 1) >> 1
+        heap[hole] = heap[parent]
+        hole = parent
+    heap[pos] = item
+
+
+def _heap_pop(heap: list[Any]) -> Any:
+    # heapq.heappop (the classic sift-down), with every comparison made
+    # before the heap changes: a comparison that raises leaves it as it was.
+    last = heap[-1]
+    size = len(heap) - 1
+    path: list[int] = []
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and heap[child + 1] < heap[child]:
+            child += 1
+        if not heap[child] < last:
+            break
+        path.append(child)
+        pos = child
+    top = heap[0]
+    hole = 0
+    for child in path:
+        heap[hole] = heap[child]
+        hole = child
+    heap[hole] = last
+    heap.pop()
+    return top
 
 
 class PriorityQueue(Queue[_OrderedT]):
-    """A queue that returns the smallest item first (a binary heap)."""
+    """A queue that returns the smallest item first (a binary heap).
+
+    An item that cannot be compared with the items in the queue is refused
+    with the comparison's exception, and the queue stays as it was.
+    """
 
     __slots__ = ()
 
@@ -3981,10 +4109,10 @@ class PriorityQueue(Queue[_OrderedT]):
         _heapify(self._queue)
 
     def _put(self, item: _OrderedT) -> None:
-        _heappush(self._queue, item)
+        _heap_push(self._queue, item)
 
     def _get(self) -> _OrderedT:
-        return _heappop(self._queue)
+        return _heap_pop(self._queue)  # type: ignore[no-any-return]
 
 
 # =============================================================================
