@@ -4651,6 +4651,483 @@ def test_join_across_worlds() -> None:
 
 
 # ============================================================================
+# Queue edges: a failed call changes nothing, puts ordered with shutdown,
+# copies, no reference cycles (issues 13 and 19)
+# ============================================================================
+
+
+def _source_line(function: str, text: str) -> int:
+    """The number of the one line of aiologic.py inside `def function` whose
+    stripped text starts with `text`: a pause point that survives edits."""
+    lines = inspect.getsource(aiologic).splitlines()
+    found = []
+    inside = False
+    for number, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if stripped.startswith(("def ", "async def ")):
+            inside = stripped.split("def ", 1)[1].startswith(function + "(")
+        elif inside and stripped.startswith(text):
+            found.append(number)
+    assert len(found) == 1, (function, text, found)
+    return found[0]
+
+
+class PausedCall:
+    """Run `fn` in a thread of its own that stops the first time it reaches
+    a line of aiologic.py (a `sys.settrace` hook) until `resume()`.
+
+    `with PausedCall(...) as call:` starts the thread and returns once it
+    stands at the line; leaving the block resumes it and joins it.
+    """
+
+    def __init__(self, fn: Callable[[], Any], function: str, text: str) -> None:
+        self.line = _source_line(function, text)
+        self.function = function
+        self.fn = fn
+        self.reached = threading.Event()
+        self._resume = threading.Event()
+        self.outcome: Any = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        sys.settrace(self._trace_calls)
+        try:
+            self.outcome = self.fn()
+        except Exception as exc:  # the outcome is checked
+            self.outcome = exc
+        finally:
+            sys.settrace(None)
+
+    def _trace_calls(self, frame: Any, event: str, arg: Any) -> Any:
+        if self.reached.is_set() or frame.f_code.co_name != self.function:
+            return None
+        if frame.f_code.co_filename != aiologic.__file__:
+            return None
+        return self._trace_lines
+
+    def _trace_lines(self, frame: Any, event: str, arg: Any) -> Any:
+        if (
+            event == "line"
+            and frame.f_lineno == self.line
+            and not self.reached.is_set()
+        ):
+            self.reached.set()
+            assert self._resume.wait(DEADLINE), "never resumed"
+        return self._trace_lines
+
+    def __enter__(self) -> PausedCall:
+        self.thread.start()
+        assert self.reached.wait(DEADLINE), f"line {self.line} never reached"
+        return self
+
+    def resume(self) -> Any:
+        self._resume.set()
+        self.thread.join(DEADLINE)
+        assert not self.thread.is_alive(), _stack_of(self.thread)
+        return self.outcome
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.resume()
+
+
+def _done_or_stuck_in(thread: threading.Thread, function: str) -> bool:
+    """True once `thread` has ended or waits inside aiologic's `function`
+    (blocked on a lock held by a paused thread)."""
+    if not thread.is_alive():
+        return True
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == function and frame.f_code.co_filename == (
+            aiologic.__file__
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _other_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(fn())
+        except Exception as exc:  # the outcome is checked
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+class _Refusing(aiologic.Queue):  # type: ignore[type-arg]
+    """Storage hooks that raise on demand, having changed nothing."""
+
+    def _init(self, items: Any, maxsize: int) -> None:
+        super()._init(items, maxsize)
+        self.fail_get = False
+
+    def _put(self, item: Any) -> None:
+        if item == "bad":
+            raise KeyError(item)
+        super()._put(item)
+
+    def _get(self) -> Any:
+        if self.fail_get:
+            self.fail_get = False
+            raise LookupError("refused")
+        return super()._get()
+
+
+def test_queue_hook_that_raises_changes_nothing(world: str) -> None:
+    """Issue 13: a `_put` or `_get` that raises leaks no slot and no item;
+    a waiter gets the slot or item the failed call did not use."""
+
+    async def body(w: World) -> None:
+        q = _Refusing(maxsize=2)
+        for kwargs in ({}, {"blocking": False}, {"timeout": DEADLINE}):
+            result = await _put_outcome(w, q, "bad", **kwargs)
+            assert isinstance(result, KeyError), result
+        assert len(q) == 0 and q.unfinished_tasks == 0
+        await w.put(q, 1, blocking=False)
+        await w.put(q, 2, blocking=False)  # both slots are still there
+        with pytest.raises(aiologic.QueueFull):
+            await w.put(q, 3, blocking=False)
+        # A failed get gives its item back: to a blocked getter first.
+        q.fail_get = True
+        assert isinstance(await _get_outcome(w, q), LookupError)
+        assert len(q) == 2
+        assert [await w.get(q, blocking=False), await w.get(q, timeout=0)] == [1, 2]
+        getter = w.spawn(_timed_get, q, DEADLINE)
+        await w.wait_until(lambda: q.getting == 1)
+        q.fail_get = True
+        await w.put(q, 3)  # handed to the getter, whose _get raises
+        assert isinstance(await getter.join(), LookupError)
+        assert len(q) == 1 and q.getting == 0
+        # The ready unit went back: a second getter gets the item at once.
+        assert await w.get(q, blocking=False) == 3
+        # The slots all work: a blocked putter gets the one freed by a get.
+        await w.put(q, 4)
+        await w.put(q, 5)
+        putter = w.spawn(_timed_put, q, 6, DEADLINE)
+        await w.wait_until(lambda: q.putting == 1)
+        assert await w.get(q) == 4  # the slot goes to the putter
+        assert await putter.join() is None
+        assert [await w.get(q), await w.get(q)] == [5, 6]
+        assert q.unfinished_tasks == 6 and q.waiting == 0 and not q
+
+    run_in(world, body)
+
+
+def test_queue_hook_that_raises_hands_the_slot_on() -> None:
+    """Issue 13: a putter that got its slot by hand-off and whose `_put`
+    raises passes the slot to the next blocked putter."""
+    q = _Refusing([0], maxsize=1)
+    bad = _Thread(lambda: q.green_put("bad", timeout=DEADLINE))
+    wait_until(lambda: q.putting == 1)
+    good = _Thread(lambda: q.green_put("good", timeout=DEADLINE))
+    wait_until(lambda: q.putting == 2)
+    assert q.green_get() == 0
+    assert isinstance(bad.result(), KeyError)
+    assert good.result() is None
+    assert q.green_get(blocking=False) == "good"
+    assert q.waiting == 0 and not q
+
+
+class _Thread:
+    """A plain thread running `fn`; `result()` joins it (with a deadline)
+    and returns its value or the Exception it raised."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.thread, self._outcome = _other_thread(fn)
+
+    def result(self) -> Any:
+        self.thread.join(DEADLINE)
+        assert not self.thread.is_alive(), _stack_of(self.thread)
+        return self._outcome[0]
+
+
+class _Picky:
+    """An orderable value whose comparisons raise while `broken` is set."""
+
+    broken = False
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Picky) -> bool:
+        if _Picky.broken:
+            raise ArithmeticError("cannot compare now")
+        return self.value < other.value
+
+    def __repr__(self) -> str:
+        return f"_Picky({self.value})"
+
+
+def test_priority_queue_refuses_incomparable_items_without_a_ghost() -> None:
+    """Issue 13: `put` of an item that cannot be compared raises and leaves
+    no ghost (len, slots, unfinished count and order unchanged)."""
+    q = aiologic.PriorityQueue([5, 1, 4, 2], maxsize=6)
+    for bad in ("x", None, (1,)):
+        with pytest.raises(TypeError):
+            q.green_put(bad)  # type: ignore[arg-type]
+        assert len(q) == 4 and q.unfinished_tasks == 4
+    q.green_put(3, blocking=False)
+    q.green_put(0, blocking=False)  # the two slots are still free
+    with pytest.raises(aiologic.QueueFull):
+        q.green_put(9, blocking=False)
+    assert [q.green_get(blocking=False) for _ in range(6)] == [0, 1, 2, 3, 4, 5]
+    assert not q and len(q) == 0
+
+    # The same when a comparison fails deep in the heap, on put or on get.
+    picky = aiologic.PriorityQueue([_Picky(v) for v in (8, 3, 6, 1, 7, 2, 5)])
+    for call in (lambda: picky.green_put(_Picky(0)), lambda: picky.green_get()):
+        _Picky.broken = True
+        try:
+            with pytest.raises(ArithmeticError):
+                call()
+        finally:
+            _Picky.broken = False
+        assert len(picky) == 7 and picky.unfinished_tasks == 7
+    got = [picky.green_get(blocking=False).value for _ in range(7)]
+    assert got == [1, 2, 3, 5, 6, 7, 8]
+
+
+def test_priority_queue_order_matches_heapq() -> None:
+    rng = random.Random(13)
+    q: aiologic.PriorityQueue[int] = aiologic.PriorityQueue()
+    model: list[int] = []
+    for _ in range(3000):
+        if model and rng.random() < 0.45:
+            model.sort()
+            assert q.green_get(blocking=False) == model.pop(0)
+        else:
+            item = rng.randrange(50)
+            q.green_put(item)
+            model.append(item)
+    assert sorted(model) == [q.green_get(blocking=False) for _ in model]
+
+
+@pytest.mark.parametrize("factory", ["Queue", "LifoQueue", "PriorityQueue"])
+def test_graceful_shutdown_racing_a_put(factory: str) -> None:
+    """Issue 13: a put that passed its shutdown check when `shutdown()` runs
+    in another thread: the blocked getter gets the item, not QueueShutDown.
+    The putter is paused after it stored the item, before it tells getters."""
+    q = getattr(aiologic, factory)(maxsize=2)
+    getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
+    wait_until(lambda: q.getting == 1)
+    with PausedCall(lambda: q.green_put(7), "_store", "self._ready._release(1)"):
+        stopper = _Thread(q.shutdown)
+        # The shutdown either ran to the end, or waits for the put to finish.
+        wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
+    assert stopper.result() is None
+    assert getter.result() == 7
+    assert not q and q.waiting == 0
+    with pytest.raises(aiologic.QueueShutDown):
+        q.green_get(blocking=False)
+
+
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_simple_queue_graceful_shutdown_racing_a_put(factory: str) -> None:
+    q = getattr(aiologic, factory)()
+    getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
+    wait_until(lambda: q.getting == 1)
+    with PausedCall(lambda: q.put(7), "put", "self._items.append(item)"):
+        stopper = _Thread(q.shutdown)
+        wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
+    assert stopper.result() is None
+    assert getter.result() == 7
+    assert not q and q.waiting == 0
+
+
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_simple_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
+    """Issue 13: a put paused past its shutdown check while
+    `shutdown(immediate=True)` runs is ordered with it: it raises, or its
+    item is dropped; the shut-down queue holds nothing afterwards."""
+    q = getattr(aiologic, factory)([1])
+    with PausedCall(lambda: q.put(2), "put", "self._items.append(item)") as put:
+        stopper = _Thread(lambda: q.shutdown(immediate=True))
+        wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
+    assert stopper.result() is None
+    assert put.outcome is None or isinstance(put.outcome, aiologic.QueueShutDown)
+    assert len(q) == 0 and not q
+    with pytest.raises(aiologic.QueueShutDown):
+        q.green_get(blocking=False)
+
+
+@pytest.mark.parametrize("factory", ["Queue", "LifoQueue", "PriorityQueue"])
+def test_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
+    q = getattr(aiologic, factory)([1], maxsize=3)
+    with PausedCall(lambda: q.green_put(2), "_store", "self._ready._release(1)"):
+        stopper = _Thread(lambda: q.shutdown(immediate=True))
+        wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
+    assert stopper.result() is None
+    assert len(q) == 0 and q.unfinished_tasks == 0
+    with pytest.raises(aiologic.QueueShutDown):
+        q.green_get(blocking=False)
+
+
+class _BadBool:
+    """An argument whose truth value cannot be known."""
+
+    def __bool__(self) -> bool:
+        raise ZeroDivisionError("no truth value")
+
+
+ALL_QUEUES = pytest.mark.parametrize(
+    "factory", ["SimpleQueue", "SimpleLifoQueue", "Queue", "LifoQueue", "PriorityQueue"]
+)
+
+
+def _make_queue(factory: str, items: Any = (), maxsize: int | None = None) -> Any:
+    cls = getattr(aiologic, factory)
+    if factory.startswith("Simple"):
+        return cls(items)
+    return cls(items, maxsize)
+
+
+@ALL_QUEUES
+def test_queue_arguments_checked_before_anything_changes(
+    world: str, factory: str
+) -> None:
+    """Issue 19: `blocking=` and `shutdown(immediate=)` are evaluated before
+    a slot or an item is taken: an argument that raises changes nothing."""
+
+    async def body(w: World) -> None:
+        q = _make_queue(factory, [1], maxsize=2)
+        for kwargs in (
+            {"blocking": _BadBool()},
+            {"blocking": _BadBool(), "timeout": 0},
+        ):
+            result = await _get_outcome(w, q, **kwargs)
+            assert isinstance(result, ZeroDivisionError), result
+            assert len(q) == 1
+            result = await _put_outcome(w, q, 2, **kwargs)
+            assert isinstance(result, ZeroDivisionError), result
+            assert len(q) == 1
+        for bad in (math.nan, "soon"):
+            result = await _put_outcome(w, q, 2, blocking=_BadBool(), timeout=bad)
+            assert isinstance(result, (ValueError, TypeError)), result
+        with pytest.raises(ZeroDivisionError):
+            q.shutdown(immediate=_BadBool())
+        await w.put(q, 2, blocking=False)  # not shut down; the slot is there
+        assert [await w.get(q, blocking=False) for _ in range(2)] in ([1, 2], [2, 1])
+        # A blocked getter is not woken by the shutdown that failed.
+        getter = w.spawn(_timed_get, q, DEADLINE)
+        await w.wait_until(lambda: q.getting == 1)
+        with pytest.raises(ZeroDivisionError):
+            q.shutdown(immediate=_BadBool())
+        assert q.getting == 1
+        await w.put(q, 3)
+        assert await getter.join() == 3
+        assert q.waiting == 0 and not q
+
+    run_in(world, body)
+
+
+def _clone(q: Any, how: str) -> Any:
+    if how == "copy":
+        return copy.copy(q)
+    if how == "deepcopy":
+        return copy.deepcopy(q)
+    return pickle.loads(pickle.dumps(q))
+
+
+@ALL_QUEUES
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_queue_copy_is_a_new_queue_of_its_items(factory: str, how: str) -> None:
+    """Issue 13: a queue's copy, deepcopy and pickle give a new queue built
+    from its items and maxsize: no waiters, no shutdown, no task count; a
+    used queue (storage lock, waiters, joins) copies and pickles."""
+    q = _make_queue(factory, [[2], [1]], maxsize=5)
+    q.green_put([3])
+    for _ in range(3):
+        q.green_get()
+    getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
+    wait_until(lambda: q.getting == 1)
+    empty = _clone(q, how)
+    assert type(empty) is type(q) and len(empty) == 0 and empty.waiting == 0
+    q.green_put([0])
+    assert getter.result() == [0]
+    for item in ([5], [4], [6]):
+        q.green_put(item)
+    if isinstance(q, aiologic.Queue):
+        q.task_done()
+        assert q.green_join(timeout=0.001) is False
+        assert q.unfinished_tasks == 6
+    q.shutdown()
+    clone = _clone(q, how)
+    assert type(clone) is type(q) and clone is not q
+    assert len(clone) == 3 and clone.waiting == 0
+    if isinstance(q, aiologic.Queue):
+        assert clone.maxsize == 5 and clone.unfinished_tasks == 3
+    got = [clone.green_get(blocking=False) for _ in range(3)]
+    items = [q.green_get(blocking=False) for _ in range(3)]
+    assert got == items and len(q) == 0
+    assert all((a is b) == (how == "copy") for a, b in zip(got, items)), how
+    clone.green_put([9], blocking=False)  # the copy is not shut down
+    assert clone.green_get(blocking=False) == [9]
+    if isinstance(q, aiologic.Queue):
+        clone.task_done()
+        assert clone.unfinished_tasks == 3
+
+
+@ALL_QUEUES
+def test_dropped_queue_is_freed_without_the_collector(factory: str) -> None:
+    """Issue 19: a queue and its parts form no reference cycle: with gc off,
+    a used queue dies when its last reference goes."""
+    gc.collect()
+    gc.disable()
+    try:
+        for shut_down in (False, True):
+            q = _make_queue(factory, [1], maxsize=3)
+            q.green_put(2)
+            assert sorted([q.green_get(), q.green_get()]) == [1, 2]
+            thread = threading.Thread(
+                target=lambda q=q: q.green_get(timeout=DEADLINE), daemon=True
+            )
+            thread.start()
+            wait_until(lambda q=q: q.getting == 1)
+            q.green_put(3)
+            thread.join(DEADLINE)
+            del thread
+            if isinstance(q, aiologic.Queue):
+                q.task_done()
+                q.green_join(timeout=0.001)
+            if shut_down:
+                q.shutdown(immediate=True)
+            ref = weakref.ref(q)
+            del q
+            assert ref() is None, gc.get_referrers(ref())
+    finally:
+        gc.enable()
+
+
+def test_queue_task_count_takes_constant_memory() -> None:
+    """Issue 19: puts nobody marks done cost no memory per put."""
+    import tracemalloc
+
+    q: aiologic.Queue[int] = aiologic.Queue()
+    for i in range(100):
+        q.green_put(i)
+        q.green_get()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20000):
+            q.green_put(i)
+            q.green_get()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert q.unfinished_tasks == 20100
+    assert grown < 20000, grown  # a list slot per put would be 160 kB
+    for _ in range(20100):
+        q.task_done()
+    assert q.unfinished_tasks == 0 and q.green_join(timeout=0) is True
+
+
+# ============================================================================
 # RWLock (part B3)
 # ============================================================================
 
