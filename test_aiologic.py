@@ -7563,6 +7563,173 @@ def test_stress_queues(make: Callable[[], Any], fast_switching: None) -> None:
     assert q.waiting == q.putting == q.getting == 0, q
 
 
+def _rounds(
+    parties: list[Callable[[dict[str, Any]], Any]],
+    new_round: Callable[[], dict[str, Any]],
+    check: Callable[[dict[str, Any], list[Any]], None],
+) -> int:
+    """Run rounds of `parties` in plain threads released together by a
+    barrier, for STRESS_SECONDS; `check` sees each round's state and the
+    outcome of every party (a value or the Exception it raised)."""
+    barrier = threading.Barrier(len(parties) + 1, timeout=STRESS_DEADLINE)
+    rounds: list[dict[str, Any]] = []
+    outcomes: list[list[Any]] = [[] for _ in parties]
+
+    def party(index: int) -> None:
+        fn = parties[index]
+        while True:
+            barrier.wait()
+            if not rounds:
+                return
+            try:
+                outcome = fn(rounds[-1])
+            except Exception as exc:  # the outcome is checked
+                outcome = exc
+            outcomes[index].append(outcome)
+            barrier.wait()
+
+    threads = [
+        threading.Thread(target=party, args=(i,), daemon=True)
+        for i in range(len(parties))
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + STRESS_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            rounds.append(new_round())
+            barrier.wait()  # go
+            barrier.wait()  # all done
+            check(rounds[-1], [outcome[-1] for outcome in outcomes])
+    finally:
+        rounds.clear()
+        barrier.wait()  # an empty round list: leave
+        for thread in threads:
+            thread.join(STRESS_DEADLINE)
+            assert not thread.is_alive(), _stack_of(thread)
+    return len(outcomes[0])
+
+
+@stress
+@ALL_QUEUES
+@pytest.mark.parametrize("immediate", [False, True], ids=["graceful", "immediate"])
+def test_stress_put_racing_shutdown(
+    factory: str, immediate: bool, fast_switching: None
+) -> None:
+    """Issue 13: rounds of one put, two getters and a shutdown in four
+    threads. A put is ordered with the shutdown: before it (its item is got,
+    or dropped by an immediate one) or after it (it raises); a getter gets
+    QueueShutDown only once the item is gone."""
+    shut_down = aiologic.QueueShutDown
+    orders = {"before": 0, "after": 0}
+
+    def get(state: dict[str, Any]) -> Any:
+        return state["q"].green_get(timeout=DEADLINE)
+
+    def put(state: dict[str, Any]) -> Any:
+        return state["q"].green_put("item")
+
+    def stop(state: dict[str, Any]) -> Any:
+        return state["q"].shutdown(immediate=immediate)
+
+    def check(state: dict[str, Any], outcomes: list[Any]) -> None:
+        q = state["q"]
+        got, put_outcome = outcomes[:2], outcomes[2]
+        assert all(r == "item" or isinstance(r, shut_down) for r in got), outcomes
+        assert put_outcome is None or isinstance(put_outcome, shut_down), outcomes
+        received = got.count("item")
+        if put_outcome is None:
+            orders["before"] += 1
+            assert received == 1 or (immediate and received == 0), outcomes
+        else:
+            orders["after"] += 1
+            assert received == 0, outcomes
+        assert len(q) == 0 and q.waiting == 0, (q, outcomes)
+
+    rounds = _rounds(
+        [get, get, put, stop],
+        lambda: {"q": _make_queue(factory, maxsize=2)},
+        check,
+    )
+    assert rounds > 10, rounds
+    assert orders["before"] and orders["after"], orders
+
+
+class _Flaky(aiologic.Queue):  # type: ignore[type-arg]
+    """Hooks that raise now and then, having changed nothing."""
+
+    def _init(self, items: Any, maxsize: int) -> None:
+        super()._init(items, maxsize)
+        self.gets = itertools.count()
+
+    def _put(self, item: Any) -> None:
+        if item % 5 == 0:
+            raise KeyError(item)
+        super()._put(item)
+
+    def _get(self) -> Any:
+        if next(self.gets) % 7 == 0:
+            raise LookupError("not now")
+        return super()._get()
+
+
+@stress
+def test_stress_queue_hooks_that_raise(fast_switching: None) -> None:
+    """Issue 13: producers and consumers in four threads over a bounded queue
+    whose hooks raise now and then: every item stored is got exactly once,
+    and no slot or ready unit leaks."""
+    q = _Flaky(maxsize=2)
+    put: list[int] = []
+    got: list[int] = []
+    producers_done: list[int] = []
+    deadline = time.monotonic() + STRESS_SECONDS
+    start = threading.Barrier(4, timeout=STRESS_DEADLINE)
+
+    def producer(base: int) -> None:
+        start.wait()
+        item = base
+        while time.monotonic() < deadline:
+            item += 1
+            try:
+                q.green_put(item, timeout=random.choice([None, 0, 0.001]))
+            except (KeyError, aiologic.QueueFull):
+                continue
+            put.append(item)
+        producers_done.append(base)
+
+    def consumer() -> None:
+        start.wait()
+        while len(producers_done) < 2 or q:
+            try:
+                got.append(q.green_get(timeout=random.choice([0, 0.001, 0.01])))
+            except (LookupError, aiologic.QueueEmpty):
+                pass
+
+    threads = [
+        threading.Thread(target=producer, args=(base,), daemon=True)
+        for base in (0, 10**9)
+    ] + [threading.Thread(target=consumer, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(STRESS_DEADLINE + STRESS_SECONDS)
+        assert not thread.is_alive(), _stack_of(thread)
+    assert len(put) > 100
+    assert sorted(got) == sorted(put)
+    assert len(q) == 0 and q.waiting == 0 and q.unfinished_tasks == len(put)
+    q.green_put(1, blocking=False)
+    q.green_put(2, blocking=False)  # no slot leaked
+    with pytest.raises(aiologic.QueueFull):
+        q.green_put(3, blocking=False)
+    left = []
+    while len(left) < 2:
+        try:
+            left.append(q.green_get(blocking=False))
+        except LookupError:  # the hook's turn to fail; the item stays
+            pass
+    assert sorted(left) == [1, 2]
+
+
 # -- events, countdowns, barriers -----------------------------------------------
 
 
