@@ -3593,7 +3593,9 @@ class _Gets(_GenericBase[_T]):
 
         `QueueShutDown` once the queue is shut down and empty.
         """
-        blocking, timeout = _wait_args(blocking, timeout)
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        blocking = bool(blocking)  # before a unit is taken: it may raise
         if not self._ready._green_acquire(None, blocking, timeout):
             self._refuse_get()
         return self._take()
@@ -3605,7 +3607,9 @@ class _Gets(_GenericBase[_T]):
 
         `QueueShutDown` once the queue is shut down and empty.
         """
-        blocking, timeout = _wait_args(blocking, timeout)
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        blocking = bool(blocking)  # before a unit is taken: it may raise
         if not await self._ready._async_acquire(None, blocking, timeout):
             self._refuse_get()
         return self._take()
@@ -3659,7 +3663,7 @@ class SimpleQueue(_Gets[_T]):
 
     def put(self, item: _T, /) -> None:
         """Add *item*; never blocks. `QueueShutDown` after `shutdown()`."""
-        with self._storage_lock():
+        with self._mutex or self._storage_lock():
             if self._ready._shut_down:
                 raise QueueShutDown
             self._items.append(item)
@@ -3869,7 +3873,7 @@ class Queue(_Gets[_T]):
 
     def _store(self, item: _T) -> None:
         # Called holding a free slot (or unbounded).
-        with self._storage_lock():
+        with self._mutex or self._storage_lock():
             self._put_or_give_back(item)
             self._unfinished += 1
             # Inside the critical section: see _Gets.
@@ -3893,7 +3897,7 @@ class Queue(_Gets[_T]):
     def _take(self) -> _T:
         # Called holding a ready unit; an immediate shutdown may have emptied
         # the storage (and retired the unit) since.
-        with self._storage_lock():
+        with self._mutex or self._storage_lock():
             try:
                 item = self._get() if self._qsize() else _SHUT_DOWN
             except BaseException:

@@ -5072,6 +5072,13 @@ def test_queue_copy_is_a_new_queue_of_its_items(factory: str, how: str) -> None:
         assert clone.unfinished_tasks == 3
 
 
+# PyPy has no reference counting: only its collector frees anything.
+REFCOUNTED = pytest.mark.skipif(
+    sys.implementation.name != "cpython", reason="needs reference counting"
+)
+
+
+@REFCOUNTED
 @ALL_QUEUES
 def test_dropped_queue_is_freed_without_the_collector(factory: str) -> None:
     """Issue 19: a queue and its parts form no reference cycle: with gc off,
@@ -5103,6 +5110,7 @@ def test_dropped_queue_is_freed_without_the_collector(factory: str) -> None:
         gc.enable()
 
 
+@REFCOUNTED  # and tracemalloc
 def test_queue_task_count_takes_constant_memory() -> None:
     """Issue 19: puts nobody marks done cost no memory per put."""
     import tracemalloc
