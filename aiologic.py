@@ -3548,14 +3548,6 @@ class _QueueSemaphore(Semaphore):
         return self._shut_down
 
 
-def _wait_args(blocking: object, timeout: float | None) -> tuple[bool, float | None]:
-    # A queue call's waiting arguments, checked before anything changes: an
-    # argument whose __bool__ raises must not leave a slot or an item taken.
-    if timeout is not None:
-        timeout = _check_timeout(timeout)
-    return bool(blocking), timeout
-
-
 class _Gets(_GenericBase[_T]):
     # The getting half shared by every queue: take a ready unit, then the item.
     #
@@ -3862,10 +3854,11 @@ class Queue(_Gets[_T]):
     # -- the non-blocking halves
 
     def _open_slots(
-        self, blocking: object, timeout: float | None
+        self, blocking: bool, timeout: float | None
     ) -> tuple[_QueueSemaphore | None, bool, float | None]:
-        # A put's checks, before anything changes: the semaphore of free
-        # slots to wait on (None: unbounded) and the checked arguments.
+        # A put's checks, before anything changes (an argument whose __bool__
+        # raises must not leave a slot taken): the semaphore of free slots to
+        # wait on (None: unbounded) and the checked arguments.
         blocking, timeout = _wait_args(blocking, timeout)
         if self._ready._shut_down:
             raise QueueShutDown
