@@ -922,6 +922,12 @@ class _AsyncioToken(_AsyncToken):
         self._future = loop.create_future()
         self._thread = _get_ident()
 
+    @property
+    def pending(self) -> bool:
+        # Task.cancel() cancels the awaited future at once, before the task
+        # runs again to claim its token: it is leaving already.
+        return bool(self._pending) and not self._future.cancelled()
+
     def _wake(self) -> None:
         if _get_ident() == self._thread:
             self._resolve()
@@ -2926,51 +2932,370 @@ class RCapacityLimiter(CapacityLimiter):
 # Conditions
 # =============================================================================
 
-# How a Condition talks to its lock.
-_LOCKLESS: Final = 0  # lock=None: notify wakes the waiter directly
-_MORPHING: Final = 1  # ours: notify moves the waiter onto the lock's queue
-_FOREIGN: Final = 2  # a threading lock (or look-alike): wake, then re-acquire
+# A Condition works with four kinds of lock. The kind is looked at once, when
+# the Condition is made, and gives it an adapter (threading.Condition's
+# `_release_save` / `_acquire_restore` / `_is_owned`, one object per kind);
+# the waiting algorithm below is written once for all of them.
+#
+# A wait publishes a `_ConditionWaiter` in `_waiters`, releases the lock and
+# parks on its token. Two one-shot claims decide what happened to it:
+#
+# * `unnotified` is popped by the notify that wakes it, or by the waiter when
+#   it gives up (timeout, cancellation): a notify counts only waiters whose
+#   claim it won, and a waiter that lost it knows it was notified, even if its
+#   timeout fired at the same moment (it then returns True);
+# * the token is set by whoever hands it what it waits for: with our own
+#   locks, notify does not wake the waiter but queues its token on the lock
+#   ("wait morphing"), and the lock's release hands the lock over through it;
+#   otherwise notify sets it. The waiter claims it itself when it leaves early.
+#
+# A notified waiter that leaves with an exception (cancelled, killed) passes
+# the notification to the next waiter once it holds the lock again, so a
+# wake-up is never lost; one that leaves before any notify reached it is not
+# counted. Every waiter takes the lock back before it returns or raises.
+
+
+class _ConditionWaiter:
+    """One wait on a Condition, from its publication to its return."""
+
+    __slots__ = (
+        "error",
+        "fatal",
+        "notified",
+        "predicate",
+        "relock",
+        "saved",
+        "stamp",
+        "token",
+        "unnotified",
+    )
+
+    def __init__(
+        self, token: _Token, stamp: Any, predicate: Callable[[], object] | None
+    ) -> None:
+        # Invariants: `unnotified` holds one item until a notify or the
+        # waiter pops it; `stamp` (the Condition's timer at publication) is
+        # rewritten only by a notify whose delegated predicate said no, which
+        # then moves the waiter to the back. The other fields belong to the
+        # waiting task alone.
+        self.token = token
+        self.stamp = stamp
+        self.predicate = predicate
+        self.unnotified = [None]
+        self.saved: Any = None  # what the adapter needs to take the lock back
+        self.notified = False
+        self.relock = False  # the lock is still to be taken back
+        self.fatal = False  # `error` is not a cancellation: raise it at once
+        self.error: BaseException | None = None
+
+
+class _NoLock:
+    """The adapter of ``Condition(None)``: nothing to hold."""
+
+    __slots__ = ("lock",)
+
+    morphs = False
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+
+    def held(self) -> bool:
+        return True
+
+    def __bool__(self) -> bool:
+        return False
+
+    def enter(self) -> Any:
+        return None
+
+    def exit(self, exc_info: Any) -> Any:
+        return None
+
+    async def async_enter(self) -> Any:
+        return self.enter()
+
+    async def async_exit(self, exc_info: Any) -> Any:
+        return self.exit(exc_info)
+
+    def owned_data(self, current_task: Callable[[], object]) -> Any:
+        """What the caller's hold of the lock is (checked), before waiting."""
+        return None
+
+    def release_save(self, data: Any) -> Any:
+        return None
+
+    def wake(self, token: _Token) -> None:
+        token.set()
+
+    def handed_over(self, waiter: _ConditionWaiter) -> None:
+        pass
+
+    def withdraw(self, token: _Token) -> None:
+        pass
+
+    def green_restore(self, waiter: _ConditionWaiter) -> None:
+        pass
+
+    async def async_restore(self, waiter: _ConditionWaiter) -> None:
+        pass
+
+
+def _not_held() -> NoReturn:
+    msg = "cannot wait on un-acquired lock"
+    raise RuntimeError(msg)
+
+
+class _ForeignLock(_NoLock):
+    """A threading lock, or anything with ``acquire()`` and ``release()``.
+
+    Woken waiters take it back with a blocking call, also in async code (as
+    ``async with cv`` does).
+    """
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return self.held()
+
+    def held(self) -> bool:
+        locked = getattr(self.lock, "locked", None)
+        return bool(locked()) if locked is not None else self._owned()
+
+    def _owned(self) -> bool:
+        lock = self.lock
+        is_owned = getattr(lock, "_is_owned", None)
+        if is_owned is not None:
+            return bool(is_owned())
+        # threading.Condition's test for a lock that cannot tell its owner.
+        if lock.acquire(False):
+            lock.release()
+            return False
+        return True
+
+    def enter(self) -> Any:
+        return self.lock.acquire()
+
+    def exit(self, exc_info: Any) -> Any:
+        return self.lock.release()
+
+    def owned_data(self, current_task: Callable[[], object]) -> Any:
+        if not self._owned():
+            _not_held()
+        return None
+
+    def release_save(self, data: Any) -> Any:
+        lock = self.lock
+        release_save = getattr(lock, "_release_save", None)
+        return lock.release() if release_save is None else release_save()
+
+    def green_restore(self, waiter: _ConditionWaiter) -> None:
+        lock = self.lock
+        acquire_restore = getattr(lock, "_acquire_restore", None)
+        if acquire_restore is None:
+            lock.acquire()
+        else:
+            acquire_restore(waiter.saved)
+        waiter.relock = False
+
+    async def async_restore(self, waiter: _ConditionWaiter) -> None:
+        self.green_restore(waiter)
+
+
+class _OurLock(_NoLock):
+    """Our Lock, RLock or semaphore: notify queues the waiter on the lock."""
+
+    __slots__ = ()
+
+    morphs = True
+
+    def __bool__(self) -> bool:
+        return self.held()
+
+    def held(self) -> bool:
+        return bool(self.lock.locked())
+
+    def enter(self) -> Any:
+        return self.lock.__enter__()
+
+    def exit(self, exc_info: Any) -> Any:
+        return self.lock.__exit__(*exc_info)
+
+    async def async_enter(self) -> Any:
+        return await self.lock.__aenter__()
+
+    async def async_exit(self, exc_info: Any) -> Any:
+        return await self.lock.__aexit__(*exc_info)
+
+    def owned_data(self, current_task: Callable[[], object]) -> Any:
+        # A semaphore has no owner: it must be held by someone.
+        if not self.lock.locked():
+            _not_held()
+        return None
+
+    def release_save(self, data: Any) -> Any:
+        self.lock._give_back(data)
+        return data
+
+    def wake(self, token: _Token) -> None:
+        self.lock._adopt(token)
+
+    def handed_over(self, waiter: _ConditionWaiter) -> None:
+        self.lock._claimed_by(waiter.saved)
+
+    def withdraw(self, token: _Token) -> None:
+        # Its token may wait in the lock's queue (a notify moved it there).
+        self.lock._withdraw(token)
+
+    def green_restore(self, waiter: _ConditionWaiter) -> None:
+        self.lock._green_acquire(waiter.saved)
+        waiter.relock = False
+
+    async def async_restore(self, waiter: _ConditionWaiter) -> None:
+        if _async_library() == "trio":  # asyncio: the caller defers it
+            with _modules["trio"].CancelScope(shield=True):
+                await self.lock._async_acquire(waiter.saved)
+        else:
+            await self.lock._async_acquire(waiter.saved)
+        waiter.relock = False
+
+
+class _OurOwnedLock(_OurLock):
+    """Our Lock: only its owner may wait."""
+
+    __slots__ = ()
+
+    def owned_data(self, current_task: Callable[[], object]) -> Any:
+        me = current_task()
+        if self.lock._owner != me or me is None:
+            _not_held()
+        return me
+
+
+class _OurRLock(_OurLock):
+    """Our RLock: a wait releases every level and takes them all back."""
+
+    __slots__ = ()
+
+    def owned_data(self, current_task: Callable[[], object]) -> Any:
+        me = current_task()
+        lock = self.lock
+        if lock._owner != me or me is None:
+            _not_held()
+        return (me, lock._count)
+
+
+def _lock_adapter(lock: Any) -> _NoLock:
+    if lock is None:
+        return _NoLock(lock)
+    if isinstance(lock, RLock):
+        return _OurRLock(lock)
+    if isinstance(lock, Lock):
+        return _OurOwnedLock(lock)
+    if isinstance(lock, Semaphore):
+        return _OurLock(lock)
+    acquire = getattr(lock, "acquire", None)
+    code = getattr(getattr(acquire, "__func__", acquire), "__code__", None)
+    if (
+        not callable(acquire)
+        or not callable(getattr(lock, "release", None))
+        or (code is not None and code.co_flags & 0x180)  # a coroutine function
+    ):
+        msg = (
+            "a Condition's lock must be None, an aiologic lock or semaphore, or"
+            " an object with blocking acquire() and release() methods (a"
+            f" threading lock), not {lock!r}"
+        )
+        raise TypeError(msg)
+    return _ForeignLock(lock)
+
+
+def _cancels(exc: BaseException) -> bool:
+    """True if *exc* cancels the task that catches it (not an error).
+
+    asyncio's CancelledError, trio's Cancelled, a green kill (GreenletExit)
+    and gevent's or eventlet's Timeout.
+    """
+    for module, name in _CANCELLATIONS:
+        cls = getattr(_modules.get(module), name, None)
+        if cls is not None and isinstance(exc, cls):
+            return True
+    return False
+
+
+_CANCELLATIONS: Final = (
+    ("asyncio", "CancelledError"),
+    ("trio", "Cancelled"),
+    ("greenlet", "GreenletExit"),
+    ("gevent.timeout", "Timeout"),
+    ("eventlet.timeout", "Timeout"),
+)
+
+
+def _wait_timeout(timeout: float | None) -> float | None:
+    """A Condition's timeout: negative is already expired, as in threading."""
+    if timeout is None:
+        return None
+    try:
+        return _check_timeout(timeout)
+    except ValueError:
+        if timeout < 0:  # NaN is not
+            return 0.0
+        raise
+
+
+class _Deadline:
+    """The time left of a `wait_for`: None for no limit."""
+
+    __slots__ = ("_at", "left")
+
+    def __init__(self, timeout: float | None) -> None:
+        self._at = None if timeout is None else _monotonic() + timeout
+        self.left: float | None = timeout
+
+    def running(self) -> bool:
+        if self._at is None:
+            return True
+        self.left = self._at - _monotonic()
+        return self.left > 0
 
 
 class Condition(_Waiting):
     """A condition variable over any of our locks, a threading lock, or none.
 
     ``wait()`` releases the lock (all levels of an `RLock`), waits for a
-    notification and returns holding the lock again. With our own locks a
-    notification moves the waiter onto the lock's queue instead of waking it,
-    so it wakes once, already holding the lock.
+    notification and returns holding the lock again, also when it raises.
+    With our own locks a notification moves the waiter onto the lock's queue
+    instead of waking it, so it wakes once, already holding the lock.
+
+    A notified waiter that is cancelled before it returns passes the
+    notification on to the next waiter; `notify` counts only the waiters it
+    woke, and wakes only waits that began before it.
     """
 
-    __slots__ = ("__weakref__", "_kind", "_lock", "_timer", "_waiters")
+    __slots__ = ("__weakref__", "_adapter", "_timer", "_waiters")
 
     def __init__(
         self, lock: Any = MISSING, timer: Callable[[], object] = MISSING
     ) -> None:
         if lock is MISSING:
             lock = RLock()
-        self._lock = lock
+        self._adapter = _lock_adapter(lock)
         self._timer = _count().__next__ if timer is MISSING else timer
-        if lock is None:
-            self._kind = _LOCKLESS
-        elif isinstance(lock, (Lock, Semaphore)):
-            self._kind = _MORPHING
-        else:
-            self._kind = _FOREIGN
-        # (token, predicate or None), in arrival order.
-        self._waiters: deque[tuple[_Token, Callable[[], object] | None]] = deque()
+        # Published waits, oldest first; see _ConditionWaiter for who pops.
+        self._waiters: deque[_ConditionWaiter] = deque()
 
     def __repr__(self) -> str:
         return (
             f"<{_qualname(self)} object at {id(self):#x}"
-            f" [lock={self._lock!r}, waiting={self.waiting}]>"
+            f" [lock={self.lock!r}, waiting={self.waiting}]>"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self._lock, _timer_argument(self._timer))
+        return type(self), (self.lock, _timer_argument(self._timer))
 
     @property
     def lock(self) -> Any:
-        return self._lock
+        return self._adapter.lock
 
     @property
     def timer(self) -> Callable[[], object]:
@@ -2981,208 +3306,142 @@ class Condition(_Waiting):
         return len(self._waiters)
 
     def __bool__(self) -> bool:
-        lock = self._lock
-        if lock is None:
-            return False
-        if self._kind == _MORPHING:
-            return lock.locked()  # type: ignore[no-any-return]
-        return _foreign_locked(lock)
+        return bool(self._adapter)
 
     # -- holding the lock
 
     # The lock's own __enter__ result (a Lock gives itself, a threading lock
     # True, no lock None).
     def __enter__(self) -> object:
-        lock = self._lock
-        if lock is None:
-            return None
-        return lock.__enter__()
+        return self._adapter.enter()
 
     def __exit__(self, *exc_info: Any) -> Any:
-        lock = self._lock
-        if lock is None:
-            return None
-        return lock.__exit__(*exc_info)
+        return self._adapter.exit(exc_info)
 
     async def __aenter__(self) -> object:
-        lock = self._lock
-        if lock is None:
-            return None
-        if self._kind == _MORPHING:
-            return await lock.__aenter__()
-        return lock.__enter__()
+        return await self._adapter.async_enter()
 
     async def __aexit__(self, *exc_info: Any) -> Any:
-        lock = self._lock
-        if lock is None:
-            return None
-        if self._kind == _MORPHING:
-            return await lock.__aexit__(*exc_info)
-        return lock.__exit__(*exc_info)
+        return await self._adapter.async_exit(exc_info)
 
-    # -- waiting: one non-blocking setup, two thin faces
+    # -- waiting: the non-blocking steps, then two thin faces
 
-    def _start_wait(
+    def _publish(
         self,
-        me: object,
         predicate: Callable[[], object] | None,
+        current_task: Callable[[], object],
         make_token: Callable[[Any], _TokenT],
-    ) -> tuple[_TokenT, Any]:
-        """Check the lock is held, publish a token, release the lock.
-
-        Returns the token and what is needed to take the lock back.
-        """
-        lock = self._lock
-        kind = self._kind
-        if kind == _MORPHING:
-            if isinstance(lock, Lock):
-                if lock._owner != me or me is None:
-                    msg = "cannot wait on un-acquired lock"
-                    raise RuntimeError(msg)
-                data = (me, lock._count) if isinstance(lock, RLock) else me
-            else:
-                if lock._permits:
-                    msg = "cannot wait on un-acquired lock"
-                    raise RuntimeError(msg)
-                data = None
-            token = make_token(data)
-            self._waiters.append((token, predicate))
-            lock._give_back(data)
-            return token, data
-        if kind == _FOREIGN:
-            if not _foreign_owned(lock):
-                msg = "cannot wait on un-acquired lock"
-                raise RuntimeError(msg)
-            token = make_token(None)
-            self._waiters.append((token, predicate))
-            saved = (
-                lock._release_save()
-                if hasattr(lock, "_release_save")
-                else lock.release()
-            )
-            return token, saved
-        token = make_token(None)
-        self._waiters.append((token, predicate))
-        return token, None
-
-    def _withdraw(self, token: _Token, entry: Any) -> bool:
-        """After a timeout or exception: True if the waiter gave up cleanly."""
-        if not token.cancel():
-            return False
-        # One atomic remove of this waiter's own entry (never iterate the
-        # deque: other threads change it meanwhile).
+    ) -> tuple[_ConditionWaiter, _TokenT]:
+        """Check the caller holds the lock, publish a waiter, release the lock."""
+        adapter = self._adapter
+        data = adapter.owned_data(current_task)
+        token = make_token(data)
+        waiter = _ConditionWaiter(token, self._timer(), predicate)
+        # Published before the release: a notify right after it finds us.
+        self._waiters.append(waiter)
         try:
-            self._waiters.remove(entry)
-        except ValueError:  # moved to the lock's queue by notify()
-            if self._kind == _MORPHING:
-                lock_waiters = self._lock._waiters
-                if lock_waiters is not None:
-                    _discard(lock_waiters, token)
-        return True
+            waiter.saved = adapter.release_save(data)
+        except BaseException:
+            _discard(self._waiters, waiter)
+            raise
+        return waiter, token
 
-    def _holds_lock_after(self, token_was_set: bool, data: Any) -> bool:
-        # With a morphing lock a set token means the lock was handed over:
-        # do the new holder's bookkeeping.
-        if token_was_set and self._kind == _MORPHING:
-            self._lock._claimed_by(data)
-            return True
-        return False
+    def _settle(self, waiter: _ConditionWaiter) -> None:
+        """After the park: was it notified, and is the lock still to take?"""
+        try:
+            waiter.unnotified.pop()
+        except IndexError:
+            waiter.notified = True
+        else:  # no notify will count it now
+            _discard(self._waiters, waiter)
+        adapter = self._adapter
+        if waiter.token.cancel():
+            # Nothing handed over: take a token that a notify queued on our
+            # lock out again (or that it is about to queue: the lock then
+            # skips it), and take the lock back ourselves.
+            if waiter.notified:
+                adapter.withdraw(waiter.token)
+            waiter.relock = adapter.lock is not None
+        elif adapter.morphs:  # the lock was handed to us
+            adapter.handed_over(waiter)
+        else:
+            waiter.relock = adapter.lock is not None
+
+    def _interrupted(self, waiter: _ConditionWaiter, exc: BaseException) -> None:
+        # Taking the lock back defers the waiter's own cancellation (raised
+        # once the lock is held) and gives up on anything else at once.
+        if not _cancels(exc):
+            waiter.relock = False
+            waiter.fatal = True
+            waiter.error = exc
+        elif waiter.error is None:
+            waiter.error = exc
+
+    def _finish(self, waiter: _ConditionWaiter, failed: bool) -> None:
+        """The lock is held again (unless fatal): pass on, raise what is due."""
+        error = waiter.error
+        if waiter.notified and (failed or error is not None):
+            # Leaving with an exception: the notification goes to the next
+            # waiter, as if this one had not been there.
+            self._notify(1)
+        if error is not None and (waiter.fatal or not failed):
+            waiter.error = None
+            raise error
 
     def _green_wait(
         self, predicate: Callable[[], object] | None, timeout: float | None
     ) -> bool:
-        me = _green_task() if self._kind == _MORPHING else None
-        token, data = self._start_wait(me, predicate, _green_token)
+        waiter, token = self._publish(predicate, _green_task, _green_token)
         try:
             token.park(timeout)
         except BaseException:  # gevent Timeout/GreenletExit, KeyboardInterrupt
-            notified = not self._withdraw(token, (token, predicate))
-            if not self._holds_lock_after(notified, data):
-                self._green_reacquire(data)
+            self._green_reacquire(waiter, True)
             raise
-        notified = not self._withdraw(token, (token, predicate))
-        if not self._holds_lock_after(notified, data):
-            self._green_reacquire(data)
-        return notified
+        self._green_reacquire(waiter, False)
+        return waiter.notified
 
-    def _green_reacquire(self, data: Any) -> None:
-        lock = self._lock
-        if self._kind == _MORPHING:
-            # The caller must get the lock back even while being interrupted
-            # (gevent Timeout/kill, KeyboardInterrupt): its `with cv:` will
-            # release it. The first interruption is raised once it has.
-            interrupted: BaseException | None = None
-            while True:
-                try:
-                    lock._green_acquire(data)
-                except BaseException as exc:  # noqa: BLE001 - re-raised below
-                    if interrupted is None:
-                        interrupted = exc
-                    continue
-                break
-            if interrupted is not None:
-                raise interrupted
-        elif self._kind == _FOREIGN:
-            if hasattr(lock, "_acquire_restore"):
-                lock._acquire_restore(data)
-            else:
-                lock.acquire()
+    def _green_reacquire(self, waiter: _ConditionWaiter, failed: bool) -> None:
+        self._settle(waiter)
+        while waiter.relock:
+            try:
+                self._adapter.green_restore(waiter)
+            except BaseException as exc:  # noqa: BLE001 - see _interrupted
+                self._interrupted(waiter, exc)
+        self._finish(waiter, failed)
 
     async def _async_wait_core(
         self, predicate: Callable[[], object] | None, timeout: float | None
     ) -> bool:
-        me = None
-        if self._kind == _MORPHING:
-            me = _current_async_task()
-        token, data = self._start_wait(me, predicate, _async_token)
+        waiter, token = self._publish(predicate, _current_async_task, _async_token)
         try:
             await token.park(timeout)
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
-            notified = not self._withdraw(token, (token, predicate))
-            if not self._holds_lock_after(notified, data):
-                await self._async_reacquire(data)
+            await self._async_reacquire(waiter, True)
             raise
-        notified = not self._withdraw(token, (token, predicate))
-        if not self._holds_lock_after(notified, data):
-            await self._async_reacquire(data)
-        return notified
+        await self._async_reacquire(waiter, False)
+        return waiter.notified
 
-    async def _async_reacquire(self, data: Any) -> None:
-        if self._kind != _MORPHING:
-            self._green_reacquire(data)
-            return
-        # The caller must get the lock back even while being cancelled.
-        if _async_library() == "trio":
-            with _modules["trio"].CancelScope(shield=True):
-                await self._lock._async_acquire(data)
-            return
-        cancelled: BaseException | None = None
-        while True:
+    async def _async_reacquire(self, waiter: _ConditionWaiter, failed: bool) -> None:
+        self._settle(waiter)
+        while waiter.relock:
             try:
-                await self._lock._async_acquire(data)
-            except _modules["asyncio"].CancelledError as exc:
-                cancelled = exc
-                continue
-            break
-        if cancelled is not None:
-            raise cancelled
+                await self._adapter.async_restore(waiter)
+            except BaseException as exc:  # noqa: BLE001 - see _interrupted
+                self._interrupted(waiter, exc)
+        self._finish(waiter, failed)
 
     # -- public waiting API
 
     def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, wait for a notification, take the lock back.
 
-        True if notified, False on timeout. `RuntimeError` if the lock is
-        not held by the caller.
+        True if notified, False on timeout (a negative timeout has expired
+        already). `RuntimeError` if the lock is not held by the caller.
         """
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        return self._green_wait(None, timeout)
+        return self._green_wait(None, _wait_timeout(timeout))
 
     async def _async_wait(self, timeout: float | None) -> bool:
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        return await self._async_wait_core(None, timeout)
+        return await self._async_wait_core(None, _wait_timeout(timeout))
 
     def wait_for(
         self,
@@ -3196,17 +3455,11 @@ class Condition(_Waiting):
         With *delegate*, notifiers evaluate the predicate (under the lock)
         and wake this waiter only when it holds.
         """
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        deadline = None if timeout is None else _monotonic() + timeout
+        deadline = _Deadline(_wait_timeout(timeout))
+        delegated = predicate if delegate else None
         result = predicate()
-        while not result:
-            remaining = None
-            if deadline is not None:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    break
-            self._green_wait(predicate if delegate else None, remaining)
+        while not result and deadline.running():
+            self._green_wait(delegated, deadline.left)
             result = predicate()
         return result
 
@@ -3218,17 +3471,11 @@ class Condition(_Waiting):
         delegate: bool = True,
     ) -> _T:
         """Async `wait_for`."""
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        deadline = None if timeout is None else _monotonic() + timeout
+        deadline = _Deadline(_wait_timeout(timeout))
+        delegated = predicate if delegate else None
         result = predicate()
-        while not result:
-            remaining = None
-            if deadline is not None:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    break
-            await self._async_wait_core(predicate if delegate else None, remaining)
+        while not result and deadline.running():
+            await self._async_wait_core(delegated, deadline.left)
             result = predicate()
         return result
 
@@ -3238,40 +3485,52 @@ class Condition(_Waiting):
         """Wake up to *count* waiters; return how many were woken.
 
         The lock must be held (by anyone), unless the condition is lockless.
+        Waits that begin during the call are not woken by it.
         """
-        lock = self._lock
-        kind = self._kind
-        if kind != _LOCKLESS:
-            held = lock.locked() if kind == _MORPHING else _foreign_locked(lock)
-            if not held:
-                msg = "cannot notify on un-acquired lock"
-                raise RuntimeError(msg)
-        waiters = self._waiters
-        skipped: list[tuple[_Token, Callable[[], object] | None]] = []
-        woken = 0
-        while woken < count:
-            try:
-                entry = waiters.popleft()
-            except IndexError:
-                break
-            token, predicate = entry
-            if not token.pending:
-                continue
-            if predicate is not None and not _predicate_holds(predicate):
-                skipped.append(entry)
-                continue
-            if kind == _MORPHING:
-                lock._adopt(token)
-                woken += 1
-            elif token.set():
-                woken += 1
-        if skipped:
-            waiters.extendleft(reversed(skipped))
-        return woken
+        count = _check_value("count", count)
+        if not self._adapter.held():
+            msg = "cannot notify on un-acquired lock"
+            raise RuntimeError(msg)
+        return self._notify(count)
 
     def notify_all(self) -> int:
         """Wake every waiter; return how many were woken."""
         return self.notify(sys.maxsize)
+
+    def _notify(self, count: int) -> int:
+        waiters = self._waiters
+        timer = self._timer
+        now: Any = timer()
+        requeued = None  # the first waiter this call sent to the back
+        woken = 0
+        while woken < count:
+            try:
+                waiter = waiters.popleft()
+            except IndexError:
+                break
+            if waiter is requeued or waiter.stamp > now:
+                waiters.appendleft(waiter)  # began after us: not ours to wake
+                break
+            # A token that was claimed, or whose future was cancelled, belongs
+            # to a waiter that is leaving: it needs no notification.
+            if not waiter.token.pending:
+                continue
+            predicate = waiter.predicate
+            if predicate is not None and not _predicate_holds(predicate):
+                waiter.stamp = timer()
+                waiters.append(waiter)
+                if not waiter.unnotified:  # it gave up meanwhile
+                    _discard(waiters, waiter)
+                elif requeued is None:
+                    requeued = waiter
+                continue
+            try:
+                waiter.unnotified.pop()
+            except IndexError:  # it gave up first
+                continue
+            self._adapter.wake(waiter.token)
+            woken += 1
+        return woken
 
 
 def _predicate_holds(predicate: Callable[[], object]) -> bool:
@@ -3279,20 +3538,6 @@ def _predicate_holds(predicate: Callable[[], object]) -> bool:
         return bool(predicate())
     except Exception:  # noqa: BLE001 - let the waiter evaluate it and raise
         return True
-
-
-def _foreign_owned(lock: Any) -> bool:
-    is_owned = getattr(lock, "_is_owned", None)
-    if is_owned is not None:
-        return bool(is_owned())
-    return bool(lock.locked())
-
-
-def _foreign_locked(lock: Any) -> bool:
-    locked = getattr(lock, "locked", None)
-    if locked is not None:
-        return bool(locked())
-    return _foreign_owned(lock)
 
 
 def _timer_argument(timer: Callable[[], object]) -> Any:
