@@ -2521,11 +2521,25 @@ class TestCondition:
         async def body(w: World) -> None:
             cv = self.make(lock_name)
             async with w.hold(cv):
-                for bad in (math.nan, -1):
-                    result = await outcome_of(w.wait(cv, bad))
-                    assert isinstance(result, ValueError), (bad, result)
-                    result = await outcome_of(w.wait_for(cv, lambda: 0, timeout=bad))
-                    assert isinstance(result, ValueError), (bad, result)
+                for bad in (math.nan, "1"):
+                    error = ValueError if bad != "1" else TypeError
+                    result = await outcome_of(w.wait(cv, bad))  # type: ignore[arg-type]
+                    assert isinstance(result, error), (bad, result)
+                    result = await outcome_of(w.wait_for(cv, lambda: 0, timeout=bad))  # type: ignore[arg-type]
+                    assert isinstance(result, error), (bad, result)
+                    assert cv.waiting == 0 and _lock_is_mine(w, cv.lock)
+            assert not _held(cv.lock)
+
+    def test_negative_timeout_has_expired(self, world: str, lock_name: str) -> None:
+        """As threading.Condition: the usual `deadline - monotonic()` loop works."""
+
+        async def body(w: World) -> None:
+            cv = self.make(lock_name)
+            async with w.hold(cv):
+                for timeout in (-1, -0.5, -math.inf):
+                    assert await w.wait(cv, timeout) is False
+                    assert await w.wait_for(cv, lambda: 0, timeout) == 0
+                    assert await w.wait_for(cv, lambda: "ok", timeout) == "ok"
                     assert cv.waiting == 0 and _lock_is_mine(w, cv.lock)
             assert not _held(cv.lock)
 
@@ -8589,11 +8603,18 @@ def _unfinished_queue() -> Any:
 @pytest.mark.parametrize(("timeout", "error"), BAD_TIMEOUTS)
 @ALL_BLOCKING
 def test_bad_timeout(face: str, timeout: Any, error: type, blocking: Blocking) -> None:
+    expired = (
+        blocking.name.startswith("Condition.") and error is ValueError and timeout < 0
+    )
+
     async def body(w: World) -> None:
         obj = blocking.make()
         result = await outcome_of(blocking.call(w, obj, timeout))
-        assert isinstance(result, error), result
-        assert str(result), "the error says what is wrong"
+        if expired:  # as threading.Condition: a negative timeout has expired
+            assert not isinstance(result, Exception) and not result, result
+        else:
+            assert isinstance(result, error), result
+            assert str(result), "the error says what is wrong"
         assert blocking.idle(obj), obj
         # Still usable: a valid short timeout behaves as usual.
         result = await outcome_of(blocking.call(w, obj, 0.001))
