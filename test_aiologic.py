@@ -2545,41 +2545,6 @@ class TestCondition:
 
         run_in(world, body)
 
-    def test_cancel_while_waiting(self, cooperative_world: str, lock_name: str) -> None:
-        """A waiter cancelled while notified passes the notification on."""
-
-        async def waiter(w: World, cv: Any, name: str, woke: list[str]) -> str:
-            async with w.hold(cv):
-                await w.wait(cv)
-                woke.append(name)
-            return name
-
-        async def body(w: World) -> None:
-            cv = self.make(lock_name)
-            for order in ("cancel-then-notify", "notify-then-cancel"):
-                woke: list[str] = []
-                doomed = w.spawn(waiter, cv, "A", woke)
-                await w.wait_until(lambda: cv.waiting == 1)
-                other = w.spawn(waiter, cv, "B", woke)
-                await w.wait_until(lambda: cv.waiting == 2)
-                async with w.hold(cv):
-                    if order == "cancel-then-notify":
-                        doomed.cancel()
-                        cv.notify()
-                    else:
-                        cv.notify()
-                        doomed.cancel()
-                result = await doomed.join()
-                if result is CANCELLED and "B" not in woke and cv.waiting:
-                    # A left before the notification reached it. Nothing lost.
-                    async with w.hold(cv):
-                        cv.notify()
-                assert await other.join() == "B"
-                assert result in ("A", CANCELLED)
-                assert cv.waiting == 0 and not _held(cv.lock)
-
-        run_in(cooperative_world, body)
-
 
 def test_condition_default_lock_is_rlock_and_restores_depth(world: str) -> None:
     async def waiter(w: World, cv: Any) -> int:
@@ -2716,6 +2681,512 @@ def test_condition_repr_slots_weakref() -> None:
     with cv:
         assert cv
         assert repr(cv) != before
+
+
+# -- every lock kind, and the races of a wait ------------------------------------
+#
+# The tests below force each interleaving of a wait with a notify, a timeout
+# and a cancellation, for every kind of lock a Condition takes. In the
+# cooperative worlds the order is set by where the test yields; in threads a
+# `PauseAt` stops a thread at a chosen line of aiologic.py.
+
+ANY_CONDITION_LOCKS: dict[str, Callable[[], Any]] = {
+    **CONDITION_LOCKS,
+    "None": lambda: None,
+    "threading.Lock": threading.Lock,
+}
+# Locks whose waiters queue on the lock, so that `lock.waiting` shows them.
+QUEUEING_LOCKS = ("Lock", "RLock", "BinarySemaphore")
+
+
+class PauseAt:
+    """Stop a thread at a line of aiologic.py, found by its text.
+
+    Threads started inside ``with PauseAt(function, text):`` are traced; the
+    first of them (whose name starts with `thread`, if given) to reach the
+    line waits there until `resume()` (for at most DEADLINE seconds).
+    `reached()` waits until one has.
+    """
+
+    def __init__(self, function: Any, text: str, thread: str = "") -> None:
+        function = getattr(function, "__func__", function)
+        lines, first = inspect.getsourcelines(function)
+        found = [first + i for i, line in enumerate(lines) if text in line]
+        assert len(found) == 1, (text, found)
+        self.code = function.__code__
+        self.line = found[0]
+        self.thread = thread
+        self.claim = [None]
+        self.stopped = threading.Event()
+        self.go = threading.Event()
+
+    def _trace(self, frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not self.code:
+            return None
+        if not threading.current_thread().name.startswith(self.thread):
+            return None
+        return self._trace_lines
+
+    def _trace_lines(self, frame: Any, event: str, arg: Any) -> Any:
+        if event == "line" and frame.f_lineno == self.line and self.claim:
+            self.claim.pop()
+            self.stopped.set()
+            assert self.go.wait(DEADLINE), "PauseAt was never resumed"
+        return self._trace_lines
+
+    def __enter__(self) -> PauseAt:
+        threading.settrace(self._trace)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        # Threads started inside stay traced; the paused one waits for
+        # resume(), unless the test is failing already.
+        threading.settrace(None)  # type: ignore[arg-type]
+        if exc_info[0] is not None:
+            self.go.set()
+
+    def reached(self) -> None:
+        assert self.stopped.wait(DEADLINE), f"no thread reached line {self.line}"
+
+    def resume(self) -> None:
+        self.go.set()
+
+
+class _NamedThread:
+    """fn() run in a new thread called `name` (PauseAt picks threads by name)."""
+
+    def __init__(self, name: str, fn: Callable[[], Any]) -> None:
+        self.outcome = Outcome()
+        self.thread = threading.Thread(
+            target=self.outcome.capture, args=((), fn), name=name, daemon=True
+        )
+        self.thread.start()
+
+    def join(self) -> Any:
+        self.thread.join(DEADLINE)
+        assert not self.thread.is_alive(), _stack_of(self.thread)
+        return self.outcome.unwrap()
+
+
+def _lock_kind_in(world: str, lock_name: str) -> None:
+    if lock_name == "threading.Lock" and world in ("gevent", "eventlet"):
+        # A blocking threading lock would block the hub thread for good.
+        pytest.skip("a threading lock held across a green switch blocks the hub")
+
+
+async def _waiter_recording(
+    w: World, cv: Any, name: str, log: list[tuple[str, Any]]
+) -> str:
+    """Wait once; log how it ended and whether the lock was held then."""
+    async with w.hold(cv):
+        try:
+            notified = await w.wait(cv)
+        except w.cancelled:
+            log.append((name, _holds(w, cv)))
+            raise
+        log.append((name, notified))
+        return name
+
+
+def _holds(w: World, cv: Any) -> bool:
+    lock = cv.lock
+    if lock is None:
+        return True
+    if isinstance(lock, (aiologic.Lock, aiologic.Semaphore)):
+        return _lock_is_mine(w, lock)
+    return not lock.acquire(False)
+
+
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+def test_condition_notified_then_cancelled_passes_on(
+    cooperative_world: str, lock_name: str
+) -> None:
+    """notify() picks A; A is cancelled before it runs: B gets the wake-up.
+
+    A still takes the lock back before its cancellation propagates. (In the
+    worlds where a task that was already woken finishes its step, A may return
+    normally instead: then it had the notification, and B still waits.)
+    """
+    _lock_kind_in(cooperative_world, lock_name)
+
+    async def body(w: World) -> None:
+        cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+        log: list[tuple[str, Any]] = []
+        a = w.spawn(_waiter_recording, cv, "A", log)
+        await w.wait_until(lambda: cv.waiting == 1)
+        b = w.spawn(_waiter_recording, cv, "B", log)
+        await w.wait_until(lambda: cv.waiting == 2)
+        async with w.hold(cv):
+            assert cv.notify() == 1
+            a.cancel()
+        result = await a.join()
+        if result is CANCELLED:
+            assert log[0] == ("A", True), log  # it held the lock again
+            # No other notify: B must have been passed the wake-up.
+            assert await b.join() == "B"
+        else:
+            assert result == "A" and log == [("A", True)], log
+            await w.wait_until(lambda: cv.waiting == 1)
+            async with w.hold(cv):
+                assert cv.notify() == 1
+            assert await b.join() == "B"
+        assert ("B", True) in log
+        assert cv.waiting == 0 and not cv
+        if lock_name in QUEUEING_LOCKS:
+            assert cv.lock.waiting == 0
+
+    run_in(cooperative_world, body)
+
+
+def test_condition_notified_then_cancelled_asyncio_is_strict() -> None:
+    """In asyncio the cancelled waiter always raises, whatever the lock."""
+
+    async def body(w: World) -> None:
+        for make in ANY_CONDITION_LOCKS.values():
+            cv = aiologic.Condition(make())
+            log: list[tuple[str, Any]] = []
+            a = w.spawn(_waiter_recording, cv, "A", log)
+            await w.wait_until(lambda cv=cv: cv.waiting == 1)
+            b = w.spawn(_waiter_recording, cv, "B", log)
+            await w.wait_until(lambda cv=cv: cv.waiting == 2)
+            async with w.hold(cv):
+                assert cv.notify() == 1
+                a.cancel()
+            assert await a.join() is CANCELLED
+            assert await b.join() == "B"
+            assert log == [("A", True), ("B", True)], (cv, log)
+            assert cv.waiting == 0 and not cv
+
+    run_in("asyncio", body)
+
+
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+def test_condition_cancelled_then_notified_is_not_counted(
+    cooperative_world: str, lock_name: str
+) -> None:
+    """A waiter cancelled before the notify is not woken by it, nor counted."""
+    _lock_kind_in(cooperative_world, lock_name)
+
+    async def body(w: World) -> None:
+        cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+        log: list[tuple[str, Any]] = []
+        a = w.spawn(_waiter_recording, cv, "A", log)
+        await w.wait_until(lambda: cv.waiting == 1)
+        b = w.spawn(_waiter_recording, cv, "B", log)
+        await w.wait_until(lambda: cv.waiting == 2)
+        async with w.hold(cv):
+            a.cancel()
+            if w.green:  # the kill reaches A when it runs
+                await w.wait_until(lambda: cv.waiting == 1)
+            assert cv.notify_all() == 1
+        assert await a.join() is CANCELLED
+        assert await b.join() == "B"
+        assert sorted(log) == [("A", True), ("B", True)], log
+        assert cv.waiting == 0 and not cv
+
+    run_in(cooperative_world, body)
+
+
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+@pytest.mark.parametrize("waiter_world", ["threading", "asyncio", "trio"])
+def test_condition_timeout_after_notify_counts_as_notified(
+    waiter_world: str, lock_name: str
+) -> None:
+    """The wait's timeout fires, then a notify picks it before it looks:
+    notify counted it, so the wait returns True (and nobody else is owed).
+
+    In trio the timeout is a cancel scope, which withdraws the wait as it
+    fires: the notify then neither counts nor wakes it, and it returns False.
+    Either way, a wait is counted exactly when it returns True.
+    """
+    counted = waiter_world != "trio"
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+
+    async def waiter(w: World) -> Any:
+        async with w.hold(cv):
+            return await w.wait(cv, SHORT)
+
+    with PauseAt(aiologic.Condition._settle, "waiter.unnotified.pop()") as pause:
+        actor = Actor(waiter_world, waiter)
+        pause.reached()  # timed out, not yet looked at its claim
+    assert cv.waiting == 1
+    with cv:
+        assert cv.notify() == counted
+    pause.resume()
+    assert actor.join() is counted
+    assert cv.waiting == 0 and not cv
+    if lock_name in QUEUEING_LOCKS:
+        assert cv.lock.waiting == 0
+
+
+@pytest.mark.parametrize("lock_name", ["Lock", "RLock", "BinarySemaphore", "None"])
+def test_condition_timeout_while_notify_hands_over(lock_name: str) -> None:
+    """notify has claimed the waiter but not yet woken it (or queued it on the
+    lock) when the waiter times out: it returns True, holding the lock, and
+    the lock skips the token that notify queues too late."""
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+
+    def waiter() -> Any:
+        with cv:
+            return cv.wait(SHORT), _holds(ThreadingWorld(), cv)
+
+    def notifier() -> int:
+        with cv:
+            return int(cv.notify())
+
+    w = _NamedThread("waiter", waiter)
+    wait_until(lambda: cv.waiting == 1)
+    text = "self._adapter.wake(waiter.token)"
+    with PauseAt(aiologic.Condition._notify, text, "notifier") as pause:
+        n = _NamedThread("notifier", notifier)
+        pause.reached()
+    if lock_name == "None":
+        assert w.join() == (True, True)
+    else:  # the waiter timed out and now queues for the lock
+        wait_until(lambda: cv.lock.waiting == 1)
+    pause.resume()
+    assert n.join() == 1
+    assert w.join() == (True, True)
+    assert cv.waiting == 0 and not cv
+    if lock_name != "None":
+        assert cv.lock.waiting == 0
+
+
+@pytest.mark.parametrize("lock_name", ["Lock", "RLock", "BinarySemaphore", "None"])
+@pytest.mark.parametrize("waiter_world", ["threading", "asyncio", "trio"])
+def test_condition_wait_for_gives_up_while_notify_asks(
+    waiter_world: str, lock_name: str
+) -> None:
+    """A delegated wait_for times out while notify() evaluates its predicate
+    (which then says no): the returned waiter is not left in `waiting`."""
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+    asked: list[int] = []
+    notifier = threading.get_ident()
+
+    def predicate() -> bool:
+        if threading.get_ident() == notifier:
+            asked.append(1)
+            if lock_name == "None":  # it returns as soon as it has given up
+                wait_until(lambda: not actor.thread.is_alive())
+            else:  # it gave up, and queues for the lock we hold
+                wait_until(lambda: cv.lock.waiting == 1)
+        return False
+
+    async def waiter(w: World) -> Any:
+        async with w.hold(cv):
+            return await w.wait_for(cv, predicate, SHORT)
+
+    actor = Actor(waiter_world, waiter)
+    wait_until(lambda: cv.waiting == 1)
+    with cv:
+        assert cv.notify() == 0
+        assert asked == [1]
+        assert cv.waiting == 0
+    assert actor.join() is False
+    assert cv.waiting == 0 and not cv
+
+
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+def test_condition_cancelled_while_taking_the_lock_back(
+    async_backend: str, lock_name: str
+) -> None:
+    """A waiter that timed out and waits for the lock is cancelled: the
+    cancellation waits until it holds the lock, then propagates (in trio, as
+    trio's own Condition does, at the next checkpoint: the wait completed)."""
+
+    async def body(w: World) -> None:
+        cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+        log: list[Any] = []
+        deferred = w.library == "trio" and lock_name in QUEUEING_LOCKS
+
+        async def waiter(w: World) -> Any:
+            async with w.hold(cv):
+                try:
+                    result = await w.wait(cv, SHORT)
+                except w.cancelled:
+                    log.append(_holds(w, cv))
+                    raise
+                log.append(result)
+            await w.sleep(0)
+
+        task = w.spawn(waiter)
+        await w.wait_until(lambda: cv.waiting == 1)
+        if lock_name not in QUEUEING_LOCKS:
+            # It takes a blocking lock back at once: nothing to cancel.
+            task.cancel()
+            assert await task.join() is CANCELLED and log == [True]
+            return
+        await w.lock(cv)
+        await w.wait_until(lambda: cv.waiting == 0 and cv.lock.waiting == 1)
+        task.cancel()
+        await w.sleep(0.01)
+        assert cv.lock.waiting == 1 and log == []
+        await w.unlock(cv)
+        assert await task.join() is CANCELLED
+        assert log == ([False] if deferred else [True])
+        assert not cv and cv.lock.waiting == 0
+
+    run_in(async_backend, body)
+
+
+class _FlakyLock:
+    """A threading lock whose acquire() can be told to fail once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fail: list[BaseException] = []
+        self.calls = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self.calls += 1
+        if self.fail:
+            raise self.fail.pop()
+        return self.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def locked(self) -> bool:
+        return self.lock.locked()
+
+
+def test_condition_error_while_taking_the_lock_back_is_not_retried() -> None:
+    """Only the waiter's own cancellation is deferred: another exception from
+    taking the lock back propagates at once, and a notification it had goes
+    on to the next waiter."""
+    lock = _FlakyLock()
+    cv = aiologic.Condition(lock)
+
+    def waiter(name: str, log: list[Any]) -> Any:
+        lock.acquire()
+        try:
+            result = cv.wait(DEADLINE)
+        except OSError as exc:
+            log.append((name, str(exc), lock.locked()))
+            return "failed"
+        log.append((name, result))
+        lock.release()
+        return name
+
+    log: list[Any] = []
+    a = _NamedThread("A", lambda: waiter("A", log))
+    wait_until(lambda: cv.waiting == 1)
+    b = _NamedThread("B", lambda: waiter("B", log))
+    wait_until(lambda: cv.waiting == 2)
+    with cv:
+        lock.fail.append(OSError("no lock for you"))
+        calls = lock.calls
+        assert cv.notify() == 1
+    assert a.join() == "failed"
+    assert b.join() == "B"  # passed on: no second notify
+    assert log == [("A", "no lock for you", False), ("B", True)], log
+    # A called acquire() once to take the lock back, B once.
+    assert lock.calls == calls + 2
+    assert cv.waiting == 0 and not cv
+
+
+def test_condition_notify_wakes_only_waits_that_began_before() -> None:
+    """The timer stamps each wait; notify wakes only waits stamped before it."""
+    stamps = iter([10, 20, 15, 30])  # A, B, notify, notify
+    cv = aiologic.Condition(None, lambda: next(stamps))
+
+    async def waiter(w: World) -> Any:
+        return await w.wait(cv, DEADLINE)
+
+    async def body(w: World) -> None:
+        a = w.spawn(waiter)
+        await w.wait_until(lambda: cv.waiting == 1)
+        b = w.spawn(waiter)
+        await w.wait_until(lambda: cv.waiting == 2)
+        assert cv.notify_all() == 1  # at 15: A (10), not B (20)
+        assert await a.join() is True and cv.waiting == 1
+        assert cv.notify_all() == 1  # at 30
+        assert await b.join() is True and cv.waiting == 0
+
+    run_in("asyncio", body)
+
+
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+def test_condition_delegated_no_goes_to_the_back(lock_name: str) -> None:
+    """A delegated predicate that says no sends its waiter behind the others;
+    notify_all ends even when the timer does not move."""
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name](), lambda: 0)
+    ready = {"A": False}
+    order: list[str] = []
+
+    async def waiter(w: World, name: str) -> None:
+        async with w.hold(cv):
+            if name == "A":
+                await w.wait_for(cv, lambda: ready["A"], DEADLINE)
+            else:
+                assert await w.wait(cv, DEADLINE)
+            order.append(name)
+
+    async def body(w: World) -> None:
+        tasks = []
+        for i, name in enumerate("ABC"):
+            tasks.append(w.spawn(waiter, name))
+            await w.wait_until(lambda i=i: cv.waiting == i + 1)
+        async with w.hold(cv):
+            assert cv.notify() == 1  # A says no, goes to the back; B
+        await w.wait_until(lambda: order == ["B"])
+        async with w.hold(cv):
+            ready["A"] = True
+            assert cv.notify() == 1  # C, not A
+        await w.wait_until(lambda: order == ["B", "C"])
+        async with w.hold(cv):
+            ready["A"] = False
+            assert cv.notify_all() == 0  # ends, although the timer stands
+            assert cv.waiting == 1
+            ready["A"] = True
+            assert cv.notify_all() == 1
+        for task in tasks:
+            await task.join()
+        assert order == ["B", "C", "A"] and cv.waiting == 0
+
+    run_in("asyncio", body)
+
+
+def test_condition_checks_its_lock_when_made() -> None:
+    import asyncio
+
+    class OnlyAcquire:
+        def acquire(self) -> bool:
+            return True
+
+    for bad in (object(), "lock", OnlyAcquire(), asyncio.Lock(), aiologic.Event()):
+        with pytest.raises(TypeError, match=r"acquire\(\) and release\(\)"):
+            aiologic.Condition(bad)
+    # Anything with a blocking acquire() and release() will do.
+    cv = aiologic.Condition(_FlakyLock())
+    with cv:
+        assert cv and cv.notify() == 0
+        assert cv.wait(0) is False
+    assert not cv
+
+
+def test_condition_notify_count_is_an_int_at_least_zero() -> None:
+    class Two:
+        def __index__(self) -> int:
+            return 2
+
+    cv = aiologic.Condition(None)
+    waiters = [_NamedThread("w", lambda: cv.wait(DEADLINE)) for _ in range(3)]
+    wait_until(lambda: cv.waiting == 3)
+    for bad, error in [
+        (1.5, TypeError),
+        (math.nan, TypeError),
+        ("1", TypeError),
+        (None, TypeError),
+        (-1, ValueError),
+    ]:
+        with pytest.raises(error):
+            cv.notify(bad)  # type: ignore[arg-type]
+        assert cv.waiting == 3  # nothing changed
+    assert cv.notify(0) == 0 and cv.waiting == 3
+    assert cv.notify(Two()) == 2  # type: ignore[arg-type]
+    assert cv.notify(True) == 1
+    assert [w.join() for w in waiters] == [True] * 3
 
 
 # ============================================================================
