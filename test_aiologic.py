@@ -2688,7 +2688,8 @@ def test_condition_repr_slots_weakref() -> None:
 # The tests below force each interleaving of a wait with a notify, a timeout
 # and a cancellation, for every kind of lock a Condition takes. In the
 # cooperative worlds the order is set by where the test yields; in threads a
-# `PauseAt` stops a thread at a chosen line of aiologic.py.
+# `PauseNewThreadsAt` stops a thread (an OS thread running any world) at a
+# chosen line of aiologic.py.
 
 ANY_CONDITION_LOCKS: dict[str, Callable[[], Any]] = {
     **CONDITION_LOCKS,
@@ -2699,10 +2700,10 @@ ANY_CONDITION_LOCKS: dict[str, Callable[[], Any]] = {
 QUEUEING_LOCKS = ("Lock", "RLock", "BinarySemaphore")
 
 
-class PauseAt:
+class PauseNewThreadsAt:
     """Stop a thread at a line of aiologic.py, found by its text.
 
-    Threads started inside ``with PauseAt(function, text):`` are traced; the
+    Threads started inside ``with PauseNewThreadsAt(function, text):`` are traced; the
     first of them (whose name starts with `thread`, if given) to reach the
     line waits there until `resume()` (for at most DEADLINE seconds).
     `reached()` waits until one has.
@@ -2731,10 +2732,10 @@ class PauseAt:
         if event == "line" and frame.f_lineno == self.line and self.claim:
             self.claim.pop()
             self.stopped.set()
-            assert self.go.wait(DEADLINE), "PauseAt was never resumed"
+            assert self.go.wait(DEADLINE), "PauseNewThreadsAt was never resumed"
         return self._trace_lines
 
-    def __enter__(self) -> PauseAt:
+    def __enter__(self) -> PauseNewThreadsAt:
         threading.settrace(self._trace)
         return self
 
@@ -2753,7 +2754,7 @@ class PauseAt:
 
 
 class _NamedThread:
-    """fn() run in a new thread called `name` (PauseAt picks threads by name)."""
+    """fn() run in a new thread called `name` (picked by PauseNewThreadsAt)."""
 
     def __init__(self, name: str, fn: Callable[[], Any]) -> None:
         self.outcome = Outcome()
@@ -2906,7 +2907,9 @@ def test_condition_timeout_after_notify_counts_as_notified(
         async with w.hold(cv):
             return await w.wait(cv, SHORT)
 
-    with PauseAt(aiologic.Condition._settle, "waiter.unnotified.pop()") as pause:
+    with PauseNewThreadsAt(
+        aiologic.Condition._settle, "waiter.unnotified.pop()"
+    ) as pause:
         actor = Actor(waiter_world, waiter)
         pause.reached()  # timed out, not yet looked at its claim
     assert cv.waiting == 1
@@ -2937,7 +2940,7 @@ def test_condition_timeout_while_notify_hands_over(lock_name: str) -> None:
     w = _NamedThread("waiter", waiter)
     wait_until(lambda: cv.waiting == 1)
     text = "self._adapter.wake(waiter.token)"
-    with PauseAt(aiologic.Condition._notify, text, "notifier") as pause:
+    with PauseNewThreadsAt(aiologic.Condition._notify, text, "notifier") as pause:
         n = _NamedThread("notifier", notifier)
         pause.reached()
     if lock_name == "None":
@@ -7884,65 +7887,141 @@ def test_stress_limiter_total_changing(factory: str, fast_switching: None) -> No
     assert limiter.available_tokens == 3 and not limiter.borrowers
 
 
+class _TicketBox:
+    """Tickets made by producers and taken by consumers, counted exactly."""
+
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()  # never held across a switch
+        self.tickets = self.produced = self.consumed = self.done = 0
+        self.closing = False
+
+    def add(self) -> None:
+        with self.mutex:
+            self.tickets += 1
+            self.produced += 1
+
+    def take(self) -> bool:
+        with self.mutex:
+            if not self.tickets:
+                return False
+            self.tickets -= 1
+            self.consumed += 1
+            return True
+
+    def any(self) -> bool:
+        return self.tickets > 0
+
+    def finished(self) -> None:
+        with self.mutex:
+            self.done += 1
+
+
 async def _stress_condition_worker(
-    w: World, run: StressRun, who: tuple[int, int], cv: Any, tickets: list[int]
+    w: World, run: StressRun, who: tuple[int, int], cv: Any, box: _TicketBox
 ) -> str:
+    """Task 0 of each world sleeps on the condition, never cancelled, taking
+    tickets until the test closes the run; the others produce tickets and wait
+    for them with random timeouts and random cancellation."""
     rng = run.rng(who)
+    if who[1] == 0:
+        async with w.hold(cv):
+            while not box.closing:
+                await w.wait_for(cv, lambda: box.any() or box.closing)
+                if box.take():
+                    run.count(w, "slept")
+        return "finished"
 
     async def once() -> None:
-        produce = rng.random() < 0.45
-        timeout = rng.choice((None, 0, 0.001, 0.005, 0.02)) if not produce else None
-        async with w.hold(cv):
-            run.enter("hold")
-            try:
-                if produce:
-                    tickets[0] += 1
-                    if rng.random() < 0.2:
-                        cv.notify_all()
-                    else:
-                        cv.notify()
+        if rng.random() < 0.4:
+            async with w.hold(cv):
+                box.add()
+                if rng.random() < 0.2:
+                    cv.notify_all()
                 else:
-                    run.leave("hold")
-                    try:
-                        got = await w.wait_for(
-                            cv,
-                            lambda: tickets[0] > 0 or not run.going(),
-                            timeout=timeout,
-                        )
-                    finally:
-                        run.enter("hold")  # wait_for returns holding the lock
-                    if got and tickets[0] > 0:
-                        tickets[0] -= 1
-                        run.count(w, "consumed")
-                    assert tickets[0] >= 0
-                run.count(w, "entered")
-            finally:
-                run.leave("hold")
+                    cv.notify()
+            return
+        # "No timeout" waits until the end of the run at most.
+        timeout = rng.choice(STRESS_TIMEOUTS)
+        if timeout is None:
+            timeout = max(0.0, run.stop_at - time.monotonic())
+        async with w.hold(cv):
+            try:
+                got = await w.wait_for(
+                    cv, box.any, timeout, delegate=rng.random() < 0.5
+                )
+                if got and box.take():
+                    run.count(w, "consumed")
+            except BaseException:
+                if not _holds(w, cv):
+                    run.violations.append(f"{w.name}: left wait() without the lock")
+                raise
+            if not _holds(w, cv):
+                run.violations.append(f"{w.name}: returned without the lock")
 
     while run.going():
         if not await _maybe_cancel(w, rng.choice(STRESS_CANCEL_DELAYS), once):
             run.count(w, "cancelled")
         await w.sleep(0)
-    async with w.hold(cv):
-        cv.notify_all()  # the others may wait for a ticket that never comes
+    box.finished()
     return "finished"
 
 
 @stress
-@pytest.mark.parametrize(
-    "make_lock",
-    [aiologic.Lock, aiologic.RLock, aiologic.BinarySemaphore],
-    ids=["Lock", "RLock", "BinarySemaphore"],
-)
-def test_stress_condition(make_lock: Callable[[], Any], fast_switching: None) -> None:
-    cv = aiologic.Condition(make_lock())
-    tickets = [0]
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+def test_stress_condition(lock_name: str, fast_switching: None) -> None:
+    """Producers notify, consumers wait with random timeouts and are cancelled
+    at random, in every world at once, while one task per world sleeps on the
+    condition without a timeout. Once the producers stop, the sleepers must
+    get every ticket left with no further notify (a notification swallowed by
+    a cancelled or timed-out waiter would leave one), and all is released."""
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+    box = _TicketBox()
     run = StressRun()
-    results = run.run(_stress_condition_worker, cv, tickets)
+    if lock_name == "threading.Lock":  # it would block a green hub for good
+        run.worlds = [n for n in run.worlds if n not in ("gevent", "eventlet")]
+        run.start = threading.Barrier(
+            len(run.worlds) + 1, action=run._started, timeout=DEADLINE
+        )
+    args = (_stress_condition_worker, STRESS_TASKS, (cv, box))
+    actors = [
+        Actor(name, _stress_actor, run, serial, *args)
+        for serial, name in enumerate(run.worlds)
+    ]
+    run.start.wait()
+    sleepers = len(run.worlds)
+    try:
+        wait_until(
+            lambda: box.done == sleepers * (STRESS_TASKS - 1),
+            STRESS_SECONDS + STRESS_DEADLINE,
+            actors,
+        )
+        if cv.lock is not None:
+            # Without a lock a ticket can come between a sleeper's look at
+            # the tickets and its wait: a Condition(None) cannot promise this.
+            try:
+                wait_until(
+                    lambda: box.tickets == 0 and cv.waiting == sleepers,
+                    STRESS_DEADLINE / 2,
+                    actors,
+                )
+            except AssertionError:
+                raise AssertionError(
+                    f"lost wake-up: {box.tickets} tickets left while"
+                    f" {cv.waiting} of {sleepers} sleepers wait on {cv!r}: {run}"
+                ) from None
+    finally:
+        box.closing = True
+        with cv:
+            cv.notify_all()
+    results = run.join(actors)
     assert all(r == ["finished"] * STRESS_TASKS for r in results), results
     assert cv.waiting == 0 and not cv, (cv, run)
-    assert cv.lock.waiting == 0
-    assert tickets[0] >= 0 and run.total("consumed") > 0, run
+    if lock_name in QUEUEING_LOCKS:
+        assert cv.lock.waiting == 0, cv.lock
+    assert box.consumed + box.tickets == box.produced, run
+    assert run.total("consumed") > 0 and run.total("slept") > 0, run
+    if len(run.worlds) > 1:
+        assert run.total("cancelled") > 0, run
     with cv:
         assert cv.notify() == 0
 
