@@ -7958,8 +7958,22 @@ async def _stress_condition_worker(
             if not _holds(w, cv):
                 run.violations.append(f"{w.name}: returned without the lock")
 
+    async def tail() -> None:
+        # No more tickets come, and no look at them before waiting: a ticket
+        # taken here was handed over by a notification.
+        async with w.hold(cv):
+            if await w.wait(cv, rng.choice(STRESS_TIMEOUTS[2:])) and box.take():
+                run.count(w, "consumed")
+
     while run.going():
         if not await _maybe_cancel(w, rng.choice(STRESS_CANCEL_DELAYS), once):
+            run.count(w, "cancelled")
+        await w.sleep(0)
+    # The last notifications meet waiters that time out and are cancelled,
+    # with no later notify to hide one they swallow.
+    tail_end = time.monotonic() + 0.2
+    while time.monotonic() < tail_end:
+        if not await _maybe_cancel(w, rng.choice(STRESS_CANCEL_DELAYS), tail):
             run.count(w, "cancelled")
         await w.sleep(0)
     box.finished()
