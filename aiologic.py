@@ -3194,11 +3194,10 @@ def _lock_adapter(lock: Any) -> _NoLock:
     if isinstance(lock, Semaphore):
         return _OurLock(lock)
     acquire = getattr(lock, "acquire", None)
-    code = getattr(getattr(acquire, "__func__", acquire), "__code__", None)
     if (
         not callable(acquire)
         or not callable(getattr(lock, "release", None))
-        or (code is not None and code.co_flags & 0x180)  # a coroutine function
+        or _is_coroutine_function(acquire)  # asyncio.Lock and its kin
     ):
         msg = (
             "a Condition's lock must be None, an aiologic lock or semaphore, or"
