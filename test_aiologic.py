@@ -3151,13 +3151,18 @@ def test_condition_delegated_no_goes_to_the_back(lock_name: str) -> None:
 
 
 def test_condition_checks_its_lock_when_made() -> None:
-    import asyncio
-
     class OnlyAcquire:
         def acquire(self) -> bool:
             return True
 
-    for bad in (object(), "lock", OnlyAcquire(), asyncio.Lock(), aiologic.Event()):
+    class AsyncLock:  # as asyncio.Lock
+        async def acquire(self) -> bool:
+            return True
+
+        def release(self) -> None:
+            pass
+
+    for bad in (object(), "lock", OnlyAcquire(), AsyncLock(), aiologic.Event()):
         with pytest.raises(TypeError, match=r"acquire\(\) and release\(\)"):
             aiologic.Condition(bad)
     # Anything with a blocking acquire() and release() will do.
