@@ -2985,7 +2985,7 @@ class _ConditionWaiter:
         self.saved: Any = None  # what the adapter needs to take the lock back
         self.notified = False
         self.relock = False  # the lock is still to be taken back
-        self.fatal = False  # `error` is not a cancellation: raise it at once
+        self.fatal = False  # `error` is not a cancellation: no more retries
         self.error: BaseException | None = None
 
 
