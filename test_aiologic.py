@@ -7922,11 +7922,18 @@ class _TicketBox:
 
 
 async def _stress_condition_worker(
-    w: World, run: StressRun, who: tuple[int, int], cv: Any, box: _TicketBox
+    w: World,
+    run: StressRun,
+    who: tuple[int, int],
+    cv: Any,
+    box: _TicketBox,
+    exact_cv: Any,
+    exact_box: _TicketBox,
 ) -> str:
     """Task 0 of each world sleeps on the condition, never cancelled, taking
     tickets until the test closes the run; the others produce tickets and wait
-    for them with random timeouts and random cancellation."""
+    for them with random timeouts and random cancellation, then, on a second
+    condition, count notifications exactly."""
     rng = run.rng(who)
     if who[1] == 0:
         async with w.hold(cv):
@@ -7963,28 +7970,30 @@ async def _stress_condition_worker(
             if not _holds(w, cv):
                 run.violations.append(f"{w.name}: returned without the lock")
 
-    async def tail() -> None:
-        # Short waits without a look at the tickets first: a ticket taken
-        # here was handed over by a notification. A notification such a
-        # waiter swallows as it times out or is cancelled stays lost unless a
-        # later one comes, and near the end none does.
-        async with w.hold(cv):
-            if rng.random() < 0.3:
-                box.add()
-                cv.notify()
-            elif await w.wait(cv, rng.choice(STRESS_TIMEOUTS[2:])) and box.take():
-                run.count(w, "consumed")
+    async def exactly() -> None:
+        # Timeouts only, on a second condition: every notification counted
+        # is taken by exactly one wait that returns True, even when its
+        # timeout fires as the notify picks it; no look at the tickets first.
+        async with w.hold(exact_cv):
+            if rng.random() < 0.4:
+                k = rng.choice((1, 1, 2))
+                for _ in range(k):
+                    exact_box.add()
+                for _ in range(k - exact_cv.notify(k)):  # nobody to take them
+                    if not exact_box.take():
+                        run.violations.append(f"{w.name}: a ticket was taken twice")
+            elif await w.wait(exact_cv, rng.choice(STRESS_TIMEOUTS[2:])):
+                if not exact_box.take():
+                    run.violations.append(f"{w.name}: True without a notification")
+                run.count(w, "exact")
 
     while run.going():
         if not await _maybe_cancel(w, rng.choice(STRESS_CANCEL_DELAYS), once):
             run.count(w, "cancelled")
         await w.sleep(0)
-    # The last notifications meet waiters that time out and are cancelled,
-    # with no later notify to hide one they swallow.
-    tail_end = time.monotonic() + 0.2
+    tail_end = time.monotonic() + 0.3
     while time.monotonic() < tail_end:
-        if not await _maybe_cancel(w, rng.choice(STRESS_CANCEL_DELAYS), tail):
-            run.count(w, "cancelled")
+        await exactly()
         await w.sleep(0)
     box.finished()
     return "finished"
@@ -7997,7 +8006,8 @@ def test_stress_condition(lock_name: str, fast_switching: None) -> None:
     at random, in every world at once, while one task per world sleeps on the
     condition without a timeout. Once the producers stop, the sleepers must
     get every ticket left with no further notify (a notification swallowed by
-    a cancelled or timed-out waiter would leave one), and all is released."""
+    a cancelled or timed-out waiter would leave one), and all is released.
+    Then, with timeouts only, notify's count must match the True returns."""
     cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
     box = _TicketBox()
     run = StressRun()
@@ -8006,7 +8016,9 @@ def test_stress_condition(lock_name: str, fast_switching: None) -> None:
         run.start = threading.Barrier(
             len(run.worlds) + 1, action=run._started, timeout=DEADLINE
         )
-    args = (_stress_condition_worker, STRESS_TASKS, (cv, box))
+    exact_cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+    exact_box = _TicketBox()
+    args = (_stress_condition_worker, STRESS_TASKS, (cv, box, exact_cv, exact_box))
     actors = [
         Actor(name, _stress_actor, run, serial, *args)
         for serial, name in enumerate(run.worlds)
@@ -8043,6 +8055,9 @@ def test_stress_condition(lock_name: str, fast_switching: None) -> None:
     if lock_name in QUEUEING_LOCKS:
         assert cv.lock.waiting == 0, cv.lock
     assert box.consumed + box.tickets == box.produced, run
+    # Each notification counted was taken by one wait that returned True.
+    assert exact_box.tickets == 0 and run.total("exact") > 0, (exact_box, run)
+    assert exact_cv.waiting == 0 and not exact_cv, exact_cv
     assert run.total("consumed") > 0 and run.total("slept") > 0, run
     if len(run.worlds) > 1:
         assert run.total("cancelled") > 0, run
