@@ -144,6 +144,7 @@ if "gevent.monkey" in _modules and _modules["gevent.monkey"].is_module_patched(
     _get_original = _modules["gevent.monkey"].get_original
     _allocate_lock = _get_original("_thread", "allocate_lock")
     _get_ident = _get_original("_thread", "get_ident")
+    _thread_local = _get_original("_thread", "_local")
     del _get_original
 elif "eventlet.patcher" in _modules and _modules["eventlet.patcher"].is_monkey_patched(
     "thread"
@@ -151,7 +152,10 @@ elif "eventlet.patcher" in _modules and _modules["eventlet.patcher"].is_monkey_p
     _original_thread = _modules["eventlet.patcher"].original("_thread")
     _allocate_lock = _original_thread.allocate_lock
     _get_ident = _original_thread.get_ident
+    _thread_local = _original_thread._local
     del _original_thread
+else:
+    _thread_local = _local
 
 try:
     from _thread import TIMEOUT_MAX as _TIMEOUT_MAX
@@ -518,6 +522,20 @@ _GREEN_CHECKPOINTS_ANY: Final = any(
 _ASYNC_CHECKPOINTS_ANY: Final = any(_CHECKPOINTS[name] for name in ("asyncio", "trio"))
 _ASYNCIO_CHECKPOINTS: Final = _CHECKPOINTS["asyncio"]
 
+
+def _read_perfect_fairness() -> bool:
+    flag = _env_flag("AIOLOGIC_PERFECT_FAIRNESS")
+    if flag is not None:
+        return flag
+    # On by default where the GIL is on (free-threaded 3.13+ reports False).
+    gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    return gil_enabled is None or bool(gil_enabled())
+
+
+# Read once at import: hand-offs peek at the head waiter and remove it only
+# after it has been handed the unit (see `_Waitable._hand_off`).
+_PERFECT_FAIRNESS: Final = _read_perfect_fairness()
+
 # The innermost enable_checkpoints()/disable_checkpoints() of this context.
 _checkpoints_override: ContextVar[bool | None] = ContextVar(
     "_checkpoints_override", default=None
@@ -680,53 +698,82 @@ class _Token:
     __slots__ = ("_pending", "data", "gave_up")
 
     def __init__(self, data: Any) -> None:
-        # Invariants: `_pending` holds one item until the single claim pops it;
-        # `gave_up` becomes True only in the waiter's own thread, after its claim.
-        self._pending = [None]
+        # Invariants: `_pending` starts as [False, True] and only shrinks, by
+        # `pop()`. The first pop (True) decides the token: a releaser's
+        # claim() or the waiter's cancel(). After a releaser's claim the
+        # second pop (False) decides the delivery: the waiter's cancel() (it
+        # runs, so what was handed over is its own) or the releaser whose
+        # wake-up could not be delivered (it takes the hand-off back, and the
+        # token counts as given up). `gave_up` is None until the waiter's
+        # first cancel(), then its answer; only the waiter writes it.
+        self._pending = [False, True]
         self.data = data
-        self.gave_up = False
+        self.gave_up: bool | None = None
 
     def set(self) -> bool:
-        """Claim the token for the releaser and wake the waiter."""
+        """Claim the token for the releaser and wake the waiter.
+
+        False if the waiter gave up first, or if its wake-up cannot be
+        delivered (its loop is closed, its run or hub is gone): the hand-off
+        is then the releaser's again, and it moves on to the next waiter.
+        """
         try:
-            self._pending.pop()
+            if not self._pending.pop():
+                return False  # the waiter had given up
         except IndexError:
             return False
-        self._wake()
-        return True
+        return self.wake()
 
     def claim(self) -> bool:
         """Claim the token for the releaser without waking the waiter yet.
 
         For hand-offs that record the new owner first: the record must only
-        ever name a waiter that is certain to get the unit.
+        ever name a waiter that is certain to get the unit. Follow it with
+        `wake()`, and move on if that returns False.
         """
         try:
-            self._pending.pop()
+            return self._pending.pop()
         except IndexError:
             return False
-        return True
 
-    def wake(self) -> None:
-        """Wake the waiter of a token claimed with `claim()`."""
-        self._wake()
+    def wake(self) -> bool:
+        """Wake the waiter of a token claimed with `claim()`.
 
-    def cancel(self) -> bool:
-        """Claim the token for the waiter; True if it has given up (or had)."""
-        if self.gave_up:
+        False if the wake-up cannot be delivered: the token then counts as
+        given up (the waiter's cancel() says so if it ever runs) and the
+        hand-off is the caller's again.
+        """
+        if self._wake():
             return True
         try:
             self._pending.pop()
-        except IndexError:
-            return False
-        self.gave_up = True
-        return True
+        except IndexError:  # the waiter runs after all and took it
+            return True
+        return False
+
+    def cancel(self) -> bool:
+        """Claim the token for the waiter; True if it has given up (or had).
+
+        Called by the waiter only. False means a releaser handed it something
+        that is now the waiter's to keep or to pass on.
+        """
+        gave_up = self.gave_up
+        if gave_up is not None:
+            return gave_up
+        try:
+            gave_up = self._pending.pop()
+        except IndexError:  # claimed, then found undeliverable: nothing is ours
+            gave_up = True
+        self.gave_up = gave_up
+        return gave_up
 
     @property
     def pending(self) -> bool:
-        return bool(self._pending)
+        """True until the token is decided (set or given up)."""
+        return len(self._pending) == 2
 
-    def _wake(self) -> None:
+    def _wake(self) -> bool:
+        # Deliver the wake-up; False if the waiter's scheduler is gone.
         raise NotImplementedError
 
 
@@ -747,15 +794,16 @@ class _ThreadingToken(_GreenToken):
     __slots__ = ("_lock",)
 
     def __init__(self, data: Any) -> None:
-        self._pending = [None]
+        self._pending = [False, True]
         self.data = data
-        self.gave_up = False
+        self.gave_up = None
         lock = _allocate_lock()
         lock.acquire()
         self._lock = lock
 
-    def _wake(self) -> None:
+    def _wake(self) -> bool:
         self._lock.release()
+        return True
 
     def park(self, timeout: float | None) -> None:
         if timeout is None:
@@ -772,24 +820,27 @@ class _GeventToken(_GreenToken):
     __slots__ = ("_greenlet", "_hub", "_parked", "_thread")
 
     def __init__(self, data: Any) -> None:
-        self._pending = [None]
+        self._pending = [False, True]
         self.data = data
-        self.gave_up = False
+        self.gave_up = None
         gevent = _modules["gevent"]
         self._hub = gevent.get_hub()
         self._greenlet = gevent.getcurrent()
         self._thread = _get_ident()
         self._parked = False
 
-    def _wake(self) -> None:
+    def _wake(self) -> bool:
         loop = self._hub.loop
-        if _get_ident() == self._thread:
-            loop.run_callback(self._resume)
-        else:
-            try:
+        if loop is None:  # the hub was destroyed: its greenlets never run again
+            return False
+        try:
+            if _get_ident() == self._thread:
+                loop.run_callback(self._resume)
+            else:
                 loop.run_callback_threadsafe(self._resume)
-            except Exception:  # noqa: BLE001 - the hub is gone, so is the waiter
-                pass
+        except Exception:  # noqa: BLE001 - a destroyed loop refuses callbacks
+            return False
+        return True
 
     def _resume(self) -> None:
         # Runs in the hub. A wake that arrives after the wait ended (timeout,
@@ -824,9 +875,11 @@ class _EventletPortal:
 
     A socketpair whose read end the hub listens to, and a deque of callbacks:
     `call` from any thread appends and writes a byte; the hub drains both.
+    Closed when its hub's thread ends (see `_eventlet_portal`); `call` then
+    returns False.
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "_reader", "_writer")
+    __slots__ = ("_callbacks", "_hub", "_listener", "_reader", "_writer", "closed")
 
     def __init__(self, hub: Any) -> None:
         socket = _modules["eventlet.patcher"].original("socket")
@@ -834,14 +887,34 @@ class _EventletPortal:
         self._reader.setblocking(False)
         self._writer.setblocking(False)
         self._callbacks: deque[Callable[[], object]] = deque()
-        hub.add(hub.READ, self._reader.fileno(), self._drain, _noop, False)
+        self._hub: Any = hub
+        self._listener = hub.add(
+            hub.READ, self._reader.fileno(), self._drain, _noop, False
+        )
+        self.closed = False
 
-    def call(self, callback: Callable[[], object]) -> None:
+    def call(self, callback: Callable[[], object]) -> bool:
+        """Run *callback* in the hub soon; False if the portal is closed."""
+        if self.closed:
+            return False
         self._callbacks.append(callback)
         try:
             self._writer.send(b"\0")
-        except OSError:  # the buffer is full: a wake-up is pending anyway
+        except (BlockingIOError, InterruptedError):
+            pass  # the buffer is full: a wake-up is pending anyway
+        except OSError:  # closed meanwhile
+            return False
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            self._hub.remove(self._listener)
+        except Exception:  # noqa: BLE001 - the hub may be half torn down
             pass
+        self._hub = None
+        self._reader.close()
+        self._writer.close()
 
     def _drain(self, fileno: int) -> None:
         try:
@@ -858,26 +931,40 @@ class _EventletPortal:
             callback()
 
 
-# eventlet hub -> its portal; hubs are created and used in one thread, which is
-# also the only one that creates the portal.
-_eventlet_portals: dict[int, tuple[Any, _EventletPortal]] = {}
+class _EventletPortalKeeper:
+    # The thread-local owner of a thread's portal: dropped when the thread
+    # ends (or its hub is replaced), it closes the portal, so a thread that
+    # ran a hub leaves no sockets behind. Tokens hold the portal, not this.
+    __slots__ = ("hub", "portal")
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self.portal = _EventletPortal(hub)
+
+    def __del__(self) -> None:
+        self.portal.close()
+
+
+# This thread's _EventletPortalKeeper, as `.keeper`; eventlet hubs live in a
+# thread-local too, and each is used by its own thread only.
+_eventlet_local = _thread_local()
 
 
 def _eventlet_portal(hub: Any) -> _EventletPortal:
-    entry = _eventlet_portals.get(id(hub))
-    if entry is None or entry[0] is not hub:
-        entry = (hub, _EventletPortal(hub))
-        _eventlet_portals[id(hub)] = entry
-    return entry[1]
+    keeper = getattr(_eventlet_local, "keeper", None)
+    if keeper is None or keeper.hub is not hub:
+        keeper = _EventletPortalKeeper(hub)
+        _eventlet_local.keeper = keeper  # the old one, if any, closes its portal
+    return keeper.portal
 
 
 class _EventletToken(_GreenToken):
     __slots__ = ("_greenlet", "_hub", "_parked", "_portal", "_thread")
 
     def __init__(self, data: Any) -> None:
-        self._pending = [None]
+        self._pending = [False, True]
         self.data = data
-        self.gave_up = False
+        self.gave_up = None
         hub = _modules["eventlet.hubs"].get_hub()
         self._hub = hub
         self._greenlet = _modules["greenlet"].getcurrent()
@@ -885,11 +972,12 @@ class _EventletToken(_GreenToken):
         self._portal = _eventlet_portal(hub)
         self._parked = False
 
-    def _wake(self) -> None:
-        if _get_ident() == self._thread:
+    def _wake(self) -> bool:
+        if _get_ident() == self._thread and not self._portal.closed:
             self._hub.schedule_call_global(0, self._resume)
-        else:
-            self._portal.call(self._resume)
+            return True
+        # False once the portal is closed: its hub (and thread) are gone.
+        return self._portal.call(self._resume)
 
     def _resume(self) -> None:
         if self._parked:
@@ -914,9 +1002,9 @@ class _AsyncioToken(_AsyncToken):
     __slots__ = ("_future", "_loop", "_thread")
 
     def __init__(self, data: Any) -> None:
-        self._pending = [None]
+        self._pending = [False, True]
         self.data = data
-        self.gave_up = False
+        self.gave_up = None
         loop = _modules["asyncio"].get_running_loop()
         self._loop = loop
         self._future = loop.create_future()
@@ -926,16 +1014,20 @@ class _AsyncioToken(_AsyncToken):
     def pending(self) -> bool:
         # Task.cancel() cancels the awaited future at once, before the task
         # runs again to claim its token: it is leaving already.
-        return bool(self._pending) and not self._future.cancelled()
+        return True in self._pending and not self._future.cancelled()
 
-    def _wake(self) -> None:
+    def _wake(self) -> bool:
+        loop = self._loop
+        if loop.is_closed():  # its tasks never run again
+            return False
         if _get_ident() == self._thread:
             self._resolve()
-        else:
-            try:
-                self._loop.call_soon_threadsafe(self._resolve)
-            except RuntimeError:  # the loop is closed: its tasks are gone
-                pass
+            return True
+        try:
+            loop.call_soon_threadsafe(self._resolve)
+        except RuntimeError:  # closed since we looked
+            return False
+        return True
 
     def _resolve(self) -> None:
         future = self._future
@@ -963,24 +1055,32 @@ class _TrioToken(_AsyncToken):
     __slots__ = ("_parked", "_task", "_thread", "_trio_token")
 
     def __init__(self, data: Any) -> None:
-        self._pending = [None]
+        self._pending = [False, True]
         self.data = data
-        self.gave_up = False
+        self.gave_up = None
         lowlevel = _modules["trio"].lowlevel
         self._task = lowlevel.current_task()
         self._trio_token = lowlevel.current_trio_token()
         self._thread = _get_ident()
         self._parked = False
 
-    def _wake(self) -> None:
-        if _get_ident() == self._thread:
+    def _wake(self) -> bool:
+        trio = _modules["trio"]
+        if _get_ident() == self._thread and self._in_own_run(trio):
             self._resume()
-        else:
-            trio = _modules["trio"]
-            try:
-                self._trio_token.run_sync_soon(self._resume)
-            except trio.RunFinishedError:  # the run ended: its tasks are gone
-                pass
+            return True
+        try:
+            self._trio_token.run_sync_soon(self._resume)
+        except trio.RunFinishedError:  # the run ended: its tasks never run again
+            return False
+        return True
+
+    def _in_own_run(self, trio: Any) -> bool:
+        # The run of this token is the one running here (not a later one).
+        return (
+            _in_trio_run(trio)
+            and trio.lowlevel.current_trio_token() is self._trio_token
+        )
 
     def _resume(self) -> None:
         # In the trio thread. A token can be set while its task never parks
@@ -1040,6 +1140,16 @@ def _discard(waiters: deque[Any], item: object) -> None:
     try:
         waiters.remove(item)
     except ValueError:  # a releaser popped it already
+        pass
+
+
+def _discard_head(waiters: deque[Any], item: object) -> None:
+    # For deques that only grow at the right: an item once seen at the head
+    # is either still there or gone, so a miss never scans the deque.
+    try:
+        if waiters[0] is item:
+            waiters.remove(item)  # finds it at once (popleft could hit another)
+    except (IndexError, ValueError):  # another party removed it first
         pass
 
 
@@ -1174,12 +1284,16 @@ class _Waitable(_Parking):
     * `_handing_to(token)`: what a releaser records *before* it claims the
       token of the waiter it hands a unit to (a lock names the token, so a
       waiter whose cancel() lost never finds a stale owner);
+    * `_reenter(data)`: True if the caller already holds a unit and may take
+      another without one being free (RLock; counted there);
     * `_check_owner(data)`: refuse a re-acquire by the holder, even when not
       blocking;
     * `_check_wait(data)`: refuse to wait (self-deadlock), before publishing.
 
-    Units are handed to waiters in arrival order and never become visible as
-    free while someone waits: a newcomer cannot barge past the queue.
+    A unit freed while someone waits goes to the oldest waiter that can
+    still take it, and does not become visible as free in between: no
+    newcomer barges past the queue. A newcomer can still take a unit freed
+    while nobody waited, ahead of a waiter that publishes a moment later.
     """
 
     __slots__ = ()
@@ -1196,6 +1310,9 @@ class _Waitable(_Parking):
     def _handing_to(self, token: _Token) -> None:
         pass
 
+    def _reenter(self, data: Any) -> bool:
+        return False
+
     def _check_owner(self, data: Any) -> None:
         pass
 
@@ -1206,23 +1323,46 @@ class _Waitable(_Parking):
         # True once waiting is refused for good (a shut-down queue).
         return False
 
+    def _hand_off(self) -> bool:
+        """Hand one unit to the oldest waiter that takes it; False if none.
+
+        A waiter whose wake-up cannot be delivered (its loop or hub is gone)
+        does not take it. With perfect fairness the head waiter is handed
+        the unit before it leaves the deque, so a releaser in another thread
+        finds it still there and cannot serve the waiter behind it first:
+        hand-offs are decided strictly in queue order.
+        """
+        waiters = self._waiters
+        if _PERFECT_FAIRNESS:
+            while waiters:
+                try:
+                    token = waiters[0]
+                except IndexError:
+                    return False
+                # Name the waiter before claiming: a waiter that wins the
+                # token runs at once (its cancel() lost), and it then records
+                # itself; nothing is written after that.
+                self._handing_to(token)
+                taken = token.claim() and token.wake()
+                # Decided either way (by us, its waiter, or another releaser):
+                # out of the deque, if nobody removed it yet.
+                _discard_head(waiters, token)
+                if taken:
+                    return True
+            return False
+        while waiters:
+            try:
+                token = waiters.popleft()
+            except IndexError:
+                return False
+            self._handing_to(token)
+            if token.claim() and token.wake():
+                return True
+        return False
+
     def _release_one(self) -> None:
         """Give one unit back: to the oldest live waiter, or to the pool."""
-        while True:
-            waiters = self._waiters
-            if waiters:
-                while True:
-                    try:
-                        token = waiters.popleft()
-                    except IndexError:
-                        break
-                    # Name the waiter before claiming: a waiter that wins
-                    # the token runs at once (its cancel() lost), and it
-                    # then records itself; nothing is written after that.
-                    self._handing_to(token)
-                    if token.claim():
-                        token.wake()
-                        return
+        while not self._hand_off():
             self._put_back()
             # Publish-then-recheck, releaser side: a waiter that published
             # after our look at the deque may have missed the free unit.
@@ -1269,10 +1409,13 @@ class _Waitable(_Parking):
     ) -> bool | _TokenT:
         """The non-blocking part of an acquire.
 
-        True: taken; False: not available now; a token: published, wait on it.
+        True: taken; False: not available now; a token: published, park on
+        it, then call `_finish`.
         """
         if self._try_take():
             self._claimed_by(data)
+            return True
+        if self._reenter(data):
             return True
         self._check_owner(data)
         if not blocking or timeout == 0:
@@ -1288,61 +1431,53 @@ class _Waitable(_Parking):
             return False
         return token
 
-    def _green_checkpoint(self, data: Any) -> None:
-        # The checkpoint of a call that got its unit without waiting.
+    def _finish(self, data: Any, token: _Token, woken: bool) -> bool:
+        """The end of an acquire that parked: was it handed a unit?"""
+        if not woken or token.data is _SHUT_DOWN:
+            return False
+        self._claimed_by(data)
+        return True
+
+    def _green_checkpoint(self, data: Any, held: bool = True) -> None:
+        # The checkpoint of a blocking call that did not wait; a call that
+        # took a unit (*held*) gives it back if the checkpoint raises.
         if _green_checkpoints_on():
             try:
                 _green_yield(current_green_library())
             except BaseException:  # a green kill or Timeout: leave no unit held
-                self._give_back(data)
+                if held:
+                    self._give_back(data)
                 raise
 
-    async def _async_checkpoint(self, data: Any) -> None:
+    async def _async_checkpoint(self, data: Any, held: bool = True) -> None:
         library = _async_library()
         if _async_checkpoints_on(library):
             try:
                 await _async_yield(library)
             except BaseException:  # cancelled at the checkpoint
-                self._give_back(data)
+                if held:
+                    self._give_back(data)
                 raise
 
     def _green_acquire(
         self, data: Any, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         result = self._begin(data, blocking, timeout, _green_token)
-        if result is True:
+        if result is True or result is False:
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
-                self._green_checkpoint(data)
-            return True
-        if result is False:
-            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
-                green_checkpoint()
-            return False
-        if not _green_park(result, timeout, self):
-            return False
-        if result.data is _SHUT_DOWN:
-            return False
-        self._claimed_by(data)
-        return True
+                self._green_checkpoint(data, result)
+            return result
+        return self._finish(data, result, _green_park(result, timeout, self))
 
     async def _async_acquire(
         self, data: Any, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         result = self._begin(data, blocking, timeout, _async_token)
-        if result is True:
+        if result is True or result is False:
             if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
-                await self._async_checkpoint(data)
-            return True
-        if result is False:
-            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
-                await async_checkpoint()
-            return False
-        if not await _async_park(result, timeout, self):
-            return False
-        if result.data is _SHUT_DOWN:
-            return False
-        self._claimed_by(data)
-        return True
+                await self._async_checkpoint(data, result)
+            return result
+        return self._finish(data, result, await _async_park(result, timeout, self))
 
     def _give_back(self, data: Any) -> None:
         """Give back a unit the caller holds (undoing `_claimed_by`)."""
@@ -1400,34 +1535,43 @@ class _StateEvent(_Waiting, _Parking):
             _discard(waiters, token)
         return True
 
+    def _begin(
+        self, timeout: float | None, make_token: Callable[[Any], _TokenT]
+    ) -> bool | _TokenT:
+        """The non-blocking part of a wait.
+
+        True: the state holds; False: it does not and *timeout* is zero; a
+        token: published, park on it.
+        """
+        if self._is_done():
+            return True
+        if timeout == 0:
+            return False
+        token = make_token(self._wait_data())
+        if self._publish(token):
+            return True
+        return token
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set; False if *timeout* expires first."""
         if timeout is not None:
             timeout = _check_timeout(timeout)
-        if self._is_done():
+        result = self._begin(timeout, _green_token)
+        if result is True or result is False:
             if _GREEN_CHECKPOINTS_ANY or _overrides_active:
                 green_checkpoint()
-            return True
-        if timeout == 0:
-            return False
-        token = _green_token(self._wait_data())
-        if self._publish(token):
-            return True
-        return _green_park(token, timeout, self)
+            return result
+        return _green_park(result, timeout, self)
 
     async def _async_wait(self, timeout: float | None) -> bool:
         if timeout is not None:
             timeout = _check_timeout(timeout)
-        if self._is_done():
+        result = self._begin(timeout, _async_token)
+        if result is True or result is False:
             if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
                 await async_checkpoint()
-            return True
-        if timeout == 0:
-            return False
-        token = _async_token(self._wait_data())
-        if self._publish(token):
-            return True
-        return await _async_park(token, timeout, self)
+            return result
+        return await _async_park(result, timeout, self)
 
 
 class Event(_StateEvent):
@@ -2068,8 +2212,16 @@ class RLock(Lock):
             return owner.data[0]
         return owner
 
-    def _check_owner(self, data: Any) -> None:
-        pass  # the owner re-enters before trying
+    def _reenter(self, data: Any) -> bool:
+        # Only the owner can see itself in `_owner`: no race with a hand-off.
+        if self._owner != data[0]:
+            return False
+        self._count += data[1]
+        return True
+
+    def _give_back(self, data: Any) -> None:
+        # Undo an acquire of data[1] levels (a re-entry or the first one).
+        self._release_by(data[0], data[1])
 
     def _check_wait(self, data: Any) -> None:
         reason = _deadlock(self._holder(), data[0])
@@ -2101,13 +2253,7 @@ class RLock(Lock):
         if timeout is not None:
             timeout = _check_timeout(timeout)
         count = _check_count(count)
-        me = _green_task()
-        if self._owner == me:  # re-entry: only the owner can see itself here
-            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
-                green_checkpoint()
-            self._count += count
-            return True
-        return self._green_acquire((me, count), blocking, timeout)
+        return self._green_acquire((_green_task(), count), blocking, timeout)
 
     async def async_acquire(
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
@@ -2116,14 +2262,8 @@ class RLock(Lock):
         if timeout is not None:
             timeout = _check_timeout(timeout)
         count = _check_count(count)
-        me = _current_async_task()
-        if self._owner == me:  # re-entry: only the owner can see itself here
-            # The checkpoint comes first, so a cancellation takes nothing.
-            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
-                await async_checkpoint()
-            self._count += count
-            return True
-        return await self._async_acquire((me, count), blocking, timeout)
+        task = _current_async_task()
+        return await self._async_acquire((task, count), blocking, timeout)
 
     def green_release(self, count: int = 1) -> None:
         """Release *count* levels."""
@@ -2274,9 +2414,6 @@ class Semaphore(_Waitable):
             self._release(batch - 1)
         return True
 
-    def _put_back(self) -> None:
-        self._release(1)
-
     def _release_one(self) -> None:
         self._release(1)
 
@@ -2284,15 +2421,9 @@ class Semaphore(_Waitable):
         """Hand *count* units to the oldest waiters, free the rest."""
         permits = self._permits
         while True:
-            waiters = self._waiters
-            if waiters:
-                while count:
-                    try:
-                        token = waiters.popleft()
-                    except IndexError:
-                        break
-                    if token.set():
-                        count -= 1
+            if self._waiters:
+                while count and self._hand_off():
+                    count -= 1
                 if not count:
                     return
             permits.append(count)
