@@ -699,13 +699,15 @@ class _Token:
 
     def __init__(self, data: Any) -> None:
         # Invariants: `_pending` starts as [False, True] and only shrinks, by
-        # `pop()`. The first pop (True) decides the token: a releaser's
-        # claim() or the waiter's cancel(). After a releaser's claim the
-        # second pop (False) decides the delivery: the waiter's cancel() (it
-        # runs, so what was handed over is its own) or the releaser whose
-        # wake-up could not be delivered (it takes the hand-off back, and the
-        # token counts as given up). `gave_up` is None until the waiter's
-        # first cancel(), then its answer; only the waiter writes it.
+        # `remove()`, which takes out the one item asked for or fails without
+        # a change (a releaser that comes late changes nothing). Removing
+        # True decides the token: a releaser's claim() or the waiter's
+        # cancel(). After a releaser's claim, removing False decides the
+        # delivery: the waiter's cancel() (it runs, so what was handed over
+        # is its own) or the releaser whose wake-up could not be delivered
+        # (it takes the hand-off back; the token counts as given up).
+        # `gave_up` is None until the waiter's first cancel(), then its
+        # answer; only the waiter writes it.
         self._pending = [False, True]
         self.data = data
         self.gave_up: bool | None = None
@@ -718,9 +720,8 @@ class _Token:
         is then the releaser's again, and it moves on to the next waiter.
         """
         try:
-            if not self._pending.pop():
-                return False  # the waiter had given up
-        except IndexError:
+            self._pending.remove(True)
+        except ValueError:  # decided already
             return False
         return self.wake()
 
@@ -732,9 +733,10 @@ class _Token:
         `wake()`, and move on if that returns False.
         """
         try:
-            return self._pending.pop()
-        except IndexError:
+            self._pending.remove(True)
+        except ValueError:
             return False
+        return True
 
     def wake(self) -> bool:
         """Wake the waiter of a token claimed with `claim()`.
@@ -746,8 +748,8 @@ class _Token:
         if self._wake():
             return True
         try:
-            self._pending.pop()
-        except IndexError:  # the waiter runs after all and took it
+            self._pending.remove(False)
+        except ValueError:  # the waiter runs after all and took it
             return True
         return False
 
@@ -760,17 +762,24 @@ class _Token:
         gave_up = self.gave_up
         if gave_up is not None:
             return gave_up
+        pending = self._pending
         try:
-            gave_up = self._pending.pop()
-        except IndexError:  # claimed, then found undeliverable: nothing is ours
-            gave_up = True
-        self.gave_up = gave_up
-        return gave_up
+            pending.remove(True)
+        except ValueError:  # a releaser claimed it
+            try:
+                pending.remove(False)
+            except ValueError:  # and found it undeliverable: nothing is ours
+                pass
+            else:
+                self.gave_up = False
+                return False
+        self.gave_up = True
+        return True
 
     @property
     def pending(self) -> bool:
         """True until the token is decided (set or given up)."""
-        return len(self._pending) == 2
+        return True in self._pending
 
     def _wake(self) -> bool:
         # Deliver the wake-up; False if the waiter's scheduler is gone.
