@@ -186,6 +186,64 @@ def wait_until(
         time.sleep(0.001)
 
 
+class PauseAt:
+    """Pause a thread at a chosen line of aiologic.py, found by its text.
+
+    ``PauseAt(text).thread(fn)`` starts a thread that runs fn() with a
+    `sys.settrace` hook; the first time that thread reaches a line of
+    aiologic.py containing *text* (stripped; every such line counts), it
+    sets `reached` and blocks until `resume()`. Deadlines everywhere.
+    """
+
+    def __init__(self, text: str) -> None:
+        with open(aiologic.__file__, encoding="utf-8") as file:
+            self.lines = {
+                number
+                for number, line in enumerate(file, 1)
+                if text in line.strip() and not line.strip().startswith("#")
+            }
+        assert self.lines, f"no line of aiologic.py contains {text!r}"
+        self.filename = aiologic.__file__
+        self.reached = threading.Event()
+        self._resume = threading.Event()
+        self.outcome = Outcome()
+
+    def _local(self, frame: Any, event: str, arg: Any) -> Any:
+        if (
+            event == "line"
+            and frame.f_lineno in self.lines
+            and not self.reached.is_set()
+        ):
+            self.reached.set()
+            assert self._resume.wait(DEADLINE), "never resumed"
+        return self._local
+
+    def _global(self, frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename == self.filename:
+            return self._local
+        return None
+
+    def _run(self, fn: Callable[[], Any]) -> Any:
+        sys.settrace(self._global)
+        try:
+            return fn()
+        finally:
+            sys.settrace(None)
+
+    def thread(self, fn: Callable[[], Any]) -> threading.Thread:
+        thread = threading.Thread(
+            target=self.outcome.capture, args=((), self._run, fn), daemon=True
+        )
+        thread.start()
+        return thread
+
+    def wait_reached(self) -> None:
+        assert self.reached.wait(DEADLINE), "the paused line was never reached"
+
+    def resume(self) -> None:
+        self._resume.set()
+
+
 # ============================================================================
 # Harness: worlds
 # ============================================================================
@@ -2350,6 +2408,53 @@ class TestSemaphore:
             assert repr(sem) == before
             assert not hasattr(sem, "__dict__")
             assert weakref.ref(sem)() is sem
+
+
+@pytest.mark.parametrize("fair", [True, False])
+def test_semaphore_hand_offs_in_queue_order(fair: bool, monkeypatch: Any) -> None:
+    """Perfect fairness: of two releasers in two threads, the first pauses
+    right after it picked the head waiter. With fairness on, the head waiter
+    is still in the deque, so the second releaser serves it, not the waiter
+    behind it: wakes follow the queue. Off, the second one serves the second
+    waiter first."""
+    monkeypatch.setattr(aiologic, "_PERFECT_FAIRNESS", fair)
+    sem = aiologic.Semaphore(0)
+    order: list[int] = []
+
+    def waiter(n: int) -> None:
+        assert sem.green_acquire(timeout=DEADLINE)
+        order.append(n)
+
+    threads = []
+    for n in (1, 2):
+        thread = threading.Thread(target=waiter, args=(n,), daemon=True)
+        thread.start()
+        threads.append(thread)
+        wait_until(lambda n=n: sem.waiting == n)  # type: ignore[misc]
+    pause = PauseAt("self._handing_to(token)")
+    releaser = pause.thread(sem.release)
+    pause.wait_reached()
+    sem.release()  # the second releaser
+    first = 1 if fair else 2
+    wait_until(lambda: order == [first])
+    pause.resume()
+    for thread in [releaser, *threads]:
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+    pause.outcome.unwrap()
+    assert order == ([1, 2] if fair else [2, 1])
+    assert sem.waiting == 0 and sem.value == 0
+
+
+def test_perfect_fairness_environment_switch() -> None:
+    script = """
+        import json, sys, aiologic
+        print(json.dumps(aiologic._PERFECT_FAIRNESS))
+    """
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    assert _python(script) is gil
+    assert _python(script, AIOLOGIC_PERFECT_FAIRNESS="1") is True
+    assert _python(script, AIOLOGIC_PERFECT_FAIRNESS="") is False
 
 
 # ============================================================================
@@ -8708,6 +8813,147 @@ def test_fault_asyncio_loop_closed_under_a_semaphore_hand_off() -> None:
     sem.release(2)
     assert actor.join() is True
     assert sem.waiting == 0 and sem.value == 1
+
+
+DEAD_WAITERS = ("asyncio-closed", "trio-finished", "gevent-destroyed", "eventlet-ended")
+
+
+def _abandoned_waiter(
+    dead: str,
+    green: Callable[[], Any],
+    make_coro: Callable[[], Coroutine[Any, Any, Any]],
+    parked: Callable[[], bool],
+) -> list[Any]:
+    """In a thread of its own, park a waiter until parked() holds, then make
+    its scheduler go away for good without cancelling it: the loop closed,
+    the trio run finished, the gevent hub destroyed, the eventlet thread
+    ended. Returns what keeps the waiter from being collected."""
+    keep: list[Any] = []
+    # Imported here: a thread that first imports eventlet never ends.
+    backend = _import(dead.split("-")[0])
+
+    def in_thread() -> None:
+        deadline = time.monotonic() + DEADLINE
+        if dead == "asyncio-closed":
+            loop = backend.new_event_loop()
+            task = loop.create_task(make_coro())
+            while not parked() and time.monotonic() < deadline:
+                loop.run_until_complete(backend.sleep(0.001))
+            loop.close()  # stopped and closed, its task still pending
+            task._log_destroy_pending = False
+            keep.append(task)
+        elif dead == "trio-finished":
+
+            async def main() -> None:
+                coro = make_coro()
+                coro.send(None)  # runs until it parks; never resumed by trio
+                keep.append(coro)
+
+            backend.run(main)
+        elif dead == "gevent-destroyed":
+            hub = backend.get_hub()
+            keep.append(backend.spawn(green))
+            while not parked() and time.monotonic() < deadline:
+                backend.sleep(0.001)
+            hub.destroy(destroy_loop=True)
+        else:
+            keep.append(backend.spawn(green))
+            while not parked() and time.monotonic() < deadline:
+                backend.sleep(0.001)
+        assert parked()
+
+    outcome = Outcome()
+    thread = threading.Thread(target=outcome.capture, args=((), in_thread), daemon=True)
+    thread.start()
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+    outcome.unwrap()
+    gc.collect()  # what the ended thread dropped goes now (eventlet's portal)
+    return keep
+
+
+def _close_abandoned(keep: list[Any]) -> None:
+    # A waiter that is collected, or whose coroutine is closed, leaves at
+    # last; it must change nothing.
+    for item in keep:
+        if inspect.iscoroutine(item):
+            item.close()
+
+
+@pytest.mark.parametrize("dead", DEAD_WAITERS)
+def test_fault_lock_passes_over_a_waiter_that_can_no_longer_run(dead: str) -> None:
+    """A release whose head waiter can never run again (its loop closed, its
+    run or hub gone) hands the lock to the next waiter, or frees it."""
+    lock = aiologic.Lock()
+    assert lock.green_acquire()
+    keep = _abandoned_waiter(
+        dead, lock.green_acquire, lock.async_acquire, lambda: lock.waiting == 1
+    )
+
+    async def other(w: World) -> Any:
+        assert await w.acquire(lock, timeout=DEADLINE)
+        w.release(lock)
+        return True
+
+    actor = Actor("threading", other)
+    wait_until(lambda: lock.waiting == 2, actors=[actor])
+    lock.green_release()
+    assert actor.join() is True
+    assert not lock.locked() and lock.waiting == 0
+
+    # The same with nobody behind it: the lock ends up free.
+    assert lock.green_acquire()
+    keep += _abandoned_waiter(
+        dead, lock.green_acquire, lock.async_acquire, lambda: lock.waiting == 1
+    )
+    lock.green_release()
+    assert not lock.locked() and lock.owner is None and lock.waiting == 0
+    _close_abandoned(keep)
+    assert not lock.locked() and lock.waiting == 0
+    assert lock.green_acquire(blocking=False)
+    lock.green_release()
+
+
+@pytest.mark.parametrize("dead", DEAD_WAITERS)
+def test_fault_semaphore_permit_survives_a_waiter_that_can_no_longer_run(
+    dead: str,
+) -> None:
+    sem = aiologic.Semaphore(0)
+    keep = _abandoned_waiter(
+        dead, sem.green_acquire, sem.async_acquire, lambda: sem.waiting == 1
+    )
+
+    async def other(w: World) -> Any:
+        return await w.acquire(sem, timeout=DEADLINE)
+
+    actor = Actor("threading", other)
+    wait_until(lambda: sem.waiting == 2, actors=[actor])
+    sem.release()
+    assert actor.join() is True
+    assert sem.value == 0 and sem.waiting == 0
+
+    keep += _abandoned_waiter(
+        dead, sem.green_acquire, sem.async_acquire, lambda: sem.waiting == 1
+    )
+    sem.release()
+    assert sem.value == 1 and sem.waiting == 0
+    _close_abandoned(keep)
+    assert sem.value == 1 and sem.waiting == 0
+
+
+@pytest.mark.parametrize("dead", DEAD_WAITERS)
+def test_fault_queue_item_survives_a_getter_that_can_no_longer_run(
+    dead: str,
+) -> None:
+    queue = aiologic.Queue()
+    keep = _abandoned_waiter(
+        dead, queue.green_get, queue.async_get, lambda: queue.waiting == 1
+    )
+    queue.green_put("item")
+    assert queue.green_get(blocking=False) == "item"
+    assert queue.waiting == 0 and len(queue) == 0
+    _close_abandoned(keep)
+    assert queue.waiting == 0 and len(queue) == 0
 
 
 @pytest.mark.parametrize("order", ["release-then-cancel", "cancel-then-release"])
