@@ -922,6 +922,7 @@ class _EventletPortal:
         except Exception:  # noqa: BLE001 - the hub may be half torn down
             pass
         self._hub = None
+        self._callbacks.clear()
         self._reader.close()
         self._writer.close()
 
@@ -1254,9 +1255,10 @@ def _after_fork_in_child() -> None:
       there is harmless: its attribute is still None and is made again.
     * `_pid` (the pid cache of the asyncio fast path) is renewed by
       `_update_pid`, registered with the same hook.
-    * `_eventlet_portals`: hubs of threads that are gone can never run again;
-      their entries are dropped (the child's copies of their sockets close
-      once no token refers to them). A hub of the forking thread keeps its portal: eventlet itself
+    * eventlet portals are kept per thread (`_eventlet_local`): those of
+      threads that are gone are dropped with the rest of those threads'
+      thread-local state, which closes them (the child's copies of their
+      sockets). A hub of the forking thread keeps its portal: eventlet itself
       does not support a running hub across fork() and warns about it.
     * The library thread-locals and the checkpoint context variable are
       per-thread and per-context: the child keeps the forking thread's.
@@ -1270,11 +1272,6 @@ def _after_fork_in_child() -> None:
     """
     global _creation_lock
     _creation_lock = _allocate_lock()
-    hubs = _modules.get("eventlet.hubs")
-    mine = None if hubs is None else getattr(hubs._threadlocal, "hub", None)
-    for key, (hub, _) in list(_eventlet_portals.items()):
-        if hub is not mine:
-            del _eventlet_portals[key]
 
 
 if hasattr(os, "register_at_fork"):  # POSIX

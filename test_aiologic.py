@@ -1115,6 +1115,57 @@ def test_green_wait_lets_other_tasks_run(green_world: str) -> None:
     run_in(green_world, body)
 
 
+def _open_portals() -> int:
+    return sum(
+        isinstance(o, aiologic._EventletPortal) and not o.closed
+        for o in gc.get_objects()
+    )
+
+
+def _socket_fds() -> int:
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{name}").startswith("socket:")
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    return count
+
+
+def test_eventlet_threads_leave_no_portals() -> None:
+    """A thread that ran an eventlet hub and waited once (which makes the
+    hub's wake-up portal, a socket pair) leaves nothing of ours behind when
+    it ends: no sockets, no open portal, no module-level entry. (eventlet
+    itself keeps every hub that ran in a thread that has ended, with its
+    epoll descriptor and its cancelled timers: what those reference lives
+    on with it.)"""
+    eventlet = _import("eventlet")
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("counts /proc/self/fd")
+    ev = aiologic.Event()
+
+    def one() -> None:
+        eventlet.hubs.get_hub()
+        assert ev.wait(0.001) is False  # parks: the portal is made
+
+    def run_threads(n: int) -> None:
+        for _ in range(n):
+            outcome = Outcome()
+            thread = threading.Thread(target=outcome.capture, args=((), one))
+            thread.start()
+            thread.join(DEADLINE)
+            assert not thread.is_alive()
+            outcome.unwrap()
+        gc.collect()
+
+    run_threads(2)  # warm-up: eventlet's own one-time state
+    sockets, portals = _socket_fds(), _open_portals()
+    run_threads(200)
+    assert _socket_fds() <= sockets
+    assert _open_portals() <= portals
+    assert not hasattr(aiologic, "_eventlet_portals")
+
+
 def test_sleep_and_checkpoint(world: str) -> None:
     async def body(w: World) -> None:
         start = time.monotonic()
@@ -1210,6 +1261,55 @@ def test_checkpoint_switch_exit_in_another_context_changes_nothing() -> None:
     finally:
         manager.__exit__(None, None, None)
     assert aiologic._checkpoints_override.get() is None
+
+
+def test_calls_that_do_not_wait_checkpoint_alike(cooperative_world: str) -> None:
+    """With checkpoints on, a blocking call that returns without waiting
+    (done at once, or timeout=0 and not available) checkpoints once, in green
+    and async faces alike; with them off, it never does."""
+
+    async def checkpoints(w: World, call: Callable[[], Awaitable[Any]]) -> bool:
+        if "trio" in w.name:  # trio may run us again first: cancel instead
+            trio = _import("trio")
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await call()
+            return bool(scope.cancelled_caught)
+        try:
+            await w.without_switching(call)
+        except AssertionError as exc:
+            assert "switched" in str(exc)
+            return True
+        return False
+
+    async def body(w: World) -> None:
+        ev = aiologic.Event()
+        lock, rlock = aiologic.Lock(), aiologic.RLock()
+        sem = aiologic.Semaphore(0)
+        held = aiologic.Lock()
+        assert await w.spawn(lambda w: w.acquire(held)).join()
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            lambda: w.wait(ev, 0),  # unset, timeout=0
+            lambda: w.acquire(held, timeout=0),  # held by another task
+            lambda: w.acquire(sem, timeout=0),  # no unit
+            lambda: w.acquire(lock),  # free
+            lambda: w.acquire(rlock),  # free
+            lambda: w.acquire(rlock),  # re-entry
+        ]
+        with aiologic.lowlevel.enable_checkpoints():
+            assert [await checkpoints(w, call) for call in calls] == [True] * 6
+        if lock.locked():
+            w.release(lock)
+        face = "green" if w.green else "async"
+        if rlock.locked():
+            getattr(rlock, f"{face}_release")(rlock.count)
+        with aiologic.lowlevel.disable_checkpoints():
+            assert [await checkpoints(w, call) for call in calls] == [False] * 6
+        ev.set()
+        with aiologic.lowlevel.enable_checkpoints():
+            assert await checkpoints(w, lambda: w.wait(ev, 0))  # set
+
+    run_in(cooperative_world, body)
 
 
 _CHECKPOINT_SCRIPT = """
@@ -1411,11 +1511,20 @@ def test_fork_drops_eventlet_portals_of_other_threads() -> None:
     thread = threading.Thread(target=hub_thread)
     thread.start()
     assert reached.wait(DEADLINE)
-    before = len(aiologic._eventlet_portals)
+    import gc
+
+    def open_portals():
+        gc.collect()
+        return sum(
+            isinstance(o, aiologic._EventletPortal) and not o.closed
+            for o in gc.get_objects()
+        )
+
+    before = open_portals()
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.write(write, str(len(aiologic._eventlet_portals)).encode())
+        os.write(write, str(open_portals()).encode())
         os._exit(0)
     os.waitpid(pid, 0)
     after = int(os.read(read, 16))
