@@ -698,7 +698,7 @@ class _Token:
     __slots__ = ("_pending", "data", "gave_up")
 
     def __init__(self, data: Any) -> None:
-        # Invariants: `_pending` starts as [False, True] and only shrinks, by
+        # Invariants: `_pending` starts as [True, False] and only shrinks, by
         # `remove()`, which takes out the one item asked for or fails without
         # a change (a releaser that comes late changes nothing). Removing
         # True decides the token: a releaser's claim() or the waiter's
@@ -708,7 +708,7 @@ class _Token:
         # (it takes the hand-off back; the token counts as given up).
         # `gave_up` is None until the waiter's first cancel(), then its
         # answer; only the waiter writes it.
-        self._pending = [False, True]
+        self._pending = [True, False]
         self.data = data
         self.gave_up: bool | None = None
 
@@ -723,7 +723,7 @@ class _Token:
             self._pending.remove(True)
         except ValueError:  # decided already
             return False
-        return self.wake()
+        return self._wake() or self._take_back()
 
     def claim(self) -> bool:
         """Claim the token for the releaser without waking the waiter yet.
@@ -745,11 +745,14 @@ class _Token:
         given up (the waiter's cancel() says so if it ever runs) and the
         hand-off is the caller's again.
         """
-        if self._wake():
-            return True
+        return self._wake() or self._take_back()
+
+    def _take_back(self) -> bool:
+        # After a wake-up that could not be delivered: False if the hand-off
+        # is the releaser's again, True if the waiter ran and took it anyway.
         try:
             self._pending.remove(False)
-        except ValueError:  # the waiter runs after all and took it
+        except ValueError:
             return True
         return False
 
@@ -803,7 +806,7 @@ class _ThreadingToken(_GreenToken):
     __slots__ = ("_lock",)
 
     def __init__(self, data: Any) -> None:
-        self._pending = [False, True]
+        self._pending = [True, False]
         self.data = data
         self.gave_up = None
         lock = _allocate_lock()
@@ -829,7 +832,7 @@ class _GeventToken(_GreenToken):
     __slots__ = ("_greenlet", "_hub", "_parked", "_thread")
 
     def __init__(self, data: Any) -> None:
-        self._pending = [False, True]
+        self._pending = [True, False]
         self.data = data
         self.gave_up = None
         gevent = _modules["gevent"]
@@ -972,7 +975,7 @@ class _EventletToken(_GreenToken):
     __slots__ = ("_greenlet", "_hub", "_parked", "_portal", "_thread")
 
     def __init__(self, data: Any) -> None:
-        self._pending = [False, True]
+        self._pending = [True, False]
         self.data = data
         self.gave_up = None
         hub = _modules["eventlet.hubs"].get_hub()
@@ -1012,7 +1015,7 @@ class _AsyncioToken(_AsyncToken):
     __slots__ = ("_future", "_loop", "_thread")
 
     def __init__(self, data: Any) -> None:
-        self._pending = [False, True]
+        self._pending = [True, False]
         self.data = data
         self.gave_up = None
         loop = _modules["asyncio"].get_running_loop()
@@ -1065,7 +1068,7 @@ class _TrioToken(_AsyncToken):
     __slots__ = ("_parked", "_task", "_thread", "_trio_token")
 
     def __init__(self, data: Any) -> None:
-        self._pending = [False, True]
+        self._pending = [True, False]
         self.data = data
         self.gave_up = None
         lowlevel = _modules["trio"].lowlevel
@@ -1150,16 +1153,6 @@ def _discard(waiters: deque[Any], item: object) -> None:
     try:
         waiters.remove(item)
     except ValueError:  # a releaser popped it already
-        pass
-
-
-def _discard_head(waiters: deque[Any], item: object) -> None:
-    # For deques that only grow at the right: an item once seen at the head
-    # is either still there or gone, so a miss never scans the deque.
-    try:
-        if waiters[0] is item:
-            waiters.remove(item)  # finds it at once (popleft could hit another)
-    except (IndexError, ValueError):  # another party removed it first
         pass
 
 
@@ -1304,6 +1297,9 @@ class _Waitable(_Parking):
 
     __slots__ = ()
 
+    # True if `_handing_to` records something (a lock names its new owner).
+    _names_owner: ClassVar[bool] = False
+
     def _try_take(self) -> bool:
         raise NotImplementedError
 
@@ -1348,11 +1344,20 @@ class _Waitable(_Parking):
                 # Name the waiter before claiming: a waiter that wins the
                 # token runs at once (its cancel() lost), and it then records
                 # itself; nothing is written after that.
-                self._handing_to(token)
-                taken = token.claim() and token.wake()
+                if self._names_owner:
+                    self._handing_to(token)
+                    taken = token.claim() and token.wake()
+                else:
+                    taken = token.set()
                 # Decided either way (by us, its waiter, or another releaser):
-                # out of the deque, if nobody removed it yet.
-                _discard_head(waiters, token)
+                # out of the deque, unless someone else took it out. The
+                # deque only grows at the right, so a token once at the head
+                # is there or gone, and `remove()` finds it at once.
+                try:
+                    if waiters[0] is token:
+                        waiters.remove(token)
+                except (IndexError, ValueError):
+                    pass
                 if taken:
                     return True
             return False
@@ -1361,8 +1366,11 @@ class _Waitable(_Parking):
                 token = waiters.popleft()
             except IndexError:
                 return False
-            self._handing_to(token)
-            if token.claim() and token.wake():
+            if self._names_owner:
+                self._handing_to(token)
+                if token.claim() and token.wake():
+                    return True
+            elif token.set():
                 return True
         return False
 
@@ -1547,10 +1555,8 @@ class _StateEvent(_Waiting, _Parking):
         """The non-blocking part of a wait.
 
         True: the state holds; False: it does not and *timeout* is zero; a
-        token: published, park on it.
+        token: published, park on it. (The faces look at `_is_done()` first.)
         """
-        if self._is_done():
-            return True
         if timeout == 0:
             return False
         token = make_token(self._wait_data())
@@ -1562,7 +1568,7 @@ class _StateEvent(_Waiting, _Parking):
         """Block until set; False if *timeout* expires first."""
         if timeout is not None:
             timeout = _check_timeout(timeout)
-        result = self._begin(timeout, _green_token)
+        result = self._is_done() or self._begin(timeout, _green_token)
         if result is True or result is False:
             if _GREEN_CHECKPOINTS_ANY or _overrides_active:
                 green_checkpoint()
@@ -1572,7 +1578,7 @@ class _StateEvent(_Waiting, _Parking):
     async def _async_wait(self, timeout: float | None) -> bool:
         if timeout is not None:
             timeout = _check_timeout(timeout)
-        result = self._begin(timeout, _async_token)
+        result = self._is_done() or self._begin(timeout, _async_token)
         if result is True or result is False:
             if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
                 await async_checkpoint()
@@ -2065,6 +2071,8 @@ class Lock(_Waitable):
 
     def _claimed_by(self, data: Any) -> None:
         self._owner = data
+
+    _names_owner = True
 
     def _handing_to(self, token: _Token) -> None:
         # Until the new holder runs, `_owner` is its token: a marker that no

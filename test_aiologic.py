@@ -2540,7 +2540,7 @@ def test_semaphore_hand_offs_in_queue_order(fair: bool, monkeypatch: Any) -> Non
         thread.start()
         threads.append(thread)
         wait_until(lambda n=n: sem.waiting == n)  # type: ignore[misc]
-    pause = PauseAt("self._handing_to(token)")
+    pause = PauseAt("if self._names_owner:")  # the head waiter is picked
     releaser = pause.thread(sem.release)
     pause.wait_reached()
     sem.release()  # the second releaser
