@@ -2,9 +2,13 @@
 
 One lock, queue or event can be shared by plain threads, gevent and eventlet
 greenlets, and asyncio, trio and anyio tasks, in any number of threads and event
-loops, without a global lock: every state change is one effectively atomic
-operation on a builtin container, and every wait is a one-shot token that is
-either set by a releaser or given up by its owner, never both.
+loops, without a global lock. Shared state changes through single operations on
+builtin containers that are atomic on their own (`list.pop`, `deque.append`...);
+the only locks are short ones never held while anyone waits (one module-wide
+while state is made on first use, one per queue around its storage hooks).
+Every wait is a one-shot token that is either set by a releaser or given up by
+its owner, never both; a wake-up that can no longer be delivered (the waiter's
+loop closed, its run or hub gone) counts as given up.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ __all__ = (
 
 import os
 import sys
+from _thread import TIMEOUT_MAX as _TIMEOUT_MAX
 from _thread import _local
 from _thread import allocate_lock as _allocate_lock
 from _thread import get_ident as _get_ident
@@ -156,11 +161,6 @@ elif "eventlet.patcher" in _modules and _modules["eventlet.patcher"].is_monkey_p
     del _original_thread
 else:
     _thread_local = _local
-
-try:
-    from _thread import TIMEOUT_MAX as _TIMEOUT_MAX
-except ImportError:  # pragma: no cover - every supported interpreter has it
-    _TIMEOUT_MAX = 2**31 / 1000  # type: ignore[misc]  # pyright: ignore[reportConstantRedefinition, reportGeneralTypeIssues]
 
 
 class _Missing:
@@ -615,12 +615,14 @@ async def async_sleep(seconds: float) -> None:
         trio = _modules["trio"]
         if checked is None:
             await trio.sleep_forever()
-        await trio.sleep(checked)
+        else:
+            await trio.sleep(checked)
     else:
         asyncio = _modules["asyncio"]
-        if checked is None:
+        if checked is None:  # a future nobody resolves: until cancelled
             await asyncio.get_running_loop().create_future()
-        await asyncio.sleep(checked)
+        else:
+            await asyncio.sleep(checked)
 
 
 class _CheckpointsSwitch:
@@ -1213,9 +1215,10 @@ async def _async_park(token: _AsyncToken, timeout: float | None, owner: _Owner) 
     return True
 
 
-# Lazily created waiter deques: an empty deque costs ~600 bytes, more than the
-# rest of a lock. Creation happens once per primitive; this lock only guards
-# that moment and is never held while anyone waits.
+# State made on first use: waiter deques (an empty deque costs ~760 bytes on
+# 3.11, more than the rest of a lock), a queue's storage lock and its count of
+# unfinished tasks. This lock guards only the moment of creation, once per
+# object, and is never held while anyone waits.
 _creation_lock = _allocate_lock()
 
 
@@ -1290,9 +1293,13 @@ class _Waitable(_Parking):
     * `_check_wait(data)`: refuse to wait (self-deadlock), before publishing.
 
     A unit freed while someone waits goes to the oldest waiter that can
-    still take it, and does not become visible as free in between: no
-    newcomer barges past the queue. A newcomer can still take a unit freed
-    while nobody waited, ahead of a waiter that publishes a moment later.
+    still take it (a waiter whose wake-up cannot be delivered is passed
+    over), and does not become visible as free in between: no newcomer
+    barges past the queue. A newcomer can still take a unit freed while
+    nobody waited, ahead of a waiter that publishes a moment later. Two
+    releasers in two threads serve waiters strictly in queue order only
+    with perfect fairness (see `_hand_off`); without it the second may
+    serve the second waiter while the first still serves the first.
     """
 
     __slots__ = ()
