@@ -186,64 +186,6 @@ def wait_until(
         time.sleep(0.001)
 
 
-class PauseAt:
-    """Pause a thread at a chosen line of aiologic.py, found by its text.
-
-    ``PauseAt(text).thread(fn)`` starts a thread that runs fn() with a
-    `sys.settrace` hook; the first time that thread reaches a line of
-    aiologic.py containing *text* (stripped; every such line counts), it
-    sets `reached` and blocks until `resume()`. Deadlines everywhere.
-    """
-
-    def __init__(self, text: str) -> None:
-        with open(aiologic.__file__, encoding="utf-8") as file:
-            self.lines = {
-                number
-                for number, line in enumerate(file, 1)
-                if text in line.strip() and not line.strip().startswith("#")
-            }
-        assert self.lines, f"no line of aiologic.py contains {text!r}"
-        self.filename = aiologic.__file__
-        self.reached = threading.Event()
-        self._resume = threading.Event()
-        self.outcome = Outcome()
-
-    def _local(self, frame: Any, event: str, arg: Any) -> Any:
-        if (
-            event == "line"
-            and frame.f_lineno in self.lines
-            and not self.reached.is_set()
-        ):
-            self.reached.set()
-            assert self._resume.wait(DEADLINE), "never resumed"
-        return self._local
-
-    def _global(self, frame: Any, event: str, arg: Any) -> Any:
-        if frame.f_code.co_filename == self.filename:
-            return self._local
-        return None
-
-    def _run(self, fn: Callable[[], Any]) -> Any:
-        sys.settrace(self._global)
-        try:
-            return fn()
-        finally:
-            sys.settrace(None)
-
-    def thread(self, fn: Callable[[], Any]) -> threading.Thread:
-        thread = threading.Thread(
-            target=self.outcome.capture, args=((), self._run, fn), daemon=True
-        )
-        thread.start()
-        return thread
-
-    def wait_reached(self) -> None:
-        assert self.reached.wait(DEADLINE), "the paused line was never reached"
-
-    def resume(self) -> None:
-        self._resume.set()
-
-
 # ============================================================================
 # Harness: worlds
 # ============================================================================
@@ -2540,17 +2482,19 @@ def test_semaphore_hand_offs_in_queue_order(fair: bool, monkeypatch: Any) -> Non
         thread.start()
         threads.append(thread)
         wait_until(lambda n=n: sem.waiting == n)  # type: ignore[misc]
-    pause = PauseAt("if self._names_owner:")  # the head waiter is picked
-    releaser = pause.thread(sem.release)
-    pause.wait_reached()
+    # Right after the head waiter is picked (the fair branch comes first).
+    pause = PauseAt(
+        aiologic.Semaphore._hand_off, "if self._names_owner:", 1 if fair else 2
+    )
+    releaser, out = pause.thread(sem.release)
     sem.release()  # the second releaser
     first = 1 if fair else 2
     wait_until(lambda: order == [first])
-    pause.resume()
-    for thread in [releaser, *threads]:
+    pause.resume(releaser)
+    assert out == [None]
+    for thread in threads:
         thread.join(DEADLINE)
         assert not thread.is_alive()
-    pause.outcome.unwrap()
     assert order == ([1, 2] if fair else [2, 1])
     assert sem.waiting == 0 and sem.value == 0
 
