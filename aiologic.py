@@ -1286,8 +1286,8 @@ class _Waitable(_Parking):
     * `_handing_to(token)`: what a releaser records *before* it claims the
       token of the waiter it hands a unit to (a lock names the token, so a
       waiter whose cancel() lost never finds a stale owner);
-    * `_reenter(data)`: True if the caller already holds a unit and may take
-      another without one being free (RLock; counted there);
+    * `_reenter(data)`: True if the caller holds a unit already and takes
+      one more without one being free (RLock; counted there);
     * `_check_owner(data)`: refuse a re-acquire by the holder, even when not
       blocking;
     * `_check_wait(data)`: refuse to wait (self-deadlock), before publishing.
@@ -1319,14 +1319,14 @@ class _Waitable(_Parking):
     def _handing_to(self, token: _Token) -> None:
         pass
 
-    def _reenter(self, data: Any) -> bool:
-        return False
-
     def _check_owner(self, data: Any) -> None:
         pass
 
     def _check_wait(self, data: Any) -> None:
         pass
+
+    def _reenter(self, data: Any) -> bool:
+        return False
 
     def _closed(self) -> bool:
         # True once waiting is refused for good (a shut-down queue).
@@ -1383,7 +1383,7 @@ class _Waitable(_Parking):
 
     def _release_one(self) -> None:
         """Give one unit back: to the oldest live waiter, or to the pool."""
-        while not self._hand_off():
+        while not (self._waiters and self._hand_off()):
             self._put_back()
             # Publish-then-recheck, releaser side: a waiter that published
             # after our look at the deque may have missed the free unit.
@@ -2234,7 +2234,9 @@ class RLock(Lock):
         return owner
 
     def _reenter(self, data: Any) -> bool:
-        # Only the owner can see itself in `_owner`: no race with a hand-off.
+        # Only the owner can see itself in `_owner`: no hand-off races with
+        # it. The shared steps (checkpoint, give-back) treat a re-entry as
+        # one more acquire of data[1] levels.
         if self._owner != data[0]:
             return False
         self._count += data[1]
@@ -2274,7 +2276,11 @@ class RLock(Lock):
         if timeout is not None:
             timeout = _check_timeout(timeout)
         count = _check_count(count)
-        return self._green_acquire((_green_task(), count), blocking, timeout)
+        me = _green_task()
+        if self._owner == me and not (_GREEN_CHECKPOINTS_ANY or _overrides_active):
+            self._count += count  # the shortcut of `_begin`'s re-entry
+            return True
+        return self._green_acquire((me, count), blocking, timeout)
 
     async def async_acquire(
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
@@ -2283,8 +2289,11 @@ class RLock(Lock):
         if timeout is not None:
             timeout = _check_timeout(timeout)
         count = _check_count(count)
-        task = _current_async_task()
-        return await self._async_acquire((task, count), blocking, timeout)
+        me = _current_async_task()
+        if self._owner == me and not (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+            self._count += count  # the shortcut of `_begin`'s re-entry
+            return True
+        return await self._async_acquire((me, count), blocking, timeout)
 
     def green_release(self, count: int = 1) -> None:
         """Release *count* levels."""
