@@ -8967,6 +8967,54 @@ def test_fault_lock_passes_over_a_waiter_that_can_no_longer_run(dead: str) -> No
     lock.green_release()
 
 
+def test_fault_dead_waiter_closed_while_its_wake_up_is_taken_back() -> None:
+    """The releaser found the wake-up of a closed loop's task undeliverable
+    and is about to take the lock back when that task's coroutine is closed
+    in another thread (as when it is collected): exactly one of the two
+    passes the lock on, to the waiter behind."""
+    lock = aiologic.Lock()
+    held, go = threading.Event(), threading.Event()
+    pause = PauseAt(aiologic._Token._take_back, "self._pending.remove(False)")
+    outcome = Outcome()
+
+    def holder() -> None:
+        assert lock.green_acquire()
+        held.set()
+        assert go.wait(DEADLINE)
+        pause.install()
+        try:
+            lock.green_release()
+        finally:
+            sys.settrace(None)
+
+    releaser = threading.Thread(target=outcome.capture, args=((), holder))
+    releaser.start()
+    assert held.wait(DEADLINE)
+    keep = _abandoned_waiter(
+        "asyncio-closed",
+        lock.green_acquire,
+        lock.async_acquire,
+        lambda: lock.waiting == 1,
+    )
+
+    async def other(w: World) -> Any:
+        assert await w.acquire(lock, timeout=DEADLINE)
+        w.release(lock)
+        return True
+
+    actor = Actor("threading", other)
+    wait_until(lambda: lock.waiting == 2, actors=[actor])
+    go.set()
+    assert pause.reached.wait(DEADLINE)
+    keep[0].get_coro().close()  # the waiter leaves: it owns the lock, passes it
+    assert actor.join() is True
+    pause.resume(releaser)
+    outcome.unwrap()
+    assert not lock.locked() and lock.waiting == 0
+    assert lock.green_acquire(blocking=False)
+    lock.green_release()
+
+
 @pytest.mark.parametrize("dead", DEAD_WAITERS)
 def test_fault_semaphore_permit_survives_a_waiter_that_can_no_longer_run(
     dead: str,
