@@ -921,6 +921,8 @@ class _EventletPortal:
         return True
 
     def close(self) -> None:
+        if self.closed:
+            return
         self.closed = True
         try:
             self._hub.remove(self._listener)
@@ -954,15 +956,23 @@ class _EventletPortalKeeper:
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
-        self.portal = _EventletPortal(hub)
+        portal = self.portal = _EventletPortal(hub)
+        _eventlet_portals[id(portal)] = (_get_ident(), portal)
 
     def __del__(self) -> None:
-        self.portal.close()
+        portal = self.portal
+        _eventlet_portals.pop(id(portal), None)
+        portal.close()
 
 
 # This thread's _EventletPortalKeeper, as `.keeper`; eventlet hubs live in a
 # thread-local too, and each is used by its own thread only.
 _eventlet_local = _thread_local()
+# id(portal) -> (thread ident, portal) for every open portal: an entry goes
+# with its keeper, so with its thread. Only a forked child reads it, to close
+# the portals of the threads that did not come along (see
+# `_after_fork_in_child`).
+_eventlet_portals: dict[int, tuple[int, _EventletPortal]] = {}
 
 
 def _eventlet_portal(hub: Any) -> _EventletPortal:
@@ -1251,11 +1261,11 @@ def _after_fork_in_child() -> None:
       there is harmless: its attribute is still None and is made again.
     * `_pid` (the pid cache of the asyncio fast path) is renewed by
       `_update_pid`, registered with the same hook.
-    * eventlet portals are kept per thread (`_eventlet_local`): those of
-      threads that are gone are dropped with the rest of those threads'
-      thread-local state, which closes them (the child's copies of their
-      sockets). A hub of the forking thread keeps its portal: eventlet itself
-      does not support a running hub across fork() and warns about it.
+    * `_eventlet_portals`: the portals of threads that are gone are closed
+      (the child's copies of their sockets) and dropped; not every
+      interpreter drops those threads' thread-locals, which would. A hub of
+      the forking thread keeps its portal: eventlet itself does not support a
+      running hub across fork() and warns about it.
     * The library thread-locals and the checkpoint context variable are
       per-thread and per-context: the child keeps the forking thread's.
       `_overrides_active` and `_overridden` may keep entries of threads that
@@ -1268,6 +1278,11 @@ def _after_fork_in_child() -> None:
     """
     global _creation_lock
     _creation_lock = _allocate_lock()
+    me = _get_ident()
+    for key, (thread, portal) in list(_eventlet_portals.items()):
+        if thread != me:
+            _eventlet_portals.pop(key, None)
+            portal.close()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
