@@ -2,11 +2,11 @@
 
 One lock, queue or event can be shared by plain threads, gevent and eventlet
 greenlets, and asyncio, trio and anyio tasks, in any number of threads and event
-loops, without a global lock. Shared state changes through single operations on
-builtin containers that are atomic on their own (`list.pop`, `deque.append`...);
-the only locks are short ones never held while anyone waits (one module-wide
-while state is made on first use, one per queue around its storage hooks).
-Every wait is a one-shot token that is either set by a releaser or given up by
+loops, without a global lock. State changes are single operations on builtin
+containers that are atomic on their own (`list.pop`, `deque.append`...); where
+one operation is not enough, a primitive keeps a short critical section of its
+own (a plain lock, never held while anyone waits), and a module-wide one guards
+state made on first use. Every wait is a one-shot token that is either set by a releaser or given up by
 its owner, never both; a wake-up that can no longer be delivered (the waiter's
 loop closed, its run or hub gone) counts as given up.
 """
