@@ -1683,14 +1683,16 @@ class _REventGeneration(Event):
         self._clearable = [True]
 
 
-class REvent(_Waiting):
+class REvent(Event):
     """A reusable event: like `Event`, plus `clear()`.
 
     Tasks that were waiting when `set()` ran are woken even if `clear()`
     follows at once: each set/clear cycle is its own generation.
     """
 
-    __slots__ = ("__weakref__", "_generation")
+    # A subclass of Event (as in the published aiologic), but the state lives
+    # in the current generation: Event's own fields stay unused.
+    __slots__ = ("_generation",)
 
     def __init__(self) -> None:
         self._generation = _REventGeneration()
@@ -1728,6 +1730,9 @@ class REvent(_Waiting):
     @property
     def waiting(self) -> int:
         return self._generation.waiting
+
+    def _is_done(self) -> bool:
+        return bool(self._generation)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set; False if *timeout* expires first."""
@@ -1965,18 +1970,26 @@ class ResourceGuard:
     def __bool__(self) -> bool:
         return not self._unused
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> Self:
         try:
             self._unused.pop()
         except IndexError:
             msg = f"another task is already {self._action} this resource"
             raise BusyResourceError(msg) from None
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._unused:
             msg = "the resource is not in use"
             raise RuntimeError(msg)
         self._unused.append(True)
+
+    # It never waits: the async form is the same check, for `async with`.
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__()
 
 
 def _deadlock(owner: Any, me: object) -> str | None:
@@ -2111,6 +2124,11 @@ class Lock(_Waitable):
         if self._owner == data and data is not None:
             msg = "the current task is already holding this lock"
             raise RuntimeError(msg)
+        if _is_green(data):
+            # A green acquire that would deadlock if it waited is refused
+            # even when it would not wait (blocking=False, timeout): a loop
+            # task holds the lock, and the green code blocks that loop.
+            self._check_wait(data)
 
     def _check_wait(self, data: Any) -> None:
         reason = _deadlock(self._holder(), data)
@@ -2260,6 +2278,12 @@ class RLock(Lock):
     def _give_back(self, data: Any) -> None:
         # Undo an acquire of data[1] levels (a re-entry or the first one).
         self._release_by(data[0], data[1])
+
+    def _check_owner(self, data: Any) -> None:
+        # The owner re-entered already (`_reenter`); a green caller is refused at
+        # once when a loop task of its thread holds the lock (see Lock).
+        if _is_green(data[0]):
+            self._check_wait(data)
 
     def _check_wait(self, data: Any) -> None:
         reason = _deadlock(self._holder(), data[0])

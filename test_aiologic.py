@@ -6244,6 +6244,12 @@ def test_green_acquire_of_a_lock_held_by_a_task_of_this_loop(
             lock.green_acquire,
             lambda: enter(lock),
         ]
+        if kind != "RWLock.writer":
+            # Lock and RLock refuse even when they would not wait (issue 14).
+            attempts[:0] = [
+                lambda: lock.green_acquire(blocking=False),
+                lambda: lock.green_acquire(timeout=0),
+            ]
         for attempt in attempts:
             start = time.monotonic()
             with pytest.raises(RuntimeError) as info:
@@ -7243,6 +7249,38 @@ def test_copy_of_a_condition_shares_its_lock_deepcopy_and_pickle_do_not() -> Non
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no itertools pickling (gone in 3.14)
         assert copy.deepcopy(aiologic.Condition()).timer() == 0
+
+
+# ============================================================================
+# Habits users bring from threading, queue, asyncio, janus, anyio, trio
+# ============================================================================
+
+
+def test_revent_is_an_event() -> None:
+    ev = aiologic.REvent()
+    assert isinstance(ev, aiologic.Event) and issubclass(aiologic.REvent, aiologic.Event)
+    assert not ev and not ev.is_set() and ev.wait(0) is False
+    ev.set()
+    assert ev and ev.is_set() and ev.wait(0) is True
+    ev.clear()
+    assert not ev and ev.waiting == 0
+    weakref.ref(ev)
+
+
+def test_resource_guard_as(world: str) -> None:
+    async def body(w: World) -> None:
+        guard = aiologic.ResourceGuard()
+        with guard as entered:
+            assert entered is guard and guard
+        assert not guard
+        async with guard as entered:
+            assert entered is guard and guard
+            with pytest.raises(aiologic.BusyResourceError):
+                async with guard:
+                    pass
+        assert not guard
+
+    run_in(world, body)
 
 
 # ============================================================================
