@@ -111,6 +111,7 @@ if TYPE_CHECKING:
         def acquire(self, *args: Any, **kwargs: Any) -> Any: ...
 
     _LockT = TypeVar("_LockT", bound="_GreenLockLike | _LockLike")
+    _E = TypeVar("_E", bound=BaseException)
 
     class _AsyncWaitable(Protocol[_R_co]):
         def _async_wait(
@@ -161,6 +162,51 @@ elif "eventlet.patcher" in _modules and _modules["eventlet.patcher"].is_monkey_p
     del _original_thread
 else:
     _thread_local = _local
+
+
+# Our exceptions are also the stdlib's ones of the same meaning (queue.Empty,
+# asyncio.QueueEmpty, threading.BrokenBarrierError...), so that code written
+# for the stdlib catches them. Their modules are not ours to import (asyncio
+# alone takes ~30 ms), so each class takes the foreign base once its module
+# has been imported by someone: checked at our import, when aiologic first
+# meets asyncio, and whenever one of these exceptions is made. A class gains
+# bases, never loses one, and stays the same class object throughout.
+# Entries: (our class, module name, attribute name); done ones are removed.
+_FOREIGN_BASES: list[tuple[type[BaseException], str, str]] = []
+
+
+def _adopt_foreign_bases() -> None:
+    with _creation_lock:
+        for entry in _FOREIGN_BASES.copy():
+            cls, module_name, name = entry
+            module = _modules.get(module_name)
+            if module is None:
+                continue
+            _FOREIGN_BASES.remove(entry)
+            base = getattr(module, name, None)  # absent before some version
+            if isinstance(base, type) and not issubclass(cls, base):
+                # In front: the foreign base may subclass one of ours
+                # (RuntimeError), and the MRO must see it first.
+                try:
+                    cls.__bases__ = (base, *cls.__bases__)
+                except TypeError:  # pragma: no cover - an incompatible layout
+                    pass
+
+
+def _adopting_new(cls: type[_E], *args: object, **kwargs: object) -> _E:
+    if _FOREIGN_BASES:
+        _adopt_foreign_bases()
+    return BaseException.__new__(cls, *args)
+
+
+# The one base of each such exception: a plain subclass of the builtin one,
+# without __slots__, so that CPython accepts the foreign bases (same layout).
+class _StdlibError(Exception):
+    __new__ = _adopting_new
+
+
+class _StdlibRuntimeError(RuntimeError):
+    __new__ = _adopting_new
 
 
 class _Missing:
@@ -281,6 +327,8 @@ _aio_current_task: Any = None
 
 def _bind_asyncio() -> Any:
     global _aio_get_running_loop, _aio_current_task
+    if _FOREIGN_BASES:
+        _adopt_foreign_bases()
     asyncio = _modules["asyncio"]
     current_task: Any = asyncio.current_task
     current_tasks: dict[Any, Any] | None = getattr(
@@ -2582,6 +2630,11 @@ class _CappedSemaphore(Semaphore):
         self._release(1)
 
 
+class _OverReleaseError(RuntimeError, ValueError):
+    # RuntimeError for the published aiologic, ValueError for threading.
+    pass
+
+
 class BoundedSemaphore(_CappedSemaphore):
     """A semaphore that refuses to be released above ``max_value``.
 
@@ -2654,7 +2707,7 @@ class BoundedSemaphore(_CappedSemaphore):
             raise ValueError(msg)
         if not self._take_room():
             msg = "semaphore released too many times"
-            raise RuntimeError(msg)
+            raise _OverReleaseError(msg)
         self._release(1)
 
 
@@ -3754,8 +3807,20 @@ def _timer_argument(timer: Callable[[], object]) -> Any:
 # =============================================================================
 
 
-class BrokenBarrierError(RuntimeError):
-    """Raised by a wait on a barrier that was aborted, reset or timed out."""
+class BrokenBarrierError(_StdlibRuntimeError):
+    """Raised by a wait on a barrier that was aborted, reset or timed out.
+
+    Also a `threading.BrokenBarrierError` and (3.11+) an
+    `asyncio.BrokenBarrierError`, once those modules are imported.
+    """
+
+
+_FOREIGN_BASES.extend(
+    (
+        (BrokenBarrierError, "threading", "BrokenBarrierError"),
+        (BrokenBarrierError, "asyncio", "BrokenBarrierError"),  # 3.11+
+    )
+)
 
 
 _PASSED: Final[Any] = object()
@@ -3960,16 +4025,40 @@ class RBarrier(Barrier):
 # =============================================================================
 
 
-class QueueEmpty(Exception):
-    """Raised by a non-blocking or timed-out get on an empty queue."""
+class QueueEmpty(_StdlibError):
+    """Raised by a non-blocking or timed-out get on an empty queue.
+
+    Also a `queue.Empty` and an `asyncio.QueueEmpty`, once imported.
+    """
 
 
-class QueueFull(Exception):
-    """Raised by a non-blocking or timed-out put on a full queue."""
+class QueueFull(_StdlibError):
+    """Raised by a non-blocking or timed-out put on a full queue.
+
+    Also a `queue.Full` and an `asyncio.QueueFull`, once imported.
+    """
 
 
-class QueueShutDown(Exception):
-    """Raised by puts after `shutdown()`, and by gets once a shut-down queue is empty."""
+class QueueShutDown(_StdlibError):
+    """Raised by puts after `shutdown()`, and by gets once a shut-down queue is empty.
+
+    Also (3.13+) a `queue.ShutDown` and an `asyncio.QueueShutDown`, once
+    imported.
+    """
+
+
+_FOREIGN_BASES.extend(
+    (
+        # queue.Empty is _queue.Empty where that C module exists.
+        (QueueEmpty, "_queue", "Empty"),
+        (QueueEmpty, "queue", "Empty"),
+        (QueueEmpty, "asyncio", "QueueEmpty"),
+        (QueueFull, "queue", "Full"),
+        (QueueFull, "asyncio", "QueueFull"),
+        (QueueShutDown, "queue", "ShutDown"),  # 3.13+
+        (QueueShutDown, "asyncio", "QueueShutDown"),  # 3.13+
+    )
+)
 
 
 class _QueueSemaphore(Semaphore):
@@ -5024,3 +5113,12 @@ def _make_lowlevel() -> Any:
 
 
 lowlevel = _make_lowlevel()
+
+# queue.Empty lives in the C module _queue, which costs ~0.1 ms: import it, so
+# that `except queue.Empty:` works whatever the import order. The others are
+# taken from the modules imported by now, and later as they appear.
+try:
+    import _queue  # noqa: F401  # pyright: ignore[reportUnusedImport]
+except ImportError:  # pragma: no cover - PyPy, or CPython built without it
+    pass
+_adopt_foreign_bases()

@@ -7258,7 +7258,9 @@ def test_copy_of_a_condition_shares_its_lock_deepcopy_and_pickle_do_not() -> Non
 
 def test_revent_is_an_event() -> None:
     ev = aiologic.REvent()
-    assert isinstance(ev, aiologic.Event) and issubclass(aiologic.REvent, aiologic.Event)
+    assert isinstance(ev, aiologic.Event) and issubclass(
+        aiologic.REvent, aiologic.Event
+    )
     assert not ev and not ev.is_set() and ev.wait(0) is False
     ev.set()
     assert ev and ev.is_set() and ev.wait(0) is True
@@ -7281,6 +7283,94 @@ def test_resource_guard_as(world: str) -> None:
         assert not guard
 
     run_in(world, body)
+
+
+def test_exceptions_are_the_stdlib_ones_imported_before() -> None:
+    import asyncio
+    import queue
+
+    assert issubclass(aiologic.QueueEmpty, queue.Empty)
+    assert issubclass(aiologic.QueueEmpty, asyncio.QueueEmpty)
+    assert issubclass(aiologic.QueueFull, queue.Full)
+    assert issubclass(aiologic.QueueFull, asyncio.QueueFull)
+    if sys.version_info >= (3, 13):
+        assert issubclass(aiologic.QueueShutDown, queue.ShutDown)
+        assert issubclass(aiologic.QueueShutDown, asyncio.QueueShutDown)
+    assert issubclass(aiologic.BrokenBarrierError, threading.BrokenBarrierError)
+    assert issubclass(aiologic.BrokenBarrierError, RuntimeError)
+    if sys.version_info >= (3, 11):
+        assert issubclass(aiologic.BrokenBarrierError, asyncio.BrokenBarrierError)
+    q: Any = aiologic.Queue(1)
+    with pytest.raises(queue.Empty):
+        q.green_get(blocking=False)
+    q.green_put(1)
+    with pytest.raises(asyncio.QueueFull):
+        q.green_put(2, blocking=False)
+    latch = aiologic.Latch(2)
+    latch.abort()
+    with pytest.raises(threading.BrokenBarrierError):
+        latch.wait()
+
+
+def test_exceptions_become_the_stdlib_ones_imported_later() -> None:
+    """aiologic imports neither asyncio nor queue; code that imports them
+    after aiologic still catches our exceptions with theirs."""
+    result = _python(
+        """
+        import json, sys
+        import aiologic
+        assert "asyncio" not in sys.modules and "queue" not in sys.modules
+        import asyncio, queue, threading
+        caught = []
+        q = aiologic.Queue(1)
+        try:
+            q.green_get(blocking=False)
+        except asyncio.QueueEmpty:
+            caught.append("asyncio.QueueEmpty")
+        try:
+            q.green_get(blocking=False)
+        except queue.Empty:
+            caught.append("queue.Empty")
+        q.green_put(0)
+        try:
+            q.green_put(1, blocking=False)
+        except queue.Full:
+            caught.append("queue.Full")
+        q.shutdown()
+        q.green_get()
+        try:
+            q.green_get()
+        except getattr(queue, "ShutDown", aiologic.QueueShutDown):
+            caught.append("ShutDown")
+        latch = aiologic.Latch(2)
+        latch.abort()
+        try:
+            latch.wait()
+        except getattr(asyncio, "BrokenBarrierError", threading.BrokenBarrierError):
+            caught.append("BrokenBarrierError")
+        same = aiologic.QueueEmpty is aiologic.__dict__["QueueEmpty"]
+        print(json.dumps([caught, same]))
+        """
+    )
+    assert result == [
+        [
+            "asyncio.QueueEmpty",
+            "queue.Empty",
+            "queue.Full",
+            "ShutDown",
+            "BrokenBarrierError",
+        ],
+        True,
+    ]
+
+
+def test_bounded_semaphore_over_release_is_runtime_and_value_error() -> None:
+    for sem in (aiologic.BoundedSemaphore(2), aiologic.BoundedSemaphore()):
+        with pytest.raises(RuntimeError) as info:
+            sem.release()
+        assert isinstance(info.value, ValueError)
+        with pytest.raises(ValueError, match="too many"):
+            sem.release()
 
 
 # ============================================================================
