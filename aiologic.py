@@ -4061,6 +4061,30 @@ _FOREIGN_BASES.extend(
 )
 
 
+def _check_maxsize(maxsize: float | None) -> int:
+    """The slots of a queue, 0 for unbounded, read as queue.Queue reads it.
+
+    None, 0, a negative number and infinity are unbounded; a float bound
+    admits as many items as ``qsize() < maxsize`` does (2.5: three).
+    """
+    if maxsize is None:
+        return 0
+    if maxsize.__class__ is not int:
+        if isinstance(maxsize, float):
+            if maxsize != maxsize:
+                msg = "maxsize must not be NaN"
+                raise ValueError(msg)
+            if maxsize <= 0 or maxsize == float("inf"):
+                return 0
+            return -int(-maxsize // 1)  # math.ceil, without importing math
+        try:
+            maxsize = _index(maxsize)
+        except TypeError:
+            msg = f"maxsize must be a number or None, not {maxsize!r}"
+            raise TypeError(msg) from None
+    return max(maxsize, 0)  # pyright: ignore[reportReturnType]
+
+
 class _QueueSemaphore(Semaphore):
     # Counts a queue's items or free slots; refuses waiters once shut down.
     # It knows nothing of its queue: a queue and its parts form no reference
@@ -4284,32 +4308,31 @@ class Queue(_Gets[_T]):
     )
 
     def __init__(
-        self, items: Iterable[_T] | int | None = (), /, maxsize: int | None = None
+        self,
+        items: Iterable[_T] | float | None = (),
+        /,
+        maxsize: float | None = None,
     ) -> None:
-        if items is None or isinstance(items, int):
+        if items is None or isinstance(items, (int, float)):
             # Queue(maxsize) as in queue.Queue: Queue(10), Queue(None), Queue(0)
             if maxsize is not None:
                 msg = "maxsize given twice"
                 raise TypeError(msg)
             maxsize = items
             items = ()
-        if maxsize is not None:
-            maxsize = _check_value("maxsize", maxsize)
-            if maxsize < 1:
-                msg = "maxsize must be >= 1 (or None for an unbounded queue)"
-                raise ValueError(msg)
-        self._maxsize = 0 if maxsize is None else maxsize
+        maxsize = _check_maxsize(maxsize)
+        self._maxsize = maxsize
         # Made on first use (see _Gets._storage_lock): an empty queue stays
         # small.
         self._mutex: LockType | None = None
         self._init(items, self._maxsize)
         size = self._qsize()
-        if maxsize is not None and size > maxsize:
+        if maxsize and size > maxsize:
             msg = "more initial items than maxsize"
             raise ValueError(msg)
         self._ready = _QueueSemaphore(size)
         # None when unbounded: puts never wait for a slot.
-        self._free = None if maxsize is None else _QueueSemaphore(maxsize - size)
+        self._free = _QueueSemaphore(maxsize - size) if maxsize else None
         # Invariants, both changed under `_mutex` only: `_unfinished` counts
         # the items put (initial ones included) and not yet marked done;
         # `_all_done` is None or the Event joiners wait on while it is > 0
@@ -4332,7 +4355,7 @@ class Queue(_Gets[_T]):
         # copy, deepcopy and pickle: a new queue of the items and maxsize.
         with self._storage_lock():
             items = list(self._iter_items())
-        return (type(self), (items, self._maxsize or None))
+        return (type(self), (items, self._maxsize))
 
     def _iter_items(self) -> Iterable[_T]:
         return self._queue
