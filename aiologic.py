@@ -132,7 +132,18 @@ else:
         __slots__ = ()
 
         def __class_getitem__(cls, item):
-            return cls
+            if cls is _GenericBase:  # in a class statement: Queue(_GenericBase[_T])
+                return cls
+            # A real generic alias, as typing.Generic makes: typing.get_args()
+            # sees the arguments, calling it makes an instance of cls.
+            try:
+                from types import GenericAlias
+            except ImportError:  # Python 3.8
+                from typing import _GenericAlias as GenericAlias
+
+                if not isinstance(item, tuple):
+                    item = (item,)
+            return GenericAlias(cls, item)
 
 
 _modules = sys.modules
@@ -532,6 +543,15 @@ def _check_timeout(timeout: float) -> float | None:
         # Larger than any backend accepts and than any program runs: forever.
         return None
     return timeout
+
+
+def _acquire_timeout(blocking: bool, timeout: float) -> float | None:
+    """`_check_timeout` for an acquire: refuses a non-blocking call's timeout."""
+    if not blocking:
+        # As threading's acquire: the timeout could never mean anything.
+        msg = "can't specify a timeout for a non-blocking call"
+        raise ValueError(msg)
+    return _check_timeout(timeout)
 
 
 def _env_flag(name: str) -> bool | None:
@@ -2206,7 +2226,7 @@ class Lock(_Waitable):
     ) -> bool:
         """Acquire in green code; False if not acquired (non-blocking/timeout)."""
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _acquire_timeout(blocking, timeout)
         return self._green_acquire(_green_task(), blocking, timeout)
 
     async def async_acquire(
@@ -2214,7 +2234,7 @@ class Lock(_Waitable):
     ) -> bool:
         """Acquire in async code; False if not acquired (non-blocking/timeout)."""
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _acquire_timeout(blocking, timeout)
         task = _current_async_task()
         return await self._async_acquire(task, blocking, timeout)
 
@@ -2361,7 +2381,7 @@ class RLock(Lock):
     ) -> bool:
         """Acquire *count* levels in green code."""
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _acquire_timeout(blocking, timeout)
         count = _check_count(count)
         me = _green_task()
         if self._owner == me and not (_GREEN_CHECKPOINTS_ANY or _overrides_active):
@@ -2374,7 +2394,7 @@ class RLock(Lock):
     ) -> bool:
         """Acquire *count* levels in async code."""
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _acquire_timeout(blocking, timeout)
         count = _check_count(count)
         me = _current_async_task()
         if self._owner == me and not (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
@@ -2560,7 +2580,7 @@ class Semaphore(_Waitable):
     ) -> bool:
         """Take a unit in green code; False if none (non-blocking/timeout)."""
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _acquire_timeout(blocking, timeout)
         return self._green_acquire(None, blocking, timeout)
 
     async def async_acquire(
@@ -2568,14 +2588,16 @@ class Semaphore(_Waitable):
     ) -> bool:
         """Take a unit in async code; False if none (non-blocking/timeout)."""
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _acquire_timeout(blocking, timeout)
         return await self._async_acquire(None, blocking, timeout)
 
     def release(self, count: int = 1) -> None:
-        """Add *count* units, waking as many waiters; never blocks."""
-        count = _check_value("count", count)
-        if count:
-            self._release(count)
+        """Add *count* units, waking as many waiters; never blocks.
+
+        *count* must be >= 1 (``release(0)`` raises `ValueError`, as in
+        threading).
+        """
+        self._release(_check_count(count))
 
     def green_release(self, count: int = 1) -> None:
         self.release(count)
@@ -3130,7 +3152,7 @@ def _shown(key: Any) -> object:
 def _wait_args(blocking: bool, timeout: float | None) -> tuple[bool, float | None]:
     # Both arguments read before anything changes.
     if timeout is not None:
-        timeout = _check_timeout(timeout)
+        timeout = _acquire_timeout(blocking, timeout)
     return bool(blocking), timeout
 
 
@@ -4846,7 +4868,7 @@ class _RWSide:
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _acquire_timeout(blocking, timeout)
         rwlock = self._rwlock
         result = rwlock._begin(
             self._kind, _green_task(), blocking, timeout, _green_token
@@ -4871,7 +4893,7 @@ class _RWSide:
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _acquire_timeout(blocking, timeout)
         rwlock = self._rwlock
         task = _current_async_task()
         result = rwlock._begin(self._kind, task, blocking, timeout, _async_token)
@@ -5136,6 +5158,50 @@ def _make_lowlevel() -> Any:
 
 
 lowlevel = _make_lowlevel()
+
+
+def _name_inherited_methods() -> None:
+    """Give each public class its own copy of what it inherits from a private
+    base, named after it: a TypeError for wrong arguments then says
+    ``Queue.green_get()``, not ``_Gets.green_get()`` (Python 3.10+ names the
+    function's qualified name). Classes are visited in `__all__` order, so a
+    subclass listed after its public base (LifoQueue after Queue) inherits
+    the base's copy and its name."""
+    function_type: Any = type(_noop)  # types.FunctionType
+    namespace = globals()
+    for name in __all__:
+        cls: Any = namespace[name]
+        if not isinstance(cls, type) or issubclass(cls, BaseException):
+            continue
+        for base in cls.__mro__[1:]:
+            if base.__module__ != __name__ or not base.__name__.startswith("_"):
+                continue
+            for attr, value in base.__dict__.items():
+                if (
+                    not isinstance(value, function_type)
+                    or (attr.startswith("_") and attr not in ("__init__", "__await__"))
+                    or any(
+                        attr in c.__dict__
+                        for c in cls.__mro__[: cls.__mro__.index(base)]
+                    )
+                ):
+                    continue
+                copy: Any = function_type(
+                    value.__code__,
+                    value.__globals__,
+                    value.__name__,
+                    value.__defaults__,
+                    value.__closure__,
+                )
+                copy.__kwdefaults__ = value.__kwdefaults__
+                copy.__dict__.update(value.__dict__)
+                copy.__annotations__ = value.__annotations__
+                copy.__doc__ = value.__doc__
+                copy.__qualname__ = f"{cls.__qualname__}.{attr}"
+                setattr(namespace[name], attr, copy)
+
+
+_name_inherited_methods()
 
 # queue.Empty lives in the C module _queue, which costs ~0.1 ms: import it, so
 # that `except queue.Empty:` works whatever the import order. The others are

@@ -1885,7 +1885,9 @@ class TestLockLike:
                 await w.without_switching(lambda: w.acquire(obj, blocking=False))
                 is False
             )
-            assert await w.acquire(obj, blocking=False, timeout=DEADLINE) is False
+            # A timeout on a non-blocking call is refused, as threading does.
+            result = await outcome_of(w.acquire(obj, blocking=False, timeout=DEADLINE))
+            assert isinstance(result, ValueError), result
             assert kind.waiting(obj) == 0 and kind.held(obj)
             go.append(1)
             await holder.join()
@@ -7387,6 +7389,100 @@ def test_bounded_semaphore_over_release_is_runtime_and_value_error() -> None:
         assert isinstance(info.value, ValueError)
         with pytest.raises(ValueError, match="too many"):
             sem.release()
+
+
+GENERIC_CLASSES = (
+    "SimpleQueue",
+    "SimpleLifoQueue",
+    "Queue",
+    "LifoQueue",
+    "PriorityQueue",
+    "Flag",
+)
+
+
+@pytest.mark.parametrize("name", GENERIC_CLASSES)
+def test_generic_classes_make_real_aliases(name: str) -> None:
+    import typing
+
+    cls = getattr(aiologic, name)
+    alias = cls[int]
+    assert typing.get_args(alias) == (int,)
+    assert typing.get_origin(alias) is cls
+    assert type(alias()) is cls
+    assert typing.get_args(cls[typing.Tuple[int, str]]) == (typing.Tuple[int, str],)
+
+
+def test_subscripting_imports_nothing() -> None:
+    result = _python(
+        """
+        import json, sys
+        import aiologic
+        before = set(sys.modules)
+        aiologic.Queue[int]
+        print(json.dumps(sorted(set(sys.modules) - before - {"types"})))
+        """
+    )
+    assert result == []
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: aiologic.Queue().green_get(True), "Queue.green_get()"),
+        (lambda: aiologic.LifoQueue().green_get(True), "Queue.green_get()"),
+        (lambda: aiologic.SimpleQueue().async_get(True), "SimpleQueue.async_get()"),
+        (lambda: aiologic.Event().wait(1, 2), "Event.wait()"),
+        (lambda: aiologic.Barrier(1, 2), "Barrier.__init__()"),
+        (lambda: aiologic.Condition().with_(), "Condition.with_()"),
+    ],
+)
+def test_argument_errors_name_the_public_class(call: Any, name: str) -> None:
+    with pytest.raises(TypeError) as info:
+        call()
+    assert "_" + name not in str(info.value)
+    if sys.version_info >= (3, 10):  # older versions name the function only
+        assert str(info.value).startswith(name), info.value
+
+
+def test_release_zero_is_refused() -> None:
+    for sem in (aiologic.Semaphore(2), aiologic.BoundedSemaphore(2, 3)):
+        with pytest.raises(ValueError):
+            sem.release(0)
+        assert sem.value == 2
+    lock = aiologic.RLock()
+    lock.green_acquire()
+    with pytest.raises(ValueError):
+        lock.green_release(0)
+    assert lock.count == 1
+    lock.green_release()
+
+
+def test_non_blocking_call_with_a_timeout_is_refused(world: str) -> None:
+    """threading: "can't specify a timeout for a non-blocking call"."""
+
+    async def body(w: World) -> None:
+        rw = aiologic.RWLock()
+        for obj in (
+            aiologic.Lock(),
+            aiologic.RLock(),
+            aiologic.Semaphore(1),
+            aiologic.BoundedSemaphore(1),
+            aiologic.CapacityLimiter(1),
+            aiologic.RCapacityLimiter(1),
+            rw.reader,
+            rw.writer,
+        ):
+            for timeout in (0, 1, DEADLINE):
+                result = await outcome_of(
+                    w.acquire(obj, blocking=False, timeout=timeout)
+                )
+                assert isinstance(result, ValueError), (obj, result)
+                assert not obj.locked() if hasattr(obj, "locked") else True
+            assert await w.acquire(obj, blocking=False, timeout=None)
+            w.release(obj)
+
+    run_in(world, body)
 
 
 # ============================================================================
