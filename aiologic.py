@@ -51,6 +51,8 @@ __all__ = (
     "QueueEmpty",
     "QueueFull",
     "QueueShutDown",
+    # calls in the wrong face
+    "GreenWaitInLoopWarning",
     # low-level namespace
     "lowlevel",
 )
@@ -61,6 +63,7 @@ from _thread import TIMEOUT_MAX as _TIMEOUT_MAX
 from _thread import _local
 from _thread import allocate_lock as _allocate_lock
 from _thread import get_ident as _get_ident
+from _warnings import warn as _warn  # built in: `warnings` may be unimported
 from collections import deque
 from contextvars import ContextVar
 from heapq import heapify as _heapify
@@ -1263,6 +1266,7 @@ class _Parking:
 def _green_park(token: _GreenToken, timeout: float | None, owner: _Owner) -> bool:
     """Park a published green token: True if it was set, False on timeout."""
     try:
+        _check_green_park(owner)  # a warning filtered as error leaves, too
         token.park(timeout)
     # Not only Exception: gevent's Timeout and GreenletExit, KeyboardInterrupt.
     except BaseException:
@@ -2096,6 +2100,99 @@ def _deadlock(owner: Any, me: object) -> str | None:
     return None
 
 
+# -- calls in the wrong face
+#
+# The first trap: a green (blocking) call in a coroutine, `ev.wait()` where
+# `await ev` was meant. It blocks the whole event loop, and if only a task of
+# that loop could end the wait, forever. A green face that is about to park
+# in a thread whose asyncio or trio loop is running warns, naming the async
+# spelling; a lock held by a task of that loop refuses at once (`_deadlock`).
+# The check runs only on the way to parking and imports nothing.
+
+
+class GreenWaitInLoopWarning(RuntimeWarning):
+    """A green (blocking) wait in a thread whose event loop is running.
+
+    It blocks every task of that loop until it ends; in async code use the
+    async face (``await event``, ``await q.async_get()``, ``async with lock``).
+    """
+
+
+def _loop_running_here() -> str | None:
+    asyncio = _modules.get("asyncio")
+    if asyncio is not None and asyncio._get_running_loop() is not None:
+        return "asyncio"
+    trio = _modules.get("trio")
+    if trio is not None and _in_trio_run(trio):
+        return "trio"
+    return None
+
+
+def _async_spelling(owner: object) -> str:
+    """How async code waits on *owner*, the primitive a green wait parks on."""
+    if isinstance(owner, _QueueSemaphore):
+        queue = owner._queue
+        if owner is queue._ready:
+            return "await q.async_get()"
+        return "await q.async_put(item)"
+    if isinstance(owner, (Lock, RWLock)):
+        return "async with lock"
+    if isinstance(owner, Semaphore):
+        return "async with semaphore"
+    if isinstance(owner, CapacityLimiter):
+        return "async with limiter"
+    if isinstance(owner, Condition):
+        return "await cv"
+    if isinstance(owner, _BarrierBase):
+        return "await barrier"
+    if isinstance(owner, CountdownEvent):
+        return "await event (for a queue's join: await q.async_join())"
+    return "await event"
+
+
+def _check_green_park(owner: object) -> None:
+    library = _loop_running_here()
+    if library is None:
+        return
+    # Point the warning at the caller's line, outside this module.
+    frame = sys._getframe(1)
+    stacklevel = 2
+    while frame.f_back is not None and frame.f_globals is globals():
+        frame = frame.f_back
+        stacklevel += 1
+    msg = (
+        f"a green (blocking) wait on {_qualname(owner)} in a thread whose"
+        f" {library} event loop is running blocks that loop until it ends;"
+        f" in async code use `{_async_spelling(owner)}`"
+    )
+    _warn(msg, GreenWaitInLoopWarning, stacklevel)
+
+
+def _wrong_face_hint(owner: object, me: object) -> str:
+    """Why a task that is not the holder may think it is: it used the wrong
+    face (`cv.wait()` inside `async with cv`). Empty if not that."""
+    if owner is None or me is None:
+        return ""
+    if _is_green(me):
+        if _is_green(owner):
+            return ""
+        task = _asyncio_task()
+        if task is None and "trio" in _modules and _in_trio_run(_modules["trio"]):
+            task = _modules["trio"].lowlevel.current_task()
+        if task is None or owner is not task:
+            return ""
+        return (
+            "; the current async task holds it: this is the green face, use"
+            " the async one (`async with`, `await`, the `async_*` methods)"
+        )
+    if owner == _get_ident() and isinstance(owner, int):
+        return (
+            "; green code of this thread holds it: this is the async face, use"
+            " the green one (`with`, `wait()`, the `green_*` methods)"
+        )
+    return ""
+
+
 def _is_green(task: object) -> bool:
     if isinstance(task, int):
         return True
@@ -2210,6 +2307,7 @@ class Lock(_Waitable):
                 msg = "release unlocked lock"
             else:
                 msg = "the current task is not holding this lock"
+                msg += _wrong_face_hint(owner, me)
             raise RuntimeError(msg)
         if not self._waiters:
             self._owner = None
@@ -2366,6 +2464,7 @@ class RLock(Lock):
                 msg = "release unlocked lock"
             else:
                 msg = "the current task is not holding this lock"
+                msg += _wrong_face_hint(owner, me)
             raise RuntimeError(msg)
         depth = self._count
         if count > depth:
@@ -3315,8 +3414,12 @@ class _NoLock:
         pass
 
 
-def _not_held() -> NoReturn:
+def _not_held(owner: object = None, me: object = None) -> NoReturn:
     msg = "cannot wait on un-acquired lock"
+    hint = _wrong_face_hint(owner, me)
+    if hint:  # `cv.wait()` inside `async with cv`, or the reverse
+        face = "await cv" if _is_green(me) else "cv.wait()"
+        msg += f"{hint} (`{face}`)"
     raise RuntimeError(msg)
 
 
@@ -3442,7 +3545,7 @@ class _OurOwnedLock(_OurLock):
     def owned_data(self, current_task: Callable[[], object]) -> Any:
         me = current_task()
         if self.lock._owner != me or me is None:
-            _not_held()
+            _not_held(self.lock._owner, me)
         return me
 
 
@@ -3455,7 +3558,7 @@ class _OurRLock(_OurLock):
         me = current_task()
         lock = self.lock
         if lock._owner != me or me is None:
-            _not_held()
+            _not_held(lock._owner, me)
         return (me, lock._count)
 
 
@@ -3667,6 +3770,7 @@ class Condition(_Waiting):
     ) -> bool:
         waiter, token = self._publish(predicate, _green_task, _green_token)
         try:
+            _check_green_park(self)
             token.park(timeout)
         except BaseException:  # gevent Timeout/GreenletExit, KeyboardInterrupt
             self._green_reacquire(waiter, True)
