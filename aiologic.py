@@ -2128,42 +2128,56 @@ def _loop_running_here() -> str | None:
     return None
 
 
-def _async_spelling(owner: object) -> str:
-    """How async code waits on *owner*, the primitive a green wait parks on."""
-    if isinstance(owner, _QueueSemaphore):
-        queue = owner._queue
-        if owner is queue._ready:
-            return "await q.async_get()"
-        return "await q.async_put(item)"
-    if isinstance(owner, (Lock, RWLock)):
-        return "async with lock"
-    if isinstance(owner, Semaphore):
-        return "async with semaphore"
-    if isinstance(owner, CapacityLimiter):
-        return "async with limiter"
-    if isinstance(owner, Condition):
-        return "await cv"
-    if isinstance(owner, _BarrierBase):
-        return "await barrier"
-    if isinstance(owner, CountdownEvent):
-        return "await event (for a queue's join: await q.async_join())"
-    return "await event"
+def _noun(obj: object) -> str:
+    # What the documentation calls such an object.
+    if isinstance(obj, (SimpleQueue, Queue)):
+        return "q"
+    if isinstance(obj, Condition):
+        return "cv"
+    if isinstance(obj, (Lock, RWLock, _RWSide)):
+        return "lock"
+    if isinstance(obj, Semaphore):
+        return "semaphore"
+    if isinstance(obj, CapacityLimiter):
+        return "limiter"
+    if isinstance(obj, _BarrierBase):
+        return "barrier"
+    return "event"
+
+
+def _async_spelling(obj: object, method: str) -> str:
+    """How async code spells the green call `obj.method(...)`."""
+    noun = _noun(obj)
+    if method in ("__enter__", "green_acquire"):
+        return f"async with {noun}"
+    if method == "wait_for":
+        return f"await {noun}.for_(predicate)"
+    if method.startswith("green_"):
+        args = "item" if method == "green_put" else ""
+        return f"await {noun}.async_{method[6:]}({args})"
+    return f"await {noun}"
 
 
 def _check_green_park(owner: object) -> None:
     library = _loop_running_here()
     if library is None:
         return
-    # Point the warning at the caller's line, outside this module.
+    # Find the caller's frame, outside this module, and the public call it
+    # made (the outermost frame of this module): the warning points at the
+    # one and spells the async form of the other.
     frame = sys._getframe(1)
     stacklevel = 2
+    outer = frame
     while frame.f_back is not None and frame.f_globals is globals():
+        outer = frame
         frame = frame.f_back
         stacklevel += 1
+    obj = outer.f_locals.get("self", owner)
+    spelling = _async_spelling(obj, outer.f_code.co_name)
     msg = (
-        f"a green (blocking) wait on {_qualname(owner)} in a thread whose"
+        f"a green (blocking) wait on {_qualname(obj)} in a thread whose"
         f" {library} event loop is running blocks that loop until it ends;"
-        f" in async code use `{_async_spelling(owner)}`"
+        f" in async code use `{spelling}`"
     )
     _warn(msg, GreenWaitInLoopWarning, stacklevel)
 

@@ -27,6 +27,7 @@ synchronized, lowlevel and vendoring, cross-world tests, the announced example.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import gc
@@ -7483,6 +7484,110 @@ def test_non_blocking_call_with_a_timeout_is_refused(world: str) -> None:
             w.release(obj)
 
     run_in(world, body)
+
+
+def test_green_wait_in_a_running_loop_warns(async_backend: str) -> None:
+    """A green face about to park in a thread whose loop runs warns, naming
+    the async spelling; a green call that does not park does not warn."""
+    busy = aiologic.Lock()
+    busy.green_acquire()  # held by this (plain) thread: other threads may wait
+    sem = aiologic.Semaphore(0)
+
+    async def body(w: World) -> None:
+        W = aiologic.GreenWaitInLoopWarning
+        assert issubclass(W, RuntimeWarning)
+        ev = aiologic.Event()
+        q: Any = aiologic.Queue(1)
+        cv = aiologic.Condition(aiologic.Lock())
+
+        def cv_wait() -> None:
+            with cv:
+                cv.wait(SHORT)
+
+        def enter(lock: Any) -> None:
+            with lock:
+                pass
+
+        cases = [
+            (lambda: ev.wait(SHORT), "await event"),
+            (lambda: aiologic.REvent().wait(SHORT), "await event"),
+            (lambda: aiologic.CountdownEvent(1).wait(SHORT), "await event"),
+            (lambda: q.green_get(timeout=SHORT), r"await q\.async_get\(\)"),
+            (lambda: busy.green_acquire(timeout=SHORT), "async with lock"),
+            (lambda: sem.green_acquire(timeout=SHORT), "async with semaphore"),
+            (lambda: aiologic.Barrier(2).wait(SHORT), "await barrier"),
+            (cv_wait, "await cv"),
+        ]
+        for call, spelling in cases:
+            with pytest.warns(W, match=spelling) as record:
+                with contextlib.suppress(Exception):
+                    call()
+            assert record[0].filename == __file__  # points at the caller
+        q.green_put(1)
+        with pytest.warns(W, match=r"await q\.async_put\(item\)"):
+            with pytest.raises(aiologic.QueueFull):
+                q.green_put(2, timeout=SHORT)
+        # Filtered as an error, the warning leaves no waiter behind.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", W)
+            with pytest.raises(W):
+                ev.wait()
+            assert ev.waiting == 0
+            with pytest.raises(W):
+                busy.green_acquire()
+            assert busy.waiting == 0 and busy.locked()
+            # No park, no warning.
+            ev.set()
+            assert ev.wait() and ev.wait(0)
+            assert q.green_get() == 1
+            lock = aiologic.Lock()
+            with lock:
+                pass
+            assert sem.green_acquire(blocking=False) is False
+            assert sem.green_acquire(timeout=0) is False
+
+    try:
+        run_in(async_backend, body)
+    finally:
+        busy.green_release()
+
+
+def test_green_wait_in_a_plain_thread_does_not_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert aiologic.Event().wait(0.001) is False
+        lock = aiologic.Lock()
+
+        async def holder(w: World) -> None:
+            async with w.hold(lock):
+                await w.wait_until(lambda: lock.waiting == 1)
+
+        actor = Actor("asyncio", holder)
+        wait_until(lock.locked, actors=[actor])
+        assert lock.green_acquire(timeout=DEADLINE)  # parks: another loop's thread
+        lock.green_release()
+        actor.join()
+
+
+def test_errors_of_the_wrong_face_name_the_right_one(async_backend: str) -> None:
+    async def body(w: World) -> None:
+        cv = aiologic.Condition(aiologic.Lock())
+        async with cv:
+            with pytest.raises(RuntimeError, match="await cv"):
+                cv.wait(SHORT)
+        lock = aiologic.RLock()
+        async with lock:
+            with pytest.raises(RuntimeError, match="green face, use the async one"):
+                lock.green_release()
+            assert lock.locked()
+        assert not lock.locked()
+
+    run_in(async_backend, body)
+    cv = aiologic.Condition()
+    with cv:  # green code of this thread holds it; an async wait is refused
+        result = run_async("asyncio", lambda: outcome_of(cv.with_(SHORT)))
+        assert isinstance(result, RuntimeError), result
+        assert "un-acquired" in str(result)
 
 
 # ============================================================================
