@@ -53,6 +53,13 @@ __all__ = (
     "QueueShutDown",
     # calls in the wrong face
     "GreenWaitInLoopWarning",
+    # statistics, in anyio's shape
+    "LockStatistics",
+    "SemaphoreStatistics",
+    "EventStatistics",
+    "ConditionStatistics",
+    "CapacityLimiterStatistics",
+    "QueueStatistics",
     # low-level namespace
     "lowlevel",
 )
@@ -1712,6 +1719,10 @@ class Event(_StateEvent):
         """True once the event has been set."""
         return not self._unset
 
+    def statistics(self) -> EventStatistics:
+        """A snapshot in anyio's shape: how many tasks wait."""
+        return EventStatistics(self.waiting)
+
     def set(self) -> None:
         """Set the event and wake every waiter, from any thread or loop."""
         try:
@@ -2264,6 +2275,10 @@ class Lock(_Waitable):
         """True while some task holds the lock."""
         return not self._unlocked
 
+    def statistics(self) -> LockStatistics:
+        """A snapshot in anyio's shape: locked, owner, tasks waiting."""
+        return LockStatistics(not self._unlocked, self.owner, self.waiting)
+
     @property
     def owner(self) -> tuple[str, int] | None:
         """``(library, id)`` of the holder, or None."""
@@ -2653,6 +2668,10 @@ class Semaphore(_Waitable):
         """True if an acquire would have to wait."""
         return not self._permits
 
+    def statistics(self) -> SemaphoreStatistics:
+        """A snapshot in anyio's shape: how many tasks wait."""
+        return SemaphoreStatistics(self.waiting)
+
     # -- the hooks of the shared algorithm
 
     def _try_take(self) -> bool:
@@ -3020,6 +3039,16 @@ class CapacityLimiter(_Parking):
     @property
     def borrowed_tokens(self) -> int:
         return len(self._borrowers)
+
+    def statistics(self) -> CapacityLimiterStatistics:
+        """A snapshot in anyio's shape; `borrowers` as the property shows them."""
+        borrowers = self._borrowers.copy()
+        return CapacityLimiterStatistics(
+            len(borrowers),
+            self._total_tokens,
+            tuple(_shown(key) for key in borrowers),
+            self.waiting,
+        )
 
     @property
     def borrowers(self) -> MappingProxyType[object, int]:
@@ -3696,6 +3725,10 @@ class Condition(_Waiting):
     def waiting(self) -> int:
         return len(self._waiters)
 
+    def statistics(self) -> ConditionStatistics:
+        """A snapshot in anyio's shape: waiters, and its lock's statistics."""
+        return ConditionStatistics(self.waiting, _lock_statistics(self._lock))
+
     def __bool__(self) -> bool:
         return bool(self._adapter)
 
@@ -4268,9 +4301,38 @@ class _Gets(_GenericBase[_T]):
             mutex = _made_once(self, "_mutex", _allocate_lock)
         return mutex
 
+    if TYPE_CHECKING:
+
+        def __len__(self) -> int: ...
+        @property
+        def putting(self) -> int: ...
+        @property
+        def getting(self) -> int: ...
+
     def _take(self) -> _T:
         # Called holding a ready unit.
         raise NotImplementedError
+
+    # `async for item in q:` gets items until the queue is shut down (and,
+    # after a graceful shutdown, emptied), as anyio's and trio's receive
+    # streams end when closed.
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> _T:
+        try:
+            return await self.async_get()
+        except QueueShutDown:
+            raise StopAsyncIteration from None
+
+    def statistics(self) -> QueueStatistics:
+        """A snapshot, named after anyio's MemoryObjectStreamStatistics:
+        items, bound (``inf`` if unbounded), tasks waiting to put and to get."""
+        maxsize: int = getattr(self, "_maxsize", 0)
+        return QueueStatistics(
+            len(self), maxsize or float("inf"), self.putting, self.getting
+        )
 
     def _refuse_get(self) -> NoReturn:
         if self._shutdown:
@@ -5242,6 +5304,171 @@ def _synchronize_function(
                 return function(*args, **kwargs)
 
     return wrapper
+
+
+# =============================================================================
+# Statistics, in anyio's shape
+# =============================================================================
+
+# What `statistics()` returns: snapshots with the field names of anyio's
+# (LockStatistics, CapacityLimiterStatistics...), read-only, compared by
+# value. Plain slotted classes: `typing.NamedTuple` would import typing.
+
+
+class _Statistics:
+    __slots__ = ()
+
+    # The fields in anyio's order.
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *values: object) -> None:
+        # Keep the fields read-only: set once, here.
+        for name, value in zip(self._fields, values):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        msg = f"{type(self).__name__} is read-only"
+        raise AttributeError(msg)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({fields})"
+
+
+class LockStatistics(_Statistics):
+    """`Lock.statistics()`: held or not, by whom (``(library, id)``), waiters."""
+
+    __slots__ = ("locked", "owner", "tasks_waiting")
+    _fields = ("locked", "owner", "tasks_waiting")
+
+    locked: bool
+    owner: tuple[str, int] | None
+    tasks_waiting: int
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self, locked: bool, owner: tuple[str, int] | None, tasks_waiting: int
+        ) -> None: ...
+
+
+class SemaphoreStatistics(_Statistics):
+    """`Semaphore.statistics()`: how many tasks wait."""
+
+    __slots__ = ("tasks_waiting",)
+    _fields = ("tasks_waiting",)
+
+    tasks_waiting: int
+
+    if TYPE_CHECKING:
+
+        def __init__(self, tasks_waiting: int) -> None: ...
+
+
+class EventStatistics(_Statistics):
+    """`Event.statistics()`: how many tasks wait."""
+
+    __slots__ = ("tasks_waiting",)
+    _fields = ("tasks_waiting",)
+
+    tasks_waiting: int
+
+    if TYPE_CHECKING:
+
+        def __init__(self, tasks_waiting: int) -> None: ...
+
+
+class ConditionStatistics(_Statistics):
+    """`Condition.statistics()`: its waiters, and its lock's statistics."""
+
+    __slots__ = ("lock_statistics", "tasks_waiting")
+    _fields = ("tasks_waiting", "lock_statistics")
+
+    tasks_waiting: int
+    lock_statistics: LockStatistics
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self, tasks_waiting: int, lock_statistics: LockStatistics
+        ) -> None: ...
+
+
+class CapacityLimiterStatistics(_Statistics):
+    """`CapacityLimiter.statistics()`: tokens borrowed and in total, the
+    borrowers (as `borrowers` shows them) and how many tasks wait."""
+
+    __slots__ = ("borrowed_tokens", "borrowers", "tasks_waiting", "total_tokens")
+    _fields = ("borrowed_tokens", "total_tokens", "borrowers", "tasks_waiting")
+
+    borrowed_tokens: int
+    total_tokens: float
+    borrowers: tuple[object, ...]
+    tasks_waiting: int
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            borrowed_tokens: int,
+            total_tokens: float,
+            borrowers: tuple[object, ...],
+            tasks_waiting: int,
+        ) -> None: ...
+
+
+class QueueStatistics(_Statistics):
+    """`statistics()` of every queue, named after anyio's
+    MemoryObjectStreamStatistics: items in the queue, its bound (``inf``
+    when unbounded), tasks waiting to put and to get."""
+
+    __slots__ = (
+        "current_buffer_used",
+        "max_buffer_size",
+        "tasks_waiting_get",
+        "tasks_waiting_put",
+    )
+    _fields = (
+        "current_buffer_used",
+        "max_buffer_size",
+        "tasks_waiting_put",
+        "tasks_waiting_get",
+    )
+
+    current_buffer_used: int
+    max_buffer_size: float
+    tasks_waiting_put: int
+    tasks_waiting_get: int
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            current_buffer_used: int,
+            max_buffer_size: float,
+            tasks_waiting_put: int,
+            tasks_waiting_get: int,
+        ) -> None: ...
+
+
+def _lock_statistics(lock: Any) -> LockStatistics:
+    # Of any lock a Condition may hold: ours, a semaphore, threading's, none.
+    if isinstance(lock, Lock):
+        return lock.statistics()
+    if lock is None:
+        return LockStatistics(False, None, 0)
+    return LockStatistics(_foreign_locked(lock), None, getattr(lock, "waiting", 0))
 
 
 # =============================================================================

@@ -7590,6 +7590,115 @@ def test_errors_of_the_wrong_face_name_the_right_one(async_backend: str) -> None
         assert "un-acquired" in str(result)
 
 
+@pytest.mark.parametrize(
+    "factory", ["SimpleQueue", "SimpleLifoQueue", "Queue", "LifoQueue", "PriorityQueue"]
+)
+def test_async_for_gets_items_until_shutdown(async_backend: str, factory: str) -> None:
+    async def consumer(w: World, q: Any) -> list[int]:
+        return [item async for item in q]
+
+    async def body(w: World) -> None:
+        q = getattr(aiologic, factory)([1, 2])
+        task = w.spawn(consumer, q)
+        await w.wait_until(lambda: len(q) == 0 and q.getting == 1)
+        await w.put(q, 3)
+        await w.wait_until(lambda: len(q) == 0 and q.getting == 1)
+        q.shutdown()  # wakes the consumer: the loop ends
+        assert sorted(await task.join()) == [1, 2, 3]
+        # A graceful shutdown still yields what is left, then ends.
+        q = getattr(aiologic, factory)([4, 5])
+        q.shutdown()
+        assert sorted([item async for item in q]) == [4, 5]
+
+    run_in(async_backend, body)
+
+
+def test_statistics_in_anyios_shape() -> None:
+    lock = aiologic.Lock()
+    stats = lock.statistics()
+    assert stats == aiologic.LockStatistics(False, None, 0)
+    assert (stats.locked, stats.owner, stats.tasks_waiting) == (False, None, 0)
+    assert repr(stats) == "LockStatistics(locked=False, owner=None, tasks_waiting=0)"
+    with pytest.raises(AttributeError):
+        stats.locked = True  # type: ignore[misc]
+    assert "__dict__" not in dir(stats)
+    lock.green_acquire()
+    me = ("threading", threading.get_ident())
+    assert lock.statistics() == aiologic.LockStatistics(True, me, 0)
+
+    async def waiter(w: World) -> bool:
+        got = await w.acquire(lock, timeout=DEADLINE)
+        w.release(lock)
+        return bool(got)
+
+    actor = Actor("asyncio", waiter)
+    wait_until(lambda: lock.waiting == 1, actors=[actor])
+    assert lock.statistics() == aiologic.LockStatistics(True, me, 1)
+    cv = aiologic.Condition(lock)
+    assert cv.statistics() == aiologic.ConditionStatistics(
+        0, aiologic.LockStatistics(True, me, 1)
+    )
+    assert cv.statistics().lock_statistics.tasks_waiting == 1
+    lock.green_release()
+    assert actor.join() is True
+
+    rlock = aiologic.RLock()
+    rlock.green_acquire(count=2)
+    assert rlock.statistics() == aiologic.LockStatistics(True, me, 0)
+    rlock.green_release(count=2)
+    for lockless in (aiologic.Condition(None), aiologic.Condition(threading.Lock())):
+        assert lockless.statistics() == aiologic.ConditionStatistics(
+            0, aiologic.LockStatistics(False, None, 0)
+        )
+
+    sem = aiologic.Semaphore(0)
+    assert sem.statistics() == aiologic.SemaphoreStatistics(0)
+    assert sem.green_acquire(timeout=0) is False
+    ev = aiologic.Event()
+    assert ev.statistics() == aiologic.EventStatistics(0)
+    assert aiologic.REvent().statistics().tasks_waiting == 0
+
+    limiter = aiologic.CapacityLimiter(2)
+    limiter.green_acquire()
+    limiter.green_acquire_on_behalf_of("job")
+    stats = limiter.statistics()
+    assert stats == aiologic.CapacityLimiterStatistics(2, 2, stats.borrowers, 0)
+    assert set(stats.borrowers) == {me, "job"}
+    assert repr(stats).startswith("CapacityLimiterStatistics(borrowed_tokens=2,")
+    limiter.green_release()
+    limiter.green_release_on_behalf_of("job")
+
+    q: Any = aiologic.Queue([1], maxsize=2)
+    assert q.statistics() == aiologic.QueueStatistics(1, 2, 0, 0)
+    unbounded: Any = aiologic.SimpleQueue()
+    assert unbounded.statistics() == aiologic.QueueStatistics(0, math.inf, 0, 0)
+    assert aiologic.Queue().statistics().max_buffer_size == math.inf
+
+
+def test_statistics_count_waiters(async_backend: str) -> None:
+    async def getter(w: World, q: Any) -> Any:
+        return await w.get(q, timeout=DEADLINE)
+
+    async def waiter(w: World, obj: Any) -> Any:
+        return await w.wait(obj, DEADLINE)
+
+    async def body(w: World) -> None:
+        q: Any = aiologic.Queue(1)
+        tasks = [w.spawn(getter, q), w.spawn(getter, q)]
+        await w.wait_until(lambda: q.statistics().tasks_waiting_get == 2)
+        await w.put(q, 1)
+        await w.put(q, 2)
+        assert sorted([await t.join() for t in tasks]) == [1, 2]
+        ev = aiologic.Event()
+        task = w.spawn(waiter, ev)
+        await w.wait_until(lambda: ev.statistics().tasks_waiting == 1)
+        ev.set()
+        assert await task.join() is True
+        assert ev.statistics().tasks_waiting == 0
+
+    run_in(async_backend, body)
+
+
 # ============================================================================
 # Across worlds: one primitive shared by tasks of different worlds and threads
 # ============================================================================
