@@ -2201,10 +2201,14 @@ def _wrong_face_hint(owner: object, me: object) -> str:
     if _is_green(me):
         if _is_green(owner):
             return ""
-        task = _asyncio_task()
-        if task is None and "trio" in _modules and _in_trio_run(_modules["trio"]):
-            task = _modules["trio"].lowlevel.current_task()
-        if task is None or owner is not task:
+        library = current_async_library(failsafe=True)
+        if library not in ("asyncio", "trio"):
+            return ""
+        try:
+            task = _async_task(library)
+        except RuntimeError:  # not in a task (a callback)
+            return ""
+        if owner is not task:
             return ""
         return (
             "; the current async task holds it: this is the green face, use"
