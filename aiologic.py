@@ -134,7 +134,7 @@ if TYPE_CHECKING:
         def _undo(self, token: _Token, /) -> None: ...
 else:
     # Stand in for the TypeVars in class bases like Queue[_T].
-    _T = _OrderedT = _LockT = None
+    _T = _OrderedT = _LockT = _TypeVarStandIn = object()
 
     class _GenericBase:
         """Stands in for typing.Generic so that ``Queue[int]`` works at run time."""
@@ -142,7 +142,7 @@ else:
         __slots__ = ()
 
         def __class_getitem__(cls, item):
-            if cls is _GenericBase:  # in a class statement: Queue(_GenericBase[_T])
+            if item is _TypeVarStandIn:  # in a class statement: Queue(_Gets[_T])
                 return cls
             # A real generic alias, as typing.Generic makes: typing.get_args()
             # sees the arguments, calling it makes an instance of cls.
