@@ -7383,6 +7383,48 @@ def test_exceptions_become_the_stdlib_ones_imported_later() -> None:
     ]
 
 
+def test_exceptions_adopt_their_bases_once_under_contention() -> None:
+    """Threads that raise at once, right after asyncio and queue appear,
+    adopt each base once (the adoption runs under a lock) and all catch."""
+    result = _python(
+        """
+        import json, sys, threading
+        sys.setswitchinterval(1e-6)
+        import aiologic
+        import asyncio, queue
+        start = threading.Barrier(8)
+        caught = []
+        def worker():
+            start.wait()
+            for _ in range(100):
+                try:
+                    raise aiologic.QueueFull
+                except asyncio.QueueFull:
+                    pass
+                try:
+                    raise aiologic.QueueEmpty
+                except queue.Empty:
+                    pass
+            caught.append(1)
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        mros = [
+            [c.__qualname__ for c in cls.__mro__]
+            for cls in (aiologic.QueueFull, aiologic.QueueEmpty)
+        ]
+        print(json.dumps([len(caught), mros]))
+        """
+    )
+    count, mros = result
+    assert count == 8
+    # Each foreign base once: ours and asyncio's share the name QueueFull.
+    assert mros[0].count("Full") == 1 and mros[0].count("QueueFull") == 2
+    assert mros[1].count("Empty") == 1 and mros[1].count("QueueEmpty") == 2
+
+
 def test_bounded_semaphore_over_release_is_runtime_and_value_error() -> None:
     for sem in (aiologic.BoundedSemaphore(2), aiologic.BoundedSemaphore()):
         with pytest.raises(RuntimeError) as info:
