@@ -557,11 +557,12 @@ def _check_timeout(timeout: float) -> float | None:
 
 def _acquire_timeout(blocking: bool, timeout: float) -> float | None:
     """`_check_timeout` for an acquire: refuses a non-blocking call's timeout."""
+    checked = _check_timeout(timeout)
     if not blocking:
         # As threading's acquire: the timeout could never mean anything.
         msg = "can't specify a timeout for a non-blocking call"
         raise ValueError(msg)
-    return _check_timeout(timeout)
+    return checked
 
 
 def _env_flag(name: str) -> bool | None:
@@ -3212,14 +3213,14 @@ class CapacityLimiter(_Parking):
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Borrow a token in green code; False if none (non-blocking/timeout)."""
-        blocking, timeout = _wait_args(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         return self._green(_green_task(), 1, blocking, timeout)
 
     async def async_acquire(
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Borrow a token in async code; False if none (non-blocking/timeout)."""
-        blocking, timeout = _wait_args(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         return await self._async(_current_async_task(), 1, blocking, timeout)
 
     def green_acquire_on_behalf_of(
@@ -3232,7 +3233,7 @@ class CapacityLimiter(_Parking):
         `green_release_on_behalf_of` (or the async one) from any task.
         """
         key = _behalf(borrower)
-        blocking, timeout = _wait_args(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         return self._green(key, 1, blocking, timeout)
 
     async def async_acquire_on_behalf_of(
@@ -3240,7 +3241,7 @@ class CapacityLimiter(_Parking):
     ) -> bool:
         """Borrow a token for *borrower* (any hashable object) in async code."""
         key = _behalf(borrower)
-        blocking, timeout = _wait_args(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         return await self._async(key, 1, blocking, timeout)
 
     def green_release(self) -> None:
@@ -3298,6 +3299,13 @@ def _shown(key: Any) -> object:
 def _wait_args(blocking: bool, timeout: float | None) -> tuple[bool, float | None]:
     # Both arguments read before anything changes.
     if timeout is not None:
+        timeout = _check_timeout(timeout)
+    return bool(blocking), timeout
+
+
+def _acquire_args(blocking: bool, timeout: float | None) -> tuple[bool, float | None]:
+    # `_wait_args` for an acquire, which refuses a non-blocking call's timeout.
+    if timeout is not None:
         timeout = _acquire_timeout(blocking, timeout)
     return bool(blocking), timeout
 
@@ -3320,7 +3328,7 @@ class RCapacityLimiter(CapacityLimiter):
     ) -> bool:
         """Borrow (or re-enter *count* levels) in green code."""
         count = _check_count(count)
-        blocking, timeout = _wait_args(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         return self._green(_green_task(), count, blocking, timeout)
 
     async def async_acquire(
@@ -3328,7 +3336,7 @@ class RCapacityLimiter(CapacityLimiter):
     ) -> bool:
         """Borrow (or re-enter *count* levels) in async code."""
         count = _check_count(count)
-        blocking, timeout = _wait_args(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         return await self._async(_current_async_task(), count, blocking, timeout)
 
     def green_release(self, count: int = 1) -> None:
