@@ -7456,6 +7456,9 @@ def test_generic_classes_make_real_aliases(name: str) -> None:
     assert typing.get_args(cls[typing.Tuple[int, str]]) == (typing.Tuple[int, str],)
 
 
+@pytest.mark.skipif(
+    sys.version_info < (3, 9), reason="3.8 has no types.GenericAlias: typing is used"
+)
 def test_subscripting_imports_nothing() -> None:
     result = _python(
         """
