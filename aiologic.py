@@ -3739,7 +3739,10 @@ class Condition(_Waiting):
 
     def statistics(self) -> ConditionStatistics:
         """A snapshot in anyio's shape: waiters, and its lock's statistics."""
-        return ConditionStatistics(self.waiting, _lock_statistics(self._lock))
+        adapter = self._adapter
+        return ConditionStatistics(
+            self.waiting, _lock_statistics(adapter.lock, bool(adapter))
+        )
 
     def __bool__(self) -> bool:
         return bool(self._adapter)
@@ -5474,13 +5477,11 @@ class QueueStatistics(_Statistics):
         ) -> None: ...
 
 
-def _lock_statistics(lock: Any) -> LockStatistics:
+def _lock_statistics(lock: Any, locked: bool) -> LockStatistics:
     # Of any lock a Condition may hold: ours, a semaphore, threading's, none.
     if isinstance(lock, Lock):
         return lock.statistics()
-    if lock is None:
-        return LockStatistics(False, None, 0)
-    return LockStatistics(_foreign_locked(lock), None, getattr(lock, "waiting", 0))
+    return LockStatistics(locked, None, getattr(lock, "waiting", 0))
 
 
 # =============================================================================

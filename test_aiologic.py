@@ -7695,6 +7695,12 @@ def test_statistics_in_anyios_shape() -> None:
         assert lockless.statistics() == aiologic.ConditionStatistics(
             0, aiologic.LockStatistics(False, None, 0)
         )
+    for other in (threading.Lock(), aiologic.BinarySemaphore()):
+        cv = aiologic.Condition(other)
+        with cv:  # held, by nobody in particular
+            assert cv.statistics().lock_statistics == aiologic.LockStatistics(
+                True, None, 0
+            )
 
     sem = aiologic.Semaphore(0)
     assert sem.statistics() == aiologic.SemaphoreStatistics(0)
