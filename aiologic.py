@@ -3158,6 +3158,11 @@ class CapacityLimiter(_Parking):
             held = borrowers.get(key)
             if held is None:
                 msg = "this borrower is not holding any of this limiter's tokens"
+                for borrower in list(borrowers):
+                    hint = _wrong_face_hint(borrower, key)
+                    if hint:
+                        msg += hint
+                        break
                 raise RuntimeError(msg)
             if count > held:
                 msg = "released more times than acquired"
@@ -5025,6 +5030,7 @@ class RWLock:
                     raise RuntimeError(msg)
                 if self._writer != task:
                     msg = "the current task is not holding this lock for writing"
+                    msg += _wrong_face_hint(self._writer, task)
                     raise RuntimeError(msg)
                 self._writer = None
             else:

@@ -7626,6 +7626,17 @@ def test_errors_of_the_wrong_face_name_the_right_one(async_backend: str) -> None
                 lock.green_release()
             assert lock.locked()
         assert not lock.locked()
+        limiter = aiologic.CapacityLimiter(1)
+        async with limiter:
+            with pytest.raises(RuntimeError, match="green face, use the async one"):
+                limiter.green_release()
+            assert limiter.borrowed_tokens == 1
+        rw = aiologic.RWLock()
+        async with rw.writer:
+            with pytest.raises(RuntimeError, match="green face, use the async one"):
+                rw.writer.green_release()
+            assert rw.writer.locked()
+        assert not rw.writer.locked() and limiter.borrowed_tokens == 0
 
     run_in(async_backend, body)
     cv = aiologic.Condition()
