@@ -863,7 +863,8 @@ def test_import_is_lazy_and_fast() -> None:
         """.replace("BACKENDS", repr(_BACKENDS))
     )
     assert result["backends"] == []
-    assert result["elapsed"] < 0.2, result
+    # Generous: a loaded CI machine may also recompile the module here.
+    assert result["elapsed"] < 1.0, result
     assert result["lowlevel"]
 
 
@@ -2384,14 +2385,19 @@ class TestSemaphore:
     def test_concurrency_limit(self, world: str) -> None:
         inside = [0]
         peak = [0]
+        # The counter is shared by OS threads: without the GIL (3.13t) a bare
+        # `+=` is not atomic, so the test's own bookkeeping takes a lock.
+        count_lock = threading.Lock()
 
         async def worker(w: World, sem: Any) -> None:
             for _ in range(10):
                 async with w.hold(sem):
-                    inside[0] += 1
-                    peak[0] = max(peak[0], inside[0])
+                    with count_lock:
+                        inside[0] += 1
+                        peak[0] = max(peak[0], inside[0])
                     await w.sleep(0.0005)
-                    inside[0] -= 1
+                    with count_lock:
+                        inside[0] -= 1
                 await w.sleep(0)
 
         async def body(w: World) -> None:
