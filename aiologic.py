@@ -4908,43 +4908,29 @@ class RWLock:
     together; a waiting writer makes later readers wait, so neither side
     starves.
 
-    The grant decisions read and change three fields together, so they run in
-    a short critical section (a plain lock that is never held while anyone
-    waits); the waiting itself is the usual one-shot tokens.
+    Each side is owned: releasing a side the current task does not hold
+    raises `RuntimeError`. A task that reads may take the reader again (it
+    enters at once, and must release as many times); asking for the writer
+    while reading, or for either side while writing, raises `RuntimeError`
+    instead of waiting for itself. So does a wait that could never end
+    because a holder is an async task of the loop this green code blocks, or
+    green code of the thread this async task's loop runs in.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_mutex",
-        "_readers",
-        "_waiters",
-        "_writer",
-        "reader",
-        "writer",
-    )
+    __slots__ = ("__weakref__", "_core", "reader", "writer")
 
     def __init__(self) -> None:
-        # Invariants (all under `_mutex`): `_readers` counts holders reading;
-        # `_writer` is the writing task or None; never both. `_waiters` holds
-        # tokens whose data is (kind, task), in arrival order; a token leaves
-        # it when granted (set) or withdrawn (cancelled).
-        self._mutex = _allocate_lock()
-        self._readers = 0
-        self._writer: object = None
-        self._waiters: deque[_Token] = deque()
-        self.reader = _RWSide(self, _READ)
-        self.writer = _RWSide(self, _WRITE)
+        # The sides point to the shared core, never back here: a dropped
+        # RWLock is freed by reference counting alone.
+        core = _RWCore()
+        self._core = core
+        self.reader = _RWSide(core, _READ)
+        self.writer = _RWSide(core, _WRITE)
 
     def __repr__(self) -> str:
-        if self._writer is not None:
-            state = "writing"
-        elif self._readers:
-            state = f"reading, readers={self._readers}"
-        else:
-            state = "unlocked"
         return (
             f"<{_qualname(self)} object at {id(self):#x}"
-            f" [{state}, waiting={self.waiting}]>"
+            f" [{self._core.state()}, waiting={self.waiting}]>"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -4952,174 +4938,252 @@ class RWLock:
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        """How many tasks are waiting now, on either side."""
+        return self._core.waiting
 
-    def _grant(self) -> None:
-        # Under `_mutex`: let in the head of the queue while it fits.
-        waiters = self._waiters
-        while waiters and self._writer is None:
-            token = waiters[0]
-            kind, task = token.data
-            if kind is _WRITE:
-                if self._readers:
-                    return
-                waiters.popleft()
-                if token.claim():
-                    self._writer = task
-                    token.wake()
-                    return
-            else:
-                waiters.popleft()
-                if token.claim():
-                    self._readers += 1
-                    token.wake()
 
-    def _try(self, kind: str, task: object) -> bool:
-        # Under `_mutex`.
-        if self._waiters or self._writer is not None:
-            return False
+class _RWCore(_Waitable):
+    """The state of one `RWLock`, shared by its two sides.
+
+    The waiting is `_Waitable`'s (a side calls `_green_acquire` or
+    `_async_acquire` with ``(kind, task)``), but a grant reads and changes
+    the holders and the queue together, so the steps that `_Waitable` does
+    with single atomic operations (`_begin`, the hand-off, `_withdraw`) run
+    here under `_mutex`: a plain lock held for a few operations, never while
+    anyone waits, and released before the granted waiters are woken.
+    """
+
+    __slots__ = ("_mutex", "_readers", "_waiters", "_writer")
+
+    def __init__(self) -> None:
+        # Invariants (all changed under `_mutex`): `_readers` maps each task
+        # that reads to how many read locks it holds; `_writer` is the task
+        # that writes, or None; never both. `_waiters` (made on first wait)
+        # holds tokens whose data is (kind, task), in arrival order; a token
+        # leaves it when granted or withdrawn. Whenever the mutex is free the
+        # head of `_waiters` cannot enter yet (every change ends with
+        # `_grant()`), so a newcomer may enter only when nobody waits.
+        self._mutex = _allocate_lock()
+        self._readers: dict[object, int] = {}
+        self._writer: object = None
+        self._waiters: deque[_Token] | None = None
+
+    def state(self) -> str:
+        if self._writer is not None:
+            return "writing"
+        readers = sum(self._readers.copy().values())
+        if readers:
+            return f"reading, readers={readers}"
+        return "unlocked"
+
+    def held(self, kind: str) -> bool:
         if kind is _WRITE:
-            if self._readers:
-                return False
-            self._writer = task
-        else:
-            self._readers += 1
-        return True
+            return self._writer is not None
+        return bool(self._readers)
+
+    def waiting_for(self, kind: str) -> int:
+        waiters = self._waiters
+        if waiters is None:
+            return 0
+        return sum(1 for token in waiters.copy() if token.data[0] is kind)
+
+    # -- the hooks of the shared algorithm, under `_mutex`
 
     def _begin(
         self,
-        kind: str,
-        task: object,
+        data: Any,
         blocking: bool,
         timeout: float | None,
         make_token: Callable[[Any], _TokenT],
     ) -> bool | _TokenT:
+        kind, task = data
         with self._mutex:
-            if self._try(kind, task):
+            if self._enter(kind, task):
                 return True
-            if kind is _READ and self._writer == task and task is not None:
-                msg = "the current task is holding this lock for writing"
-                raise RuntimeError(msg)
             if not blocking or timeout == 0:
                 return False
-            if kind is _WRITE:
-                if self._writer == task:
-                    msg = "the current task is already holding this lock for writing"
-                    raise RuntimeError(msg)
-                reason = _deadlock(self._writer, task)
-                if reason is not None:
-                    raise RuntimeError(reason)
-            token = make_token((kind, task))
-            self._waiters.append(token)
+            reason = self._deadlock(task)
+            if reason is not None:
+                raise RuntimeError(reason)
+            token = make_token(data)
+            waiters = self._waiters
+            if waiters is None:
+                waiters = self._waiters = deque()
+            waiters.append(token)
             return token
 
+    def _enter(self, kind: str, task: object) -> bool:
+        # Take `kind` for `task` now if it may enter without waiting; refuse
+        # what the task itself would block.
+        readers = self._readers
+        writer = self._writer
+        if kind is _READ:
+            count = readers.get(task)
+            if count is not None:
+                # It reads already: a waiting writer waits for it anyway.
+                readers[task] = count + 1
+                return True
+            if writer is not None and writer == task:
+                msg = "the current task is holding this lock for writing"
+                raise RuntimeError(msg)
+            if writer is None and not self._waiters:
+                readers[task] = 1
+                return True
+            return False
+        if writer is not None and writer == task:
+            msg = "the current task is already holding this lock for writing"
+            raise RuntimeError(msg)
+        if task in readers:
+            msg = (
+                "the current task is holding this lock for reading: it would"
+                " wait for itself to become the writer"
+            )
+            raise RuntimeError(msg)
+        if writer is None and not readers and not self._waiters:
+            self._writer = task
+            return True
+        return False
+
+    def _deadlock(self, task: object) -> str | None:
+        # `task` must wait: it enters only after every holder of now has
+        # left (a queued writer stands between a reader and the readers).
+        for holder in (self._writer, *self._readers):
+            reason = _deadlock(holder, task)
+            if reason is not None:
+                return reason
+        return None
+
+    def _grant(self) -> list[_Token]:
+        # Let the head of the queue in while it fits; returns the tokens
+        # claimed, for the caller to wake once the mutex is free.
+        granted: list[_Token] = []
+        waiters = self._waiters
+        readers = self._readers
+        while waiters and self._writer is None:
+            token = waiters[0]
+            kind, task = token.data
+            if kind is _WRITE and readers:
+                break
+            waiters.popleft()
+            # Record the holder before the claim: a waiter whose own claim
+            # loses (timed out meanwhile) returns holding the lock at once.
+            if kind is _WRITE:
+                self._writer = task
+            else:
+                readers[task] = readers.get(task, 0) + 1
+            if token.claim():
+                granted.append(token)
+                if kind is _WRITE:
+                    break
+            else:  # it gave up first; its `_withdraw` finds it gone
+                self._forget(kind, task)
+        return granted
+
+    def _forget(self, kind: str, task: object) -> None:
+        if kind is _WRITE:
+            self._writer = None
+            return
+        readers = self._readers
+        count = readers[task]
+        if count > 1:
+            readers[task] = count - 1
+        else:
+            del readers[task]
+
     def _withdraw(self, token: _Token) -> None:
+        # A waiter gave up; a writer leaving the head lets the readers
+        # behind it in.
         with self._mutex:
-            _discard(self._waiters, token)
-            # A writer leaving the head may let the readers behind it in.
-            self._grant()
+            waiters = self._waiters
+            if waiters is not None:
+                _discard(waiters, token)
+            granted = self._grant()
+        for claimed in granted:
+            claimed.wake()
 
-    def _undo(self, token: _Token) -> None:
-        self._release(token.data[0], token.data[1])
-
-    def _release(self, kind: str, task: object) -> None:
+    def _release(self, data: Any) -> None:
+        kind, task = data
         with self._mutex:
             if kind is _WRITE:
-                if self._writer is None:
+                writer = self._writer
+                if writer is None or writer != task:
+                    if writer is None:
+                        msg = "release unlocked lock"
+                    else:
+                        msg = "the current task is not holding this lock for writing"
+                        msg += _wrong_face_hint(writer, task)
+                    raise RuntimeError(msg)
+            elif task not in self._readers:
+                if self._readers:
+                    msg = "the current task is not holding this lock for reading"
+                    for reader in self._readers:
+                        hint = _wrong_face_hint(reader, task)
+                        if hint:
+                            msg += hint
+                            break
+                else:
                     msg = "release unlocked lock"
-                    raise RuntimeError(msg)
-                if self._writer != task:
-                    msg = "the current task is not holding this lock for writing"
-                    msg += _wrong_face_hint(self._writer, task)
-                    raise RuntimeError(msg)
-                self._writer = None
-            else:
-                if not self._readers:
-                    msg = "release unlocked lock"
-                    raise RuntimeError(msg)
-                self._readers -= 1
-            self._grant()
+                raise RuntimeError(msg)
+            self._forget(kind, task)
+            granted = self._grant()
+        for claimed in granted:
+            claimed.wake()
+
+    def _undo(self, token: _Token) -> None:
+        # Granted to a waiter that is leaving anyway: it releases.
+        self._release(token.data)
+
+    def _give_back(self, data: Any) -> None:
+        self._release(data)
 
 
 class _RWSide:
     """One side (reading or writing) of an `RWLock`, as a lock-like."""
 
-    __slots__ = ("__weakref__", "_kind", "_rwlock")
+    __slots__ = ("__weakref__", "_core", "_kind")
 
-    def __init__(self, rwlock: RWLock, kind: str) -> None:
-        self._rwlock = rwlock
+    def __init__(self, core: _RWCore, kind: str) -> None:
+        self._core = core
         self._kind = kind
 
     def __repr__(self) -> str:
-        return f"<{self._kind} side of {self._rwlock!r}>"
+        return (
+            f"<{self._kind} side of an RWLock"
+            f" [{self._core.state()}, waiting={self.waiting}]>"
+        )
 
     @property
     def waiting(self) -> int:
-        kind = self._kind
-        return sum(1 for token in self._rwlock._waiters.copy() if token.data[0] is kind)
+        """How many tasks are waiting for this side."""
+        return self._core.waiting_for(self._kind)
 
     def locked(self) -> bool:
         """True while held on this side."""
-        rwlock = self._rwlock
-        if self._kind is _WRITE:
-            return rwlock._writer is not None
-        return rwlock._readers > 0
+        return self._core.held(self._kind)
 
     def green_acquire(
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
-        if timeout is not None:
-            timeout = _acquire_timeout(blocking, timeout)
-        rwlock = self._rwlock
-        result = rwlock._begin(
-            self._kind, _green_task(), blocking, timeout, _green_token
-        )
-        if result is True:
-            if (
-                blocking
-                and (_GREEN_CHECKPOINTS_ANY or _overrides_active)
-                and _green_checkpoints_on()
-            ):
-                try:
-                    _green_yield(current_green_library())
-                except BaseException:
-                    self.green_release()
-                    raise
-            return True
-        if result is False:
-            return False
-        return _green_park(result, timeout, rwlock)
+        """Acquire this side in green code; False if not acquired."""
+        blocking, timeout = _acquire_args(blocking, timeout)
+        data = (self._kind, _green_task())
+        return self._core._green_acquire(data, blocking, timeout)
 
     async def async_acquire(
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
-        if timeout is not None:
-            timeout = _acquire_timeout(blocking, timeout)
-        rwlock = self._rwlock
-        task = _current_async_task()
-        result = rwlock._begin(self._kind, task, blocking, timeout, _async_token)
-        if result is True:
-            if (
-                blocking
-                and (_ASYNC_CHECKPOINTS_ANY or _overrides_active)
-                and _async_checkpoints_on()
-            ):
-                try:
-                    await _async_yield(_async_library())
-                except BaseException:
-                    rwlock._release(self._kind, task)
-                    raise
-            return True
-        if result is False:
-            return False
-        return await _async_park(result, timeout, rwlock)
+        """Acquire this side in async code; False if not acquired."""
+        blocking, timeout = _acquire_args(blocking, timeout)
+        data = (self._kind, _current_async_task())
+        return await self._core._async_acquire(data, blocking, timeout)
 
     def green_release(self) -> None:
-        self._rwlock._release(self._kind, _green_task())
+        """Release this side, held by the current green task."""
+        self._core._release((self._kind, _green_task()))
 
     def async_release(self) -> None:
-        task = _current_async_task()
-        self._rwlock._release(self._kind, task)
+        """Release this side, held by the current async task."""
+        self._core._release((self._kind, _current_async_task()))
 
     def __enter__(self) -> Self:
         self.green_acquire()
