@@ -6068,6 +6068,109 @@ class TestRWLock:
         assert repr(rw) not in (free, reading)
         rw.writer.green_release()
 
+    def test_reader_is_owned(self, world: str) -> None:
+        """Issue 12: a task that holds nothing cannot release another task's
+        read lock (a writer would then get in while that reader reads)."""
+
+        async def intruder(w: World, reader: Any) -> str:
+            with pytest.raises(RuntimeError) as info:
+                w.release(reader)
+            return str(info.value)
+
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            assert await w.acquire(rw.reader) is True
+            message = await w.spawn(intruder, rw.reader).join()
+            assert "not holding" in message
+            assert rw.reader.locked() and "readers=1" in repr(rw)
+            assert await w.spawn(_rw_try, rw.writer, {"blocking": False}).join() is False
+            w.release(rw.reader)
+            assert not rw.reader.locked()
+            message = await w.spawn(intruder, rw.reader).join()
+            assert message == "release unlocked lock"
+            assert await w.spawn(_rw_try, rw.writer, {"blocking": False}).join() is True
+            assert rw.waiting == 0 and not rw.reader.locked()
+
+        run_in(world, body)
+
+    def test_reader_reenters_past_a_waiting_writer(self, world: str) -> None:
+        """A task that reads may read again (counted), at once, even while a
+        writer waits: waiting behind that writer would wait for itself."""
+
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            entered: list[str] = []
+            go = ["W"]
+            assert await w.acquire(rw.reader) is True
+            writer = w.spawn(_rw_enter, rw.writer, "W", entered, go)
+            await w.wait_until(lambda: rw.waiting == 1)
+            assert await w.acquire(rw.reader, blocking=False) is True
+            assert await w.acquire(rw.reader, timeout=0) is True
+            assert await w.acquire(rw.reader) is True
+            assert "readers=4" in repr(rw) and rw.waiting == 1
+            for _ in range(3):
+                w.release(rw.reader)
+            assert rw.reader.locked() and rw.waiting == 1 and entered == []
+            w.release(rw.reader)
+            assert await writer.join() == "W" and entered == ["W"]
+            with pytest.raises(RuntimeError):
+                w.release(rw.reader)
+            assert rw.waiting == 0 and not rw.reader.locked()
+
+        run_in(world, body)
+
+    def test_holder_asking_for_the_other_side_raises(self, world: str) -> None:
+        """A reader asking for the writer (or a writer for either side) would
+        wait for itself: it raises at once, blocking or not, and nothing
+        changes."""
+
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            for held, asked in [
+                (rw.reader, rw.writer),
+                (rw.writer, rw.reader),
+                (rw.writer, rw.writer),
+            ]:
+                assert await w.acquire(held) is True
+                before = repr(rw)
+                for kwargs in (
+                    {"blocking": False},
+                    {"timeout": 0},
+                    {"timeout": SHORT},
+                    {},
+                ):
+                    result = await outcome_of(w.acquire(asked, **kwargs))
+                    assert isinstance(result, RuntimeError), (held, asked, kwargs)
+                    assert "current task" in str(result)
+                    assert repr(rw) == before and rw.waiting == 0
+                w.release(held)
+                assert not rw.reader.locked() and not rw.writer.locked()
+
+        run_in(world, body)
+
+    def test_bad_blocking_changes_nothing(self, world: str) -> None:
+        """Issue 19: `blocking` is read before anything is taken; a call that
+        raises leaves the lock as it was (free, or read once)."""
+
+        class Bad:
+            def __bool__(self) -> bool:
+                raise ZeroDivisionError
+
+        async def body(w: World) -> None:
+            rw = aiologic.RWLock()
+            for side in (rw.reader, rw.writer):
+                result = await outcome_of(w.acquire(side, blocking=Bad()))
+                assert isinstance(result, ZeroDivisionError)
+                assert not rw.reader.locked() and not rw.writer.locked()
+            assert await w.acquire(rw.reader) is True
+            result = await outcome_of(w.acquire(rw.reader, blocking=Bad()))
+            assert isinstance(result, ZeroDivisionError)
+            assert "readers=1" in repr(rw)
+            w.release(rw.reader)
+            assert not rw.reader.locked() and rw.waiting == 0
+
+        run_in(world, body)
+
 
 _RW_WORLDS = ("threading", "asyncio", "trio")
 
