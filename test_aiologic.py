@@ -6457,6 +6457,171 @@ def test_waiters_of_other_threads_are_never_refused(kind: str) -> None:
     assert not lock.locked() and lock.waiting == 0
 
 
+# RWLock: (what the other party holds, what this one asks for, whether a
+# writer from another thread waits in between).
+RW_DEADLOCKS = {
+    "writer-then-reader": ("writer", "reader", False),
+    "reader-then-writer": ("reader", "writer", False),
+    "writer-then-writer": ("writer", "writer", False),
+    "reader-then-queued-reader": ("reader", "reader", True),
+}
+
+
+def _queued_writer(rw: Any) -> threading.Thread:
+    """A plain thread that waits for the writer (then releases it)."""
+
+    def run() -> None:
+        assert rw.writer.green_acquire(timeout=DEADLINE)
+        rw.writer.green_release()
+
+    waiting = rw.waiting
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    wait_until(lambda: rw.waiting == waiting + 1)
+    return thread
+
+
+@pytest.mark.parametrize("case", list(RW_DEADLOCKS))
+def test_rwlock_green_acquire_refused_while_a_task_of_this_loop_holds(
+    async_backend: str, case: str
+) -> None:
+    """Issue 12: green code of a loop's thread that would wait for an RWLock
+    side held by a task of that loop raises RuntimeError at once, whichever
+    sides (a reader behind a queued writer waits for every reader)."""
+    held, asked, queued = RW_DEADLOCKS[case]
+
+    async def holder(w: World, side: Any, go: list[int]) -> None:
+        async with w.hold(side):
+            await w.wait_until(lambda: go)
+
+    def enter(side: Any) -> None:
+        with side:
+            pass
+
+    async def body(w: World) -> None:
+        rw = aiologic.RWLock()
+        held_side, side = getattr(rw, held), getattr(rw, asked)
+        go: list[int] = []
+        task = w.spawn(holder, held_side, go)
+        await w.wait_until(held_side.locked)
+        thread = _queued_writer(rw) if queued else None
+        before = repr(rw)
+        for attempt in [
+            lambda: side.green_acquire(timeout=1),  # bounded first: no hang
+            lambda: side.green_acquire(timeout=DEADLINE),
+            side.green_acquire,
+            lambda: enter(side),
+        ]:
+            start = time.monotonic()
+            with pytest.raises(RuntimeError) as info:
+                attempt()
+            assert time.monotonic() - start < 0.5
+            assert "deadlock" in str(info.value)
+            assert repr(rw) == before
+        # Not waiting is not refused: it just fails.
+        assert side.green_acquire(blocking=False) is False
+        assert side.green_acquire(timeout=0) is False
+        go.append(1)
+        await task.join()  # the holder was not disturbed
+        if thread is not None:
+            thread.join(DEADLINE)
+        assert not rw.reader.locked() and not rw.writer.locked()
+        assert rw.waiting == 0
+        with side:  # free now: green code of this thread may take it
+            assert side.locked()
+
+    run_in(async_backend, body)
+
+
+@pytest.mark.parametrize("case", list(RW_DEADLOCKS))
+def test_rwlock_async_acquire_refused_while_green_code_of_this_thread_holds(
+    async_backend: str, case: str
+) -> None:
+    held, asked, queued = RW_DEADLOCKS[case]
+
+    async def body(w: World) -> None:
+        rw = aiologic.RWLock()
+        held_side, side = getattr(rw, held), getattr(rw, asked)
+        assert held_side.green_acquire()
+        thread = _queued_writer(rw) if queued else None
+        before = repr(rw)
+        try:
+            for kwargs in ({"timeout": 1}, {"timeout": DEADLINE}, {}):
+                start = time.monotonic()
+                result = await outcome_of(w.acquire(side, **kwargs))
+                assert isinstance(result, RuntimeError), (kwargs, result)
+                assert time.monotonic() - start < 0.5
+                assert "deadlock" in str(result)
+                assert repr(rw) == before
+            with pytest.raises(RuntimeError):
+                async with side:
+                    pass
+            assert await w.acquire(side, blocking=False) is False
+        finally:
+            held_side.green_release()
+        if thread is not None:
+            thread.join(DEADLINE)
+        assert not rw.reader.locked() and not rw.writer.locked()
+        assert rw.waiting == 0
+        async with side:
+            assert side.locked()
+
+    run_in(async_backend, body)
+
+
+def test_rwlock_readers_of_one_thread_share_across_faces(async_backend: str) -> None:
+    """Reading together is no deadlock: green code of a loop's thread and a
+    task of that loop read at once, both ways round."""
+
+    async def body(w: World) -> None:
+        rw = aiologic.RWLock()
+        assert rw.reader.green_acquire(timeout=1)
+        assert await w.acquire(rw.reader, timeout=1) is True
+        assert "readers=2" in repr(rw)
+        w.release(rw.reader)
+        rw.reader.green_release()
+        assert await w.acquire(rw.reader, timeout=1) is True
+        assert rw.reader.green_acquire(timeout=1)
+        rw.reader.green_release()
+        w.release(rw.reader)
+        assert not rw.reader.locked() and rw.waiting == 0
+
+    run_in(async_backend, body)
+
+
+def test_rwlock_waiters_of_other_threads_are_never_refused() -> None:
+    """A task of a loop reads; a writer, then readers, of other threads and
+    worlds wait for it without being refused, and get in in order."""
+    _require("trio")
+    _require("gevent")
+    rw = aiologic.RWLock()
+    go = threading.Event()
+    entered: list[str] = []
+
+    async def holder(w: World) -> None:
+        async with w.hold(rw.reader):
+            await w.wait_until(go.is_set)
+
+    async def waiter(w: World, name: str) -> bool:
+        side = rw.writer if name == "W" else rw.reader
+        got = await w.acquire(side, timeout=DEADLINE)
+        if got:
+            entered.append(name)
+            w.release(side)
+        return bool(got)
+
+    loop = Actor("asyncio", holder)
+    wait_until(rw.reader.locked, actors=[loop])
+    actors = [loop]
+    for name, world_name in [("W", "threading"), ("R1", "gevent"), ("R2", "trio")]:
+        actors.append(Actor(world_name, waiter, name))
+        wait_until(lambda n=len(actors) - 1: rw.waiting == n, actors=actors)
+    go.set()
+    assert join_all(actors) == [None, True, True, True]
+    assert entered[0] == "W" and sorted(entered[1:]) == ["R1", "R2"]
+    assert not rw.reader.locked() and not rw.writer.locked() and rw.waiting == 0
+
+
 # ============================================================================
 # synchronized
 # ============================================================================
