@@ -6083,7 +6083,9 @@ class TestRWLock:
             message = await w.spawn(intruder, rw.reader).join()
             assert "not holding" in message
             assert rw.reader.locked() and "readers=1" in repr(rw)
-            assert await w.spawn(_rw_try, rw.writer, {"blocking": False}).join() is False
+            assert (
+                await w.spawn(_rw_try, rw.writer, {"blocking": False}).join() is False
+            )
             w.release(rw.reader)
             assert not rw.reader.locked()
             message = await w.spawn(intruder, rw.reader).join()
@@ -6327,6 +6329,175 @@ def test_rwlock_strict_order_across_worlds() -> None:
     go.extend(["R2", "R3"])
     assert join_all(actors) == ["R1", "W2", "R2", "R3"]
     assert rw.waiting == 0 and not rw.reader.locked()
+
+
+class PauseAt:
+    """Stops a thread just before it runs one line of an aiologic function.
+
+    The line is found by its text within the function's source, so the test
+    survives edits elsewhere. The first thread that reaches it inside
+    `traced()` stops there until `resume()`.
+    """
+
+    def __init__(self, function: Any, text: str) -> None:
+        lines, first = inspect.getsourcelines(function)
+        found = [first + i for i, line in enumerate(lines) if line.strip() == text]
+        assert len(found) == 1, f"{text!r} in {function.__qualname__}: {found}"
+        self.code = function.__code__
+        self.lineno = found[0]
+        self.reached = threading.Event()
+        self._go = threading.Event()
+
+    def _trace(self, frame: Any, event: str, arg: Any) -> Any:
+        return self._trace_line if frame.f_code is self.code else None
+
+    def _trace_line(self, frame: Any, event: str, arg: Any) -> Any:
+        if (
+            event == "line"
+            and frame.f_lineno == self.lineno
+            and not self.reached.is_set()
+        ):
+            self.reached.set()
+            self._go.wait(DEADLINE)
+        return self._trace_line
+
+    def traced(self, fn: Callable[[], Any]) -> Any:
+        old = sys.gettrace()
+        sys.settrace(self._trace)
+        try:
+            return fn()
+        finally:
+            sys.settrace(old)
+
+    def resume(self) -> None:
+        self._go.set()
+
+
+def _writer_released_from_a_thread(rw: Any, pause: PauseAt) -> Any:
+    """A plain thread that holds the writer and, on `release()`, releases it
+    under `pause`."""
+    release = threading.Event()
+
+    def run() -> None:
+        assert rw.writer.green_acquire()
+        holding.set()
+        release.wait(DEADLINE)
+        pause.traced(rw.writer.green_release)
+
+    holding = threading.Event()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert holding.wait(DEADLINE)
+    thread.release = release.set  # type: ignore[attr-defined]
+    return thread
+
+
+async def _rw_acquire_and_hold(w: World, side: Any) -> bool:
+    got = await w.acquire(side)
+    if got:
+        w.release(side)
+    return bool(got)
+
+
+@pytest.mark.parametrize("world_name", ["asyncio", "trio", "gevent", "eventlet"])
+def test_rwlock_hand_off_lost_to_a_cancelled_waiter(world_name: str) -> None:
+    """A release names the head waiter as the writer, then claims its token;
+    the waiter is cancelled in between and claims it first. The release must
+    take the name back: the lock ends free, not held by a task that left."""
+    rw = aiologic.RWLock()
+    pause = PauseAt(aiologic._RWCore._grant, "if token.claim():")
+    granter = _writer_released_from_a_thread(rw, pause)
+    tokens: list[Any] = []
+
+    async def body(w: World) -> Any:
+        task = w.spawn(_rw_acquire_and_hold, rw.writer)
+        await w.wait_until(lambda: rw.waiting == 1)
+        tokens.extend(rw._core._waiters)  # to see when it has given up
+        granter.release()  # type: ignore[attr-defined]
+        await w.wait_until(pause.reached.is_set)
+        assert rw.writer.locked()  # named already
+        task.cancel()
+        return await task.join()
+
+    actor = Actor(world_name, body)
+    wait_until(lambda: tokens and tokens[0].gave_up, actors=[actor])
+    pause.resume()
+    assert actor.join() is CANCELLED
+    granter.join(DEADLINE)
+    assert not rw.writer.locked() and not rw.reader.locked() and rw.waiting == 0
+    assert rw.writer.green_acquire(blocking=False)
+    rw.writer.green_release()
+
+
+@pytest.mark.parametrize("world_name", ["asyncio", "gevent", "eventlet"])
+def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
+    """A release grants two queued readers and is stopped before it wakes
+    them; one is cancelled meanwhile. It gives its read lock back as itself
+    (the reader side is owned) without waiting for the releaser, and the
+    other reader still gets in."""
+    rw = aiologic.RWLock()
+    pause = PauseAt(aiologic._RWCore._release, "claimed.wake()")
+    granter = _writer_released_from_a_thread(rw, pause)
+    entered: list[str] = []
+    go = ["R2"]
+
+    async def body(w: World) -> Any:
+        r1 = w.spawn(_rw_enter, rw.reader, "R1", entered, go)
+        await w.wait_until(lambda: rw.waiting == 1)
+        r2 = w.spawn(_rw_enter, rw.reader, "R2", entered, go)
+        await w.wait_until(lambda: rw.waiting == 2)
+        granter.release()  # type: ignore[attr-defined]
+        await w.wait_until(pause.reached.is_set)
+        assert "readers=2" in repr(rw) and rw.waiting == 0
+        r1.cancel()
+        assert await r1.join() is CANCELLED
+        assert "readers=1" in repr(rw)
+        pause.resume()
+        assert await r2.join() == "R2"
+        return entered
+
+    assert Actor(world_name, body).join() == ["R2"]
+    granter.join(DEADLINE)
+    assert not rw.writer.locked() and not rw.reader.locked() and rw.waiting == 0
+
+
+def test_rwlock_is_freed_by_reference_counting() -> None:
+    """Issue 19: an RWLock (or a side kept alone) that was used and dropped
+    is freed at once, without the cyclic garbage collector."""
+
+    async def cancelled_wait(w: World, rw: Any) -> None:
+        task = w.spawn(_rw_acquire_and_hold, rw.writer)
+        await w.wait_until(lambda: rw.waiting == 1)
+        task.cancel()
+        assert await task.join() is CANCELLED
+
+    def use(rw: Any) -> None:
+        with rw.reader:
+            assert rw.reader.green_acquire()
+            rw.reader.green_release()
+            run_in("asyncio", cancelled_wait, rw)
+            assert (
+                _in_other_thread(lambda: rw.writer.green_acquire(timeout=SHORT))
+                is False
+            )
+        with rw.writer:
+            pass
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        rw = aiologic.RWLock()
+        use(rw)
+        side = aiologic.RWLock().reader
+        with side:
+            assert side.locked()
+        gc.collect()  # what the backends left: from here on, no collector
+        refs = [weakref.ref(obj) for obj in (rw, rw.reader, rw.writer, side)]
+        del rw, side
+        assert [ref() for ref in refs] == [None] * 4
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # ============================================================================
@@ -6613,9 +6784,11 @@ def test_rwlock_waiters_of_other_threads_are_never_refused() -> None:
     loop = Actor("asyncio", holder)
     wait_until(rw.reader.locked, actors=[loop])
     actors = [loop]
-    for name, world_name in [("W", "threading"), ("R1", "gevent"), ("R2", "trio")]:
+    for n, (name, world_name) in enumerate(
+        [("W", "threading"), ("R1", "gevent"), ("R2", "trio")], 1
+    ):
         actors.append(Actor(world_name, waiter, name))
-        wait_until(lambda n=len(actors) - 1: rw.waiting == n, actors=actors)
+        wait_until(lambda n=n: rw.waiting == n, actors=actors)
     go.set()
     assert join_all(actors) == [None, True, True, True]
     assert entered[0] == "W" and sorted(entered[1:]) == ["R1", "R2"]
