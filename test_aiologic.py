@@ -9187,6 +9187,77 @@ def test_stress_condition(lock_name: str, fast_switching: None) -> None:
         assert cv.notify() == 0
 
 
+# -- RWLock ---------------------------------------------------------------------
+
+
+async def _stress_rwlock_once(w: World, run: StressRun, rw: Any, rng: Any) -> None:
+    role = rng.choice(("read", "read", "write"))
+    side, other = (rw.reader, rw.writer) if role == "read" else (rw.writer, rw.reader)
+    if rng.random() < 0.05:  # holding nothing, it may not release
+        with pytest.raises(RuntimeError):
+            w.release(side)
+    timeout = rng.choice(STRESS_TIMEOUTS)
+    if timeout is None and rng.random() < 0.5:
+        async with w.hold(side):
+            await run.critical(w, role)
+        return
+    if not await w.acquire(side, timeout=timeout):
+        run.count(w, "timed out")
+        return
+    try:
+        if role == "read" and rng.random() < 0.3:
+            # Re-entry: at once, even past a waiting writer.
+            assert await w.acquire(side, blocking=False)
+            try:
+                await run.critical(w, role)
+            finally:
+                w.release(side)
+            run.count(w, "re-entered")
+        if rng.random() < 0.1:  # the other side would wait for itself
+            with pytest.raises(RuntimeError):
+                await w.acquire(other, timeout=rng.choice((0, None)))
+        await run.critical(w, role)
+    finally:
+        w.release(side)
+
+
+async def _stress_rwlock_worker(
+    w: World, run: StressRun, who: tuple[int, int], rw: Any
+) -> str:
+    rng = run.rng(who)
+    while run.going():
+        delay = rng.choice(STRESS_CANCEL_DELAYS)
+        if not await _maybe_cancel(
+            w, delay, lambda: _stress_rwlock_once(w, run, rw, rng)
+        ):
+            run.count(w, "cancelled")
+        await w.sleep(0)
+    return "finished"
+
+
+@stress
+def test_stress_rwlock(fast_switching: None) -> None:
+    """Readers (re-entering, trying the writer side) and writers of every
+    world, with timeouts and cancellations: a writer is always alone, no
+    wake-up is lost (every worker ends, with the deadline), nothing is left
+    held or queued."""
+    rw = aiologic.RWLock()
+    run = StressRun()
+    results = run.run(_stress_rwlock_worker, rw)
+    assert all(r == ["finished"] * STRESS_TASKS for r in results), results
+    assert repr(rw).endswith("[unlocked, waiting=0]>"), (rw, run)
+    assert rw.reader.waiting == rw.writer.waiting == 0
+    for name in run.worlds:
+        assert run.stats.get(name, {}).get("entered", 0) > 0, run
+    assert run.total("timed out") > 0 and run.total("re-entered") > 0, run
+    if len(run.worlds) > 1:
+        assert run.total("cancelled") > 0, run
+    assert rw.writer.green_acquire(blocking=False)
+    rw.writer.green_release()
+    assert rw.reader.green_acquire(blocking=False)
+    rw.reader.green_release()
+
+
 # -- queues ---------------------------------------------------------------------
 
 
