@@ -4912,9 +4912,9 @@ class RWLock:
     raises `RuntimeError`. A task that reads may take the reader again (it
     enters at once, and must release as many times); asking for the writer
     while reading, or for either side while writing, raises `RuntimeError`
-    instead of waiting for itself. So does a wait that could never end
-    because a holder is an async task of the loop this green code blocks, or
-    green code of the thread this async task's loop runs in.
+    instead of waiting for itself. So does a wait that could never end: green
+    code waiting for an async task of the loop that runs in its own thread,
+    or an async task waiting for green code of its loop's thread.
     """
 
     __slots__ = ("__weakref__", "_core", "reader", "writer")
@@ -5053,11 +5053,13 @@ class _RWCore(_Waitable):
                 return reason
         return None
 
-    def _grant(self) -> list[_Token]:
+    def _grant(self) -> Iterable[_Token]:
         # Let the head of the queue in while it fits; returns the tokens
         # claimed, for the caller to wake once the mutex is free.
-        granted: list[_Token] = []
         waiters = self._waiters
+        if not waiters:
+            return ()
+        granted: list[_Token] = []
         readers = self._readers
         while waiters and self._writer is None:
             token = waiters[0]
