@@ -6373,9 +6373,12 @@ class PauseAt:
         self._go.set()
 
 
-def _writer_released_from_a_thread(rw: Any, pause: PauseAt) -> Any:
-    """A plain thread that holds the writer and, on `release()`, releases it
-    under `pause`."""
+def _writer_released_from_a_thread(
+    rw: Any, pause: PauseAt
+) -> tuple[threading.Thread, threading.Event]:
+    """A plain thread that holds the writer and, once the event returned is
+    set, releases it under `pause`."""
+    holding = threading.Event()
     release = threading.Event()
 
     def run() -> None:
@@ -6384,12 +6387,10 @@ def _writer_released_from_a_thread(rw: Any, pause: PauseAt) -> Any:
         release.wait(DEADLINE)
         pause.traced(rw.writer.green_release)
 
-    holding = threading.Event()
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert holding.wait(DEADLINE)
-    thread.release = release.set  # type: ignore[attr-defined]
-    return thread
+    return thread, release
 
 
 async def _rw_acquire_and_hold(w: World, side: Any) -> bool:
@@ -6406,14 +6407,14 @@ def test_rwlock_hand_off_lost_to_a_cancelled_waiter(world_name: str) -> None:
     take the name back: the lock ends free, not held by a task that left."""
     rw = aiologic.RWLock()
     pause = PauseAt(aiologic._RWCore._grant, "if token.claim():")
-    granter = _writer_released_from_a_thread(rw, pause)
+    granter, release = _writer_released_from_a_thread(rw, pause)
     tokens: list[Any] = []
 
     async def body(w: World) -> Any:
         task = w.spawn(_rw_acquire_and_hold, rw.writer)
         await w.wait_until(lambda: rw.waiting == 1)
         tokens.extend(rw._core._waiters)  # to see when it has given up
-        granter.release()  # type: ignore[attr-defined]
+        release.set()
         await w.wait_until(pause.reached.is_set)
         assert rw.writer.locked()  # named already
         task.cancel()
@@ -6437,7 +6438,7 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
     other reader still gets in."""
     rw = aiologic.RWLock()
     pause = PauseAt(aiologic._RWCore._release, "claimed.wake()")
-    granter = _writer_released_from_a_thread(rw, pause)
+    granter, release = _writer_released_from_a_thread(rw, pause)
     entered: list[str] = []
     go = ["R2"]
 
@@ -6446,7 +6447,7 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
         await w.wait_until(lambda: rw.waiting == 1)
         r2 = w.spawn(_rw_enter, rw.reader, "R2", entered, go)
         await w.wait_until(lambda: rw.waiting == 2)
-        granter.release()  # type: ignore[attr-defined]
+        release.set()
         await w.wait_until(pause.reached.is_set)
         assert "readers=2" in repr(rw) and rw.waiting == 0
         r1.cancel()
