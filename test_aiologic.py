@@ -187,6 +187,64 @@ def wait_until(
         time.sleep(0.001)
 
 
+class PauseAt:
+    """Pause a thread at a chosen line of aiologic.py, found by its text.
+
+    ``PauseAt(text).thread(fn)`` starts a thread that runs fn() with a
+    `sys.settrace` hook; the first time that thread reaches a line of
+    aiologic.py containing *text* (stripped; every such line counts), it
+    sets `reached` and blocks until `resume()`. Deadlines everywhere.
+    """
+
+    def __init__(self, text: str) -> None:
+        with open(aiologic.__file__, encoding="utf-8") as file:
+            self.lines = {
+                number
+                for number, line in enumerate(file, 1)
+                if text in line.strip() and not line.strip().startswith("#")
+            }
+        assert self.lines, f"no line of aiologic.py contains {text!r}"
+        self.filename = aiologic.__file__
+        self.reached = threading.Event()
+        self._resume = threading.Event()
+        self.outcome = Outcome()
+
+    def _local(self, frame: Any, event: str, arg: Any) -> Any:
+        if (
+            event == "line"
+            and frame.f_lineno in self.lines
+            and not self.reached.is_set()
+        ):
+            self.reached.set()
+            assert self._resume.wait(DEADLINE), "never resumed"
+        return self._local
+
+    def _global(self, frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename == self.filename:
+            return self._local
+        return None
+
+    def _run(self, fn: Callable[[], Any]) -> Any:
+        sys.settrace(self._global)
+        try:
+            return fn()
+        finally:
+            sys.settrace(None)
+
+    def thread(self, fn: Callable[[], Any]) -> threading.Thread:
+        thread = threading.Thread(
+            target=self.outcome.capture, args=((), self._run, fn), daemon=True
+        )
+        thread.start()
+        return thread
+
+    def wait_reached(self) -> None:
+        assert self.reached.wait(DEADLINE), "the paused line was never reached"
+
+    def resume(self) -> None:
+        self._resume.set()
+
+
 # ============================================================================
 # Harness: worlds
 # ============================================================================
@@ -6331,69 +6389,26 @@ def test_rwlock_strict_order_across_worlds() -> None:
     assert rw.waiting == 0 and not rw.reader.locked()
 
 
-class PauseAt:
-    """Stops a thread just before it runs one line of an aiologic function.
-
-    The line is found by its text within the function's source, so the test
-    survives edits elsewhere. The first thread that reaches it inside
-    `traced()` stops there until `resume()`.
-    """
-
-    def __init__(self, function: Any, text: str) -> None:
-        lines, first = inspect.getsourcelines(function)
-        found = [first + i for i, line in enumerate(lines) if line.strip() == text]
-        assert len(found) == 1, f"{text!r} in {function.__qualname__}: {found}"
-        self.code = function.__code__
-        self.lineno = found[0]
-        self.reached = threading.Event()
-        self._go = threading.Event()
-
-    def _trace(self, frame: Any, event: str, arg: Any) -> Any:
-        return self._trace_line if frame.f_code is self.code else None
-
-    def _trace_line(self, frame: Any, event: str, arg: Any) -> Any:
-        if (
-            event == "line"
-            and frame.f_lineno == self.lineno
-            and not self.reached.is_set()
-        ):
-            self.reached.set()
-            self._go.wait(DEADLINE)
-        return self._trace_line
-
-    def traced(self, fn: Callable[[], Any]) -> Any:
-        old = sys.gettrace()
-        sys.settrace(self._trace)
-        try:
-            return fn()
-        finally:
-            sys.settrace(old)
-
-    def resume(self) -> None:
-        self._go.set()
-
-
 def _writer_released_from_a_thread(
     rw: Any, pause: PauseAt
 ) -> tuple[threading.Thread, threading.Event]:
-    """A plain thread that holds the writer and, once the event returned is
-    set, releases it under `pause`."""
+    """A thread under `pause` that holds the writer and releases it once the
+    event returned is set."""
     holding = threading.Event()
     release = threading.Event()
 
     def run() -> None:
         assert rw.writer.green_acquire()
         holding.set()
-        release.wait(DEADLINE)
-        pause.traced(rw.writer.green_release)
+        assert release.wait(DEADLINE)
+        rw.writer.green_release()
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread = pause.thread(run)
     assert holding.wait(DEADLINE)
     return thread, release
 
 
-async def _rw_acquire_and_hold(w: World, side: Any) -> bool:
+async def _rw_acquire_once(w: World, side: Any) -> bool:
     got = await w.acquire(side)
     if got:
         w.release(side)
@@ -6406,12 +6421,12 @@ def test_rwlock_hand_off_lost_to_a_cancelled_waiter(world_name: str) -> None:
     the waiter is cancelled in between and claims it first. The release must
     take the name back: the lock ends free, not held by a task that left."""
     rw = aiologic.RWLock()
-    pause = PauseAt(aiologic._RWCore._grant, "if token.claim():")
+    pause = PauseAt("if token.claim():")  # in _RWCore._grant
     granter, release = _writer_released_from_a_thread(rw, pause)
     tokens: list[Any] = []
 
     async def body(w: World) -> Any:
-        task = w.spawn(_rw_acquire_and_hold, rw.writer)
+        task = w.spawn(_rw_acquire_once, rw.writer)
         await w.wait_until(lambda: rw.waiting == 1)
         tokens.extend(rw._core._waiters)  # to see when it has given up
         release.set()
@@ -6425,6 +6440,7 @@ def test_rwlock_hand_off_lost_to_a_cancelled_waiter(world_name: str) -> None:
     pause.resume()
     assert actor.join() is CANCELLED
     granter.join(DEADLINE)
+    pause.outcome.unwrap()
     assert not rw.writer.locked() and not rw.reader.locked() and rw.waiting == 0
     assert rw.writer.green_acquire(blocking=False)
     rw.writer.green_release()
@@ -6437,7 +6453,7 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
     (the reader side is owned) without waiting for the releaser, and the
     other reader still gets in."""
     rw = aiologic.RWLock()
-    pause = PauseAt(aiologic._RWCore._release, "claimed.wake()")
+    pause = PauseAt("claimed.wake()")  # in _RWCore._release
     granter, release = _writer_released_from_a_thread(rw, pause)
     entered: list[str] = []
     go = ["R2"]
@@ -6459,6 +6475,7 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
 
     assert Actor(world_name, body).join() == ["R2"]
     granter.join(DEADLINE)
+    pause.outcome.unwrap()
     assert not rw.writer.locked() and not rw.reader.locked() and rw.waiting == 0
 
 
@@ -6470,7 +6487,7 @@ def test_rwlock_is_freed_by_reference_counting() -> None:
     is freed at once, without the cyclic garbage collector."""
 
     async def cancelled_wait(w: World, rw: Any) -> None:
-        task = w.spawn(_rw_acquire_and_hold, rw.writer)
+        task = w.spawn(_rw_acquire_once, rw.writer)
         await w.wait_until(lambda: rw.waiting == 1)
         task.cancel()
         assert await task.join() is CANCELLED
