@@ -187,64 +187,6 @@ def wait_until(
         time.sleep(0.001)
 
 
-class PauseAt:
-    """Pause a thread at a chosen line of aiologic.py, found by its text.
-
-    ``PauseAt(text).thread(fn)`` starts a thread that runs fn() with a
-    `sys.settrace` hook; the first time that thread reaches a line of
-    aiologic.py containing *text* (stripped; every such line counts), it
-    sets `reached` and blocks until `resume()`. Deadlines everywhere.
-    """
-
-    def __init__(self, text: str) -> None:
-        with open(aiologic.__file__, encoding="utf-8") as file:
-            self.lines = {
-                number
-                for number, line in enumerate(file, 1)
-                if text in line.strip() and not line.strip().startswith("#")
-            }
-        assert self.lines, f"no line of aiologic.py contains {text!r}"
-        self.filename = aiologic.__file__
-        self.reached = threading.Event()
-        self._resume = threading.Event()
-        self.outcome = Outcome()
-
-    def _local(self, frame: Any, event: str, arg: Any) -> Any:
-        if (
-            event == "line"
-            and frame.f_lineno in self.lines
-            and not self.reached.is_set()
-        ):
-            self.reached.set()
-            assert self._resume.wait(DEADLINE), "never resumed"
-        return self._local
-
-    def _global(self, frame: Any, event: str, arg: Any) -> Any:
-        if frame.f_code.co_filename == self.filename:
-            return self._local
-        return None
-
-    def _run(self, fn: Callable[[], Any]) -> Any:
-        sys.settrace(self._global)
-        try:
-            return fn()
-        finally:
-            sys.settrace(None)
-
-    def thread(self, fn: Callable[[], Any]) -> threading.Thread:
-        thread = threading.Thread(
-            target=self.outcome.capture, args=((), self._run, fn), daemon=True
-        )
-        thread.start()
-        return thread
-
-    def wait_reached(self) -> None:
-        assert self.reached.wait(DEADLINE), "the paused line was never reached"
-
-    def resume(self) -> None:
-        self._resume.set()
-
-
 # ============================================================================
 # Harness: worlds
 # ============================================================================
@@ -6391,21 +6333,27 @@ def test_rwlock_strict_order_across_worlds() -> None:
 
 def _writer_released_from_a_thread(
     rw: Any, pause: PauseAt
-) -> tuple[threading.Thread, threading.Event]:
-    """A thread under `pause` that holds the writer and releases it once the
-    event returned is set."""
+) -> tuple[threading.Thread, threading.Event, Outcome]:
+    """A thread that holds the writer and, once the event returned is set,
+    releases it under `pause`."""
     holding = threading.Event()
     release = threading.Event()
+    outcome = Outcome()
 
     def run() -> None:
         assert rw.writer.green_acquire()
         holding.set()
         assert release.wait(DEADLINE)
-        rw.writer.green_release()
+        pause.install()
+        try:
+            rw.writer.green_release()
+        finally:
+            sys.settrace(None)
 
-    thread = pause.thread(run)
+    thread = threading.Thread(target=outcome.capture, args=((), run), daemon=True)
+    thread.start()
     assert holding.wait(DEADLINE)
-    return thread, release
+    return thread, release, outcome
 
 
 async def _rw_acquire_once(w: World, side: Any) -> bool:
@@ -6421,8 +6369,8 @@ def test_rwlock_hand_off_lost_to_a_cancelled_waiter(world_name: str) -> None:
     the waiter is cancelled in between and claims it first. The release must
     take the name back: the lock ends free, not held by a task that left."""
     rw = aiologic.RWLock()
-    pause = PauseAt("if token.claim():")  # in _RWCore._grant
-    granter, release = _writer_released_from_a_thread(rw, pause)
+    pause = PauseAt(aiologic._RWCore._grant, "if token.claim():")
+    granter, release, released = _writer_released_from_a_thread(rw, pause)
     tokens: list[Any] = []
 
     async def body(w: World) -> Any:
@@ -6437,10 +6385,10 @@ def test_rwlock_hand_off_lost_to_a_cancelled_waiter(world_name: str) -> None:
 
     actor = Actor(world_name, body)
     wait_until(lambda: tokens and tokens[0].gave_up, actors=[actor])
-    pause.resume()
+    pause.resume(granter)
     assert actor.join() is CANCELLED
     granter.join(DEADLINE)
-    pause.outcome.unwrap()
+    released.unwrap()
     assert not rw.writer.locked() and not rw.reader.locked() and rw.waiting == 0
     assert rw.writer.green_acquire(blocking=False)
     rw.writer.green_release()
@@ -6453,8 +6401,8 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
     (the reader side is owned) without waiting for the releaser, and the
     other reader still gets in."""
     rw = aiologic.RWLock()
-    pause = PauseAt("claimed.wake()")  # in _RWCore._release
-    granter, release = _writer_released_from_a_thread(rw, pause)
+    pause = PauseAt(aiologic._RWCore._release, "claimed.wake()")
+    granter, release, released = _writer_released_from_a_thread(rw, pause)
     entered: list[str] = []
     go = ["R2"]
 
@@ -6469,13 +6417,13 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
         r1.cancel()
         assert await r1.join() is CANCELLED
         assert "readers=1" in repr(rw)
-        pause.resume()
+        pause.resumed.set()
         assert await r2.join() == "R2"
         return entered
 
     assert Actor(world_name, body).join() == ["R2"]
     granter.join(DEADLINE)
-    pause.outcome.unwrap()
+    released.unwrap()
     assert not rw.writer.locked() and not rw.reader.locked() and rw.waiting == 0
 
 
