@@ -5154,6 +5154,10 @@ class _RWSide:
             f" [{self._core.state()}, waiting={self.waiting}]>"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Copied or pickled alone: the same side of a new RWLock.
+        return getattr, (RWLock(), "reader" if self._kind is _READ else "writer")
+
     @property
     def waiting(self) -> int:
         """How many tasks are waiting for this side."""

@@ -7611,6 +7611,18 @@ COPY_CASES: dict[str, CopyCase] = {
         unhold=lambda obj: obj.writer.green_release(),
         waiter=lambda obj: _lock_waiter(obj.reader),
     ),
+    # A side alone: the same side of a new RWLock. (Readers share: a reader
+    # would not wait.)
+    **{
+        f"RWLock.{name}": CopyCase(
+            make=lambda name=name: getattr(aiologic.RWLock(), name),
+            state=lambda side: (repr(side), side.locked(), side.waiting),
+            hold=lambda side: side.green_acquire(),
+            unhold=lambda side: side.green_release(),
+            waiter=_lock_waiter if name == "writer" else None,
+        )
+        for name in ("reader", "writer")
+    },
 }
 
 
