@@ -6427,9 +6427,7 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
     assert not rw.writer.locked() and not rw.reader.locked() and rw.waiting == 0
 
 
-@pytest.mark.skipif(
-    sys.implementation.name != "cpython", reason="no reference counting"
-)
+@REFCOUNTED
 def test_rwlock_is_freed_by_reference_counting() -> None:
     """Issue 19: an RWLock (or a side kept alone) that was used and dropped
     is freed at once, without the cyclic garbage collector."""
