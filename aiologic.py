@@ -5081,6 +5081,19 @@ class _RWCore(_Waitable):
                 self._forget(kind, task)
         return granted
 
+    def _wake(self, granted: Iterable[_Token]) -> None:
+        # Outside the mutex. A waiter whose wake-up cannot be delivered (its
+        # loop or hub is gone) counts as given up: take its grant back, which
+        # may let the waiters behind it in.
+        while True:
+            lost = [token for token in granted if not token.wake()]
+            if not lost:
+                return
+            with self._mutex:
+                for token in lost:
+                    self._forget(*token.data)
+                granted = self._grant()
+
     def _forget(self, kind: str, task: object) -> None:
         if kind is _WRITE:
             self._writer = None
@@ -5100,8 +5113,7 @@ class _RWCore(_Waitable):
             if waiters is not None:
                 _discard(waiters, token)
             granted = self._grant()
-        for claimed in granted:
-            claimed.wake()
+        self._wake(granted)
 
     def _release(self, data: Any) -> None:
         kind, task = data
@@ -5128,8 +5140,7 @@ class _RWCore(_Waitable):
                 raise RuntimeError(msg)
             self._forget(kind, task)
             granted = self._grant()
-        for claimed in granted:
-            claimed.wake()
+        self._wake(granted)
 
     def _undo(self, token: _Token) -> None:
         # Granted to a waiter that is leaving anyway: it releases.

@@ -6401,7 +6401,7 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
     (the reader side is owned) without waiting for the releaser, and the
     other reader still gets in."""
     rw = aiologic.RWLock()
-    pause = PauseAt(aiologic._RWCore._release, "claimed.wake()")
+    pause = PauseAt(aiologic._RWCore._wake, "if not token.wake()")
     granter, release, released = _writer_released_from_a_thread(rw, pause)
     entered: list[str] = []
     go = ["R2"]
@@ -10069,6 +10069,36 @@ def test_fault_queue_item_survives_a_getter_that_can_no_longer_run(
     assert queue.waiting == 0 and len(queue) == 0
     _close_abandoned(keep)
     assert queue.waiting == 0 and len(queue) == 0
+
+
+@pytest.mark.parametrize("dead", DEAD_WAITERS)
+def test_fault_rwlock_passes_over_a_waiter_that_can_no_longer_run(dead: str) -> None:
+    """A waiter let in whose wake-up cannot be delivered (its loop closed, its
+    run or hub gone) does not keep its side: a dead writer at the head lets
+    the reader behind it in, a dead reader leaves the live one reading."""
+    rw = aiologic.RWLock()
+
+    async def reader(w: World) -> Any:
+        assert await w.acquire(rw.reader, timeout=DEADLINE)
+        w.release(rw.reader)
+        return True
+
+    keep: list[Any] = []
+    for side in (rw.writer, rw.reader):
+        assert rw.writer.green_acquire()
+        keep += _abandoned_waiter(
+            dead, side.green_acquire, side.async_acquire, lambda: rw.waiting == 1
+        )
+        actor = Actor("threading", reader)
+        wait_until(lambda: rw.waiting == 2, actors=[actor])
+        rw.writer.green_release()
+        assert actor.join() is True
+        assert not rw.reader.locked() and not rw.writer.locked()
+        assert rw.waiting == 0
+    _close_abandoned(keep)
+    assert repr(rw).endswith("[unlocked, waiting=0]>")
+    assert rw.writer.green_acquire(blocking=False)
+    rw.writer.green_release()
 
 
 @pytest.mark.parametrize("order", ["release-then-cancel", "cancel-then-release"])
