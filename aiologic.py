@@ -5000,11 +5000,15 @@ class _RWCore(_Waitable):
         with self._mutex:
             if self._enter(kind, task):
                 return True
-            if not blocking or timeout == 0:
+            waits = blocking and timeout != 0
+            if waits or _is_green(task):
+                # As for Lock, a green acquire that would deadlock if it
+                # waited is refused even when it would not wait.
+                reason = self._deadlock(task)
+                if reason is not None:
+                    raise RuntimeError(reason)
+            if not waits:
                 return False
-            reason = self._deadlock(task)
-            if reason is not None:
-                raise RuntimeError(reason)
             token = make_token(data)
             waiters = self._waiters
             if waiters is None:

@@ -6656,9 +6656,11 @@ def test_rwlock_green_acquire_refused_while_a_task_of_this_loop_holds(
             assert time.monotonic() - start < 0.5
             assert "deadlock" in str(info.value)
             assert repr(rw) == before
-        # Not waiting is not refused: it just fails.
-        assert side.green_acquire(blocking=False) is False
-        assert side.green_acquire(timeout=0) is False
+        # As for Lock, not even a green acquire that would not wait.
+        for kwargs in ({"blocking": False}, {"timeout": 0}):
+            with pytest.raises(RuntimeError):
+                side.green_acquire(**kwargs)
+        assert repr(rw) == before
         go.append(1)
         await task.join()  # the holder was not disturbed
         if thread is not None:
@@ -8062,7 +8064,16 @@ def test_errors_of_the_wrong_face_name_the_right_one(async_backend: str) -> None
             with pytest.raises(RuntimeError, match="green face, use the async one"):
                 rw.writer.green_release()
             assert rw.writer.locked()
+        async with rw.reader:
+            with pytest.raises(RuntimeError, match="green face, use the async one"):
+                rw.reader.green_release()
+            assert rw.reader.locked()
+        assert rw.reader.green_acquire()
+        with pytest.raises(RuntimeError, match="async face, use the green one"):
+            w.release(rw.reader)
+        rw.reader.green_release()
         assert not rw.writer.locked() and limiter.borrowed_tokens == 0
+        assert not rw.reader.locked()
 
     run_in(async_backend, body)
     cv = aiologic.Condition()
