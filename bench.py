@@ -8,15 +8,36 @@ median is reported, so a slow moment of the machine hits both sides alike.
 
 Usage::
 
-    python bench.py            # full run, about two minutes
-    python bench.py --quick    # about twenty seconds
+    python bench.py            # full run, a few minutes
+    python bench.py --quick    # about a minute
     python bench.py --json     # machine-readable output
+    python bench.py --rst      # the README tables (reStructuredText)
     python bench.py -k queue   # only scenarios whose name contains "queue"
 
 ``ratio`` is ours/baseline: above 1 means aiologic is faster (for import time and
 memory, where lower is better, the ratio is still ours/baseline and a value below
-1 means aiologic is better). Every wait has a deadline, so a bug shows up as
+1 means aiologic is better). Each repeat times every implementation once, so
+each repeat gives one paired ratio; the table shows their median and quartiles,
+and ``noise`` when the quartiles straddle 1 (the two sides cannot be told apart
+in this run). Every wait has a deadline, so a bug shows up as
 ``n/a (error: ...)`` in its row instead of a hang.
+
+Floors are small reference implementations run beside the headline scenarios:
+the least any implementation of that kind can do (an owned or unowned asyncio
+lock with one atomic pop/append and one waiter check; a bare thread <-> loop
+round trip through ``call_soon_threadsafe``; a thread <-> thread round trip
+through two ``_thread`` locks). Their rows read "ours is at 0.9x the floor".
+
+The anchor: ``--anchor PYTHON`` (or the environment variable
+``BENCH_ANCHOR_PYTHON``) names the interpreter of another environment where
+the published aiologic is installed (``pip install aiologic==0.17.1``, plus
+culsans, janus, trio, gevent, eventlet if wanted). bench.py then starts
+``PYTHON bench.py --serve`` beside itself: that process imports the installed
+aiologic, not the aiologic.py here, and times, on request, every
+implementation it has. Its aiologic is added to each row as "anchor ..." (the
+no-regression column), and baselines only installed there (culsans) are
+measured there, interleaved with ours as any other baseline. Without it,
+bench.py needs the standard library only.
 """
 
 from __future__ import annotations
@@ -40,7 +61,18 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable, ClassVar, Iterator, Sequence, TypeVar
 
-import aiologic
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_aiologic() -> Any:
+    """The aiologic.py beside this file; in a `--serve` process (the anchor),
+    the aiologic installed in that interpreter's environment instead."""
+    if os.environ.get("BENCH_SERVE"):
+        sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+    return importlib.import_module("aiologic")
+
+
+aiologic = load_aiologic()
 
 
 def optional_import(name: str) -> Any:
@@ -53,8 +85,9 @@ def optional_import(name: str) -> Any:
 
 trio = optional_import("trio")
 janus = optional_import("janus")
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+# culsans is built on aiologic: in this process it would run on the aiologic.py
+# beside this file, so it is only measured by the anchor (see --anchor).
+culsans = optional_import("culsans") if os.environ.get("BENCH_SERVE") else None
 perf_counter = time.perf_counter
 
 T = TypeVar("T")
@@ -76,12 +109,19 @@ class Config:
     target = 0.25  # seconds one timed measurement should last
     repeats = 7
     bulk_items = 100_000
+    # In a `--serve` process: compare() records the implementations here, by
+    # (scenario, name), instead of timing them.
+    serving = False
+    registry: ClassVar[dict[tuple[str, str], Impl]] = {}
+    peer: Peer | None = None  # the anchor process, when there is one
 
 
 CFG = Config()
 
 
 def wanted(title: str) -> bool:
+    if CFG.serving:  # the anchor only times what compare() records
+        return False
     CFG.titles.setdefault(title, None)
     if CFG.filter.lower() in title.lower():
         CFG.matched = True
@@ -94,6 +134,9 @@ class BenchTimeout(Exception):
 
 
 # ============================================================== results
+
+
+Kind = str  # of a baseline: "baseline", "floor", "anchor"
 
 
 @dataclass
@@ -109,12 +152,32 @@ class Row:
     ours_error: str | None = None
     baseline_error: str | None = None
     note: str = ""
+    kind: Kind = "baseline"
+    # One ratio ours/baseline per repeat: both timed in the same round.
+    paired: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
+        if self.ours_error is not None or self.baseline_error is not None:
+            return None
+        if self.paired:
+            return statistics.median(self.paired)
         if self.ours_value is None or not self.baseline_value:
             return None
         return self.ours_value / self.baseline_value
+
+    @property
+    def quartiles(self) -> tuple[float, float] | None:
+        if self.ratio is None or len(self.paired) < 2:
+            return None
+        q1, _, q3 = statistics.quantiles(self.paired, n=4, method="inclusive")
+        return q1, q3
+
+    @property
+    def noise(self) -> bool:
+        """The quartiles of the paired ratios straddle 1: no difference shown."""
+        q = self.quartiles
+        return q is not None and q[0] <= 1.0 <= q[1]
 
 
 @dataclass
@@ -124,6 +187,12 @@ class Impl:
     n: int = 0  # ops per timed run
     times: list[float] = field(default_factory=list)
     error: str | None = None
+    kind: Kind = "baseline"
+    mine: str = ""  # an anchor: the name of our implementation it stands for
+
+
+def floor(name: str, measure: Measure) -> Impl:
+    return Impl(f"floor: {name}", measure, kind="floor")
 
 
 def describe(exc: BaseException) -> str:
@@ -174,6 +243,105 @@ def calibrate(impl: Impl, n0: int, n_max: int, step: int) -> None:
     impl.n = max(step, min(n_max, n // step * step))
 
 
+class Peer:
+    """The anchor: `PYTHON bench.py --serve` in another environment, asked over
+    its stdin/stdout (one JSON object a line) to time its implementations."""
+
+    def __init__(self, python: str) -> None:
+        env = dict(os.environ, BENCH_SERVE="1")
+        argv = [python, os.path.join(HERE, "bench.py"), "--serve"]
+        if CFG.quick:
+            argv.append("--quick")
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=HERE,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        hello = self._read()
+        self.version: str = hello["aiologic"]
+        self.python: str = hello["python"]
+        # scenario -> implementation names -> kind ("ours" or a baseline kind)
+        self.impls: dict[str, dict[str, str]] = hello["impls"]
+
+    def _read(self) -> Any:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the anchor process exited")
+        return json.loads(line)
+
+    def measure(self, scenario: str, name: str) -> Measure:
+        def measure(n: int) -> float:
+            assert self.proc.stdin is not None
+            request = {"scenario": scenario, "name": name, "n": n}
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            answer = self._read()
+            if "error" in answer:
+                raise RuntimeError(f"anchor: {answer['error']}")
+            return float(answer["seconds"])
+
+        return measure
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(CFG.deadline)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def serve() -> int:
+    """The anchor's side: record every implementation, then time on request."""
+    CFG.serving = True
+    impls: dict[str, dict[str, str]] = {}
+    for scenario in SCENARIOS:
+        try:
+            for _ in scenario():
+                pass
+        except Exception:  # a scenario this aiologic cannot even set up
+            continue
+    for (title, name), impl in CFG.registry.items():
+        impls.setdefault(title, {})[name] = impl.kind
+    hello = {
+        "aiologic": getattr(aiologic, "__version__", "?"),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "impls": impls,
+    }
+    print(json.dumps(hello), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        impl = CFG.registry[request["scenario"], request["name"]]
+        impl.error = None
+        elapsed = run_once(impl, int(request["n"]))
+        answer = {"seconds": elapsed} if elapsed is not None else {"error": impl.error}
+        print(json.dumps(answer), flush=True)
+    return 0
+
+
+def with_peer(scenario: str, ours: Sequence[Impl], baselines: list[Impl]) -> None:
+    """Add the anchor's implementations of this scenario to the baselines: its
+    aiologic for each of ours, and the baselines only it has (culsans)."""
+    peer = CFG.peer
+    if peer is None:
+        return
+    theirs = peer.impls.get(scenario, {})
+    have = {impl.name for impl in baselines}
+    for mine in ours:
+        if mine.name in theirs and theirs[mine.name] == "ours":
+            name = f"anchor {peer.version} {mine.name.replace('aiologic.', '')}"
+            measure = peer.measure(scenario, mine.name)
+            baselines.append(Impl(name, measure, kind="anchor", mine=mine.name))
+    for name, kind in theirs.items():
+        if kind == "baseline" and name not in have:
+            baselines.append(Impl(f"{name} (anchor env)", peer.measure(scenario, name)))
+
+
 def compare(
     scenario: str,
     ours: Sequence[Impl],
@@ -186,25 +354,47 @@ def compare(
     note: str = "",
 ) -> list[Row]:
     """Time every implementation, interleaved, and pair ours with each baseline."""
+    if CFG.serving:
+        for impl in ours:
+            CFG.registry[scenario, impl.name] = Impl(
+                impl.name, impl.measure, kind="ours"
+            )
+        for impl in baselines:
+            if impl.kind == "baseline":
+                CFG.registry[scenario, impl.name] = impl
+        return []
     if not wanted(scenario):
         return []
-    impls = [*ours, *baselines]
+    bases = list(baselines)
+    with_peer(scenario, ours, bases)
+    impls = [*ours, *bases]
     for impl in impls:
         if fixed_n is None:
             calibrate(impl, n0, n_max, step)
         else:
             impl.n = fixed_n
             run_once(impl, fixed_n)  # warm-up (and JIT) run, not counted
+    rounds: list[dict[str, float]] = []  # name -> ops/s, one dict per repeat
     for _ in range(CFG.repeats):
+        speeds: dict[str, float] = {}
         for impl in impls:
             t = run_once(impl, impl.n)
             if t is not None:
                 impl.times.append(t)
+                speeds[impl.name] = impl.n / t
+        rounds.append(speeds)
 
     def ops(impl: Impl) -> float | None:
         if impl.error is not None or not impl.times:
             return None
         return impl.n / statistics.median(impl.times)
+
+    def paired(mine: Impl, base: Impl) -> list[float]:
+        return [
+            speeds[mine.name] / speeds[base.name]
+            for speeds in rounds
+            if mine.name in speeds and base.name in speeds
+        ]
 
     return [
         Row(
@@ -218,9 +408,12 @@ def compare(
             ours_error=mine.error,
             baseline_error=base.error,
             note=note,
+            kind=base.kind,
+            paired=paired(mine, base),
         )
         for mine in ours
-        for base in baselines
+        for base in bases
+        if base.kind != "anchor" or base.mine == mine.name
     ]
 
 
@@ -1146,38 +1339,57 @@ def fmt_value(value: float | None, unit: str, error: str | None) -> str:
     return f"{value:.0f} {unit}"
 
 
+def fmt_ratio(row: Row) -> tuple[str, str, str]:
+    """The median paired ratio, its quartiles, and "noise" when they straddle 1."""
+    ratio = row.ratio
+    if ratio is None:
+        return "", "", ""
+    q = row.quartiles
+    spread = "" if q is None else f"{q[0]:.2f}-{q[1]:.2f}"
+    return f"{ratio:.2f}", spread, "noise" if row.noise else ""
+
+
 LEGEND = """\
 One op: one acquire+release (uncontended, contended); one hand-off between the
 threads (3-lock ring: each thread holds a lock, takes the next one of three, then
 drops the one it held, so every acquire waits for the other thread); one round
 trip of an item (ping-pong), of a set->wake each way (events) or of a turn each
-(Condition); one item (bulk). "stdlib bridge": asyncio.Queue fed through
-loop.call_soon_threadsafe one way, queue.Queue the other way."""
+(Condition); one item (stream, bulk: a producer puts, a consumer gets); one
+cancelled waiter (cancel). "stdlib bridge": asyncio.Queue fed through
+loop.call_soon_threadsafe one way, queue.Queue the other way. "floor: ...": a
+minimal reference implementation (see bench.py), the least such a primitive
+can cost. "anchor ...": the published aiologic, run in its own environment.
+quartiles: of the paired ratios (one per interleaved repeat); "noise": they
+straddle 1, so this run shows no difference."""
 
 
-def format_rows(rows: Sequence[Row], columns: Sequence[str]) -> list[str]:
+def table_cells(rows: Sequence[Row], repeat_scenario: bool) -> list[list[str]]:
     cells = []
     last = None
     for row in rows:
-        ratio = row.ratio
         cells.append(
-            (
-                "" if row.scenario == last else row.scenario,
+            [
+                row.scenario if repeat_scenario or row.scenario != last else "",
                 row.ours,
                 fmt_value(row.ours_value, row.unit, row.ours_error),
                 row.baseline,
                 fmt_value(row.baseline_value, row.unit, row.baseline_error),
-                "" if ratio is None else f"{ratio:.2f}",
-            )
+                *fmt_ratio(row),
+            ]
         )
         last = row.scenario
+    return cells
+
+
+def format_rows(rows: Sequence[Row], columns: Sequence[str]) -> list[str]:
+    cells = table_cells(rows, repeat_scenario=False)
     widths = [
         max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)
     ]
 
     def line(values: Sequence[str]) -> str:
         parts = [
-            v.rjust(widths[i]) if i in (2, 4, 5) else v.ljust(widths[i])
+            v.rjust(widths[i]) if i in (2, 4, 5, 6) else v.ljust(widths[i])
             for i, v in enumerate(values)
         ]
         return "  ".join(parts).rstrip()
@@ -1185,22 +1397,38 @@ def format_rows(rows: Sequence[Row], columns: Sequence[str]) -> list[str]:
     return [line(columns), line(["-" * w for w in widths])] + [line(c) for c in cells]
 
 
-def print_report(rows: Sequence[Row], header: str) -> None:
-    print(header)
-    speed = [row for row in rows if row.unit == "ops/s"]
-    size = [row for row in rows if row.unit != "ops/s"]
-    if speed:
-        print()
-        columns = ("scenario", "ours", "ops/s", "baseline", "ops/s", "ratio")
-        print("\n".join(format_rows(speed, columns)))
-        print("(ratio = ours/baseline, higher is better)")
-    if size:
-        print()
-        columns = ("cost", "ours", "value", "baseline", "value", "ratio")
-        print("\n".join(format_rows(size, columns)))
-        print("(ratio = ours/baseline, lower is better)")
-    for note in sorted({row.note for row in rows if row.note}):
-        print(f"note: {note}")
+SPEED_COLUMNS = ("scenario", "ours", "ops/s", "baseline", "ops/s", "ratio")
+SIZE_COLUMNS = ("cost", "ours", "value", "baseline", "value", "ratio")
+SPREAD_COLUMNS = ("quartiles", "")
+
+
+def summary(rows: Sequence[Row]) -> list[str]:
+    """Each scenario's distance to its floor, and where the anchor is faster."""
+    lines = []
+    floors = [row for row in rows if row.kind == "floor" and row.ratio is not None]
+    if floors:
+        lines.append("Distance to the floors (ours/floor; 1.00 = at the floor):")
+        for row in floors:
+            ratio, spread, noise = fmt_ratio(row)
+            lines.append(
+                f"  {row.scenario}: {row.ours} at {ratio}x "
+                f"{row.baseline[len('floor: ') :]} ({spread}) {noise}".rstrip()
+            )
+    anchors = [row for row in rows if row.kind == "anchor" and row.ratio is not None]
+    if anchors:
+        worse = [row for row in anchors if not row.noise and (row.ratio or 0) < 1]
+        lines.append(
+            f"Against the anchor: {len(anchors)} rows, "
+            f"{sum(1 for r in anchors if r.noise)} within noise, "
+            f"{len(worse)} slower beyond noise" + (":" if worse else ".")
+        )
+        for row in worse:
+            ratio, spread, _ = fmt_ratio(row)
+            lines.append(f"  {row.scenario}: {row.ours} {ratio}x ({spread})")
+    return lines
+
+
+def errors_of(rows: Sequence[Row]) -> list[str]:
     errors: dict[str, None] = {}
     for row in rows:
         for name, error in (
@@ -1209,6 +1437,28 @@ def print_report(rows: Sequence[Row], header: str) -> None:
         ):
             if error is not None:
                 errors.setdefault(f"{row.scenario} / {name}: {error}", None)
+    return list(errors)
+
+
+def print_report(rows: Sequence[Row], header: str) -> None:
+    print(header)
+    speed = [row for row in rows if row.unit == "ops/s"]
+    size = [row for row in rows if row.unit != "ops/s"]
+    if speed:
+        print()
+        print("\n".join(format_rows(speed, SPEED_COLUMNS + SPREAD_COLUMNS)))
+        print("(ratio = ours/baseline, higher is better)")
+    if size:
+        print()
+        print("\n".join(format_rows(size, SIZE_COLUMNS)))
+        print("(ratio = ours/baseline, lower is better)")
+    lines = summary(rows)
+    if lines:
+        print()
+        print("\n".join(lines))
+    for note in sorted({row.note for row in rows if row.note}):
+        print(f"note: {note}")
+    errors = errors_of(rows)
     if errors:
         print("errors:")
         for text in errors:
@@ -1217,35 +1467,121 @@ def print_report(rows: Sequence[Row], header: str) -> None:
     print(LEGEND)
 
 
+def rst_text(text: str) -> str:
+    """Cell text for reStructuredText: `code` becomes ``code``, * escaped."""
+    return text.replace("``", "`").replace("`", "``").replace("*", "\\*")
+
+
+def rst_table(rows: Sequence[Row], columns: Sequence[str]) -> list[str]:
+    out = [".. list-table::", "   :header-rows: 1", ""]
+    cells = table_cells(rows, repeat_scenario=False)
+    for line in [list(columns), *cells]:
+        line = line[: len(columns)]
+        out.append(f"   * - {rst_text(line[0])}".rstrip())
+        out.extend(f"     - {rst_text(cell)}".rstrip() for cell in line[1:])
+    return out
+
+
+def print_rst(rows: Sequence[Row], meta: dict[str, Any]) -> None:
+    """The README's tables, with the machine and the interpreter named."""
+    title = f"{meta['implementation']} {meta['python']}"
+    print(title)
+    print("-" * len(title))
+    print()
+    anchor = meta.get("anchor")
+    print(
+        f"``{'pypy3' if meta['implementation'] == 'PyPy' else 'python'} bench.py"
+        f"{' --quick' if meta['quick'] else ''} --rst``"
+        f"{' (with the anchor)' if anchor else ''}: aiologic {meta['aiologic']}"
+        f" on {meta['implementation']} {meta['python']}, {meta['platform']},"
+        f" {meta['cpus']} CPUs ({meta['cpu']});"
+        f" {'quick run, ' if meta['quick'] else ''}{meta['repeats']} interleaved"
+        f" repeats; took {meta['seconds']} s."
+        + (f" Anchor: aiologic {anchor}." if anchor else "")
+    )
+    speed = [row for row in rows if row.unit == "ops/s"]
+    size = [row for row in rows if row.unit != "ops/s"]
+    if speed:
+        print()
+        print("\n".join(rst_table(speed, (*SPEED_COLUMNS, "quartiles", "note"))))
+    if size:
+        print()
+        print("\n".join(rst_table(size, SIZE_COLUMNS)))
+    lines = summary(rows)
+    if lines:
+        print()
+        print("::")
+        print()
+        print("\n".join(f"    {line}" for line in lines))
+    notes = sorted({row.note for row in rows if row.note})
+    errors = errors_of(rows)
+    if notes or errors:
+        print()
+        for text in notes + [f"error: {e}" for e in errors]:
+            print(f"* {rst_text(text)}")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a ~20 s run")
-    parser.add_argument("--json", action="store_true", help="print JSON, not a table")
+    parser.add_argument("--quick", action="store_true", help="a ~1 min run")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON, not a table")
+    out.add_argument("--rst", action="store_true", help="print README's tables")
     parser.add_argument(
         "-k", dest="filter", default="", help="only scenarios whose name has this"
     )
+    parser.add_argument(
+        "--anchor",
+        metavar="PYTHON",
+        default=os.environ.get("BENCH_ANCHOR_PYTHON", ""),
+        help="the interpreter of an environment with the published aiologic"
+        " (default: $BENCH_ANCHOR_PYTHON; none: no anchor column)",
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     CFG.filter = args.filter
     if args.quick:
         CFG.quick = True
         CFG.target = 0.08
-        CFG.repeats = 3
+        CFG.repeats = 5
         CFG.bulk_items = 20_000
         CFG.deadline = 10.0
+    if args.serve:
+        return serve()
+    if args.anchor:
+        try:
+            CFG.peer = Peer(args.anchor)
+        except Exception as exc:
+            print(f"bench.py: no anchor ({describe(exc)})", file=sys.stderr)
 
     t_start = perf_counter()
     rows: list[Row] = []
-    for scenario in SCENARIOS:
-        try:
-            for group in scenario():
-                if not group:
-                    continue
-                rows.extend(group)
-                if not args.json:
-                    print(f"  done: {group[0].scenario}", file=sys.stderr)
-        except Exception as exc:  # a broken scenario must not stop the others
-            name = scenario.__name__.replace("scenario_", "")
-            rows.append(Row(name, "aiologic", "-", ours_error=describe(exc)))
+    try:
+        for scenario in SCENARIOS:
+            try:
+                for group in scenario():
+                    if not group:
+                        continue
+                    rows.extend(group)
+                    if not args.json:
+                        print(f"  done: {group[0].scenario}", file=sys.stderr)
+            except Exception as exc:  # a broken scenario must not stop the others
+                name = scenario.__name__.replace("scenario_", "")
+                rows.append(Row(name, "aiologic", "-", ours_error=describe(exc)))
+    finally:
+        if CFG.peer is not None:
+            CFG.peer.close()
 
     if not CFG.matched:
         print(
@@ -1256,28 +1592,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {title}", file=sys.stderr)
         return 2
 
+    peer = CFG.peer
     meta = {
         "aiologic": getattr(aiologic, "__version__", "?"),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": f"{platform.system()} {platform.machine()}",
         "cpus": os.cpu_count(),
+        "cpu": cpu_model(),
         "quick": CFG.quick,
         "repeats": CFG.repeats,
         "trio": getattr(trio, "__version__", None),
         "janus": getattr(janus, "__version__", None) if janus else None,
+        "anchor": None if peer is None else f"{peer.version} on {peer.python}",
         "seconds": round(perf_counter() - t_start, 1),
     }
     if args.json:
-        out = [dict(asdict(row), ratio=row.ratio) for row in rows]
-        json.dump({"meta": meta, "rows": out}, sys.stdout, indent=2)
+        out_rows = [
+            dict(asdict(row), ratio=row.ratio, quartiles=row.quartiles, noise=row.noise)
+            for row in rows
+        ]
+        json.dump({"meta": meta, "rows": out_rows}, sys.stdout, indent=2)
         print()
+    elif args.rst:
+        print_rst(rows, meta)
     else:
         header = (
             f"aiologic {meta['aiologic']} on {meta['implementation']} "
             f"{meta['python']} ({meta['platform']}, {meta['cpus']} CPUs); "
             f"median of {CFG.repeats} interleaved runs; took {meta['seconds']} s"
         )
+        if peer is not None:
+            header += f"; anchor: aiologic {meta['anchor']}"
         print_report(rows, header)
     return 0
 
