@@ -42,6 +42,7 @@ bench.py needs the standard library only.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import asyncio
 import faulthandler
@@ -57,6 +58,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable, ClassVar, Iterator, Sequence, TypeVar
@@ -491,6 +493,146 @@ class _Lazy:
 lib: Any = _Lazy()
 
 
+# ============================================================== floors
+
+
+current_task = asyncio.current_task
+
+
+class FloorUnownedLock:
+    """The least an unowned asyncio lock can do per `async with`: one coroutine
+    per side, one atomic pop/append (of the one permit), one waiter check.
+    Single-loop only and no cancellation: a reference, not a primitive."""
+
+    __slots__ = ("_permits", "_waiters")
+
+    def __init__(self) -> None:
+        self._permits = [None]
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def _park(self) -> asyncio.Future[None]:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter  # the releaser hands its permit over
+
+    async def __aenter__(self) -> None:
+        try:
+            self._permits.pop()
+        except IndexError:
+            await self._park()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._waiters:
+            self._waiters.popleft().set_result(None)
+        else:
+            self._permits.append(None)
+
+
+class FloorOwnedLock(FloorUnownedLock):
+    """The same, owned: the current task is looked up with asyncio's own
+    function on acquire (to record it) and on release (to check it)."""
+
+    __slots__ = ("_owner",)
+
+    async def __aenter__(self) -> None:
+        task = current_task()
+        try:
+            self._permits.pop()
+        except IndexError:
+            await self._park()
+        self._owner = task
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._owner is not current_task():
+            raise RuntimeError("the lock is not held by this task")
+        self._owner = None
+        if self._waiters:
+            self._waiters.popleft().set_result(None)
+        else:
+            self._permits.append(None)
+
+
+def floor_thread_thread(n: int) -> float:
+    """A thread <-> thread round trip through two `_thread` locks: the least a
+    cross-thread ping-pong costs."""
+    ping, pong = _thread.allocate_lock(), _thread.allocate_lock()
+    ping.acquire()
+    pong.acquire()
+    deadline = CFG.deadline
+
+    def echo() -> None:
+        for _ in range(n):
+            got(ping.acquire(timeout=deadline))
+            pong.release()
+
+    worker = Worker(echo)
+    t0 = perf_counter()
+    for _ in range(n):
+        ping.release()
+        got(pong.acquire(timeout=deadline))
+    elapsed = perf_counter() - t0
+    worker.join()
+    return elapsed
+
+
+def floor_thread_loop(n: int) -> float:
+    """A bare thread <-> loop round trip: the task wakes the thread through a
+    `_thread` lock, the thread wakes the task through call_soon_threadsafe."""
+    ping = _thread.allocate_lock()
+    ping.acquire()
+    deadline = CFG.deadline
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        box: list[asyncio.Future[None]] = []
+
+        def echo() -> None:
+            call = loop.call_soon_threadsafe
+            for _ in range(n):
+                got(ping.acquire(timeout=deadline))
+                call(box.pop().set_result, None)
+
+        worker = Worker(echo)
+        t0 = perf_counter()
+        for _ in range(n):
+            fut = loop.create_future()
+            box.append(fut)
+            ping.release()
+            await fut
+        elapsed = perf_counter() - t0
+        worker.join()
+        return elapsed
+
+    return run_asyncio(main)
+
+
+def floor_loop_loop(n: int) -> float:
+    """A bare loop <-> loop round trip: each side sets a future of the other
+    loop through that loop's call_soon_threadsafe."""
+    sides: list[Future[Any]] = [Future(), Future()]
+
+    async def side(me: int, count: int, first: bool) -> float:
+        loop = asyncio.get_running_loop()
+        box: list[asyncio.Future[None]] = [loop.create_future()]
+        sides[me].set_result((loop, box))
+        other_loop, other_box = await asyncio.wrap_future(sides[1 - me])
+        call = other_loop.call_soon_threadsafe
+        t0 = perf_counter()
+        for _ in range(count):
+            if first:
+                call(other_box[0].set_result, None)
+            await box[0]
+            box[0] = loop.create_future()
+            if not first:
+                call(other_box[0].set_result, None)
+        return perf_counter() - t0
+
+    worker = Worker(run_asyncio, side, 1, n, False)
+    elapsed = run_asyncio(side, 0, n, True)
+    worker.join()
+    return elapsed
+
+
 # ============================================================== uncontended
 
 
@@ -543,7 +685,19 @@ def scenario_uncontended() -> Iterator[list[Row]]:
     yield compare(
         "Lock uncontended, asyncio `async with`",
         [Impl("aiologic.Lock", asyncio_with(lib.Lock))],
-        [Impl("asyncio.Lock", asyncio_with(asyncio.Lock))],
+        [
+            Impl("asyncio.Lock", asyncio_with(asyncio.Lock)),
+            floor("owned lock", asyncio_with(FloorOwnedLock)),
+        ],
+        n0=10_000,
+    )
+    yield compare(
+        "BinarySemaphore uncontended, asyncio `async with`",
+        [Impl("aiologic.BinarySemaphore", asyncio_with(lib.BinarySemaphore))],
+        [
+            Impl("asyncio.Lock", asyncio_with(asyncio.Lock)),
+            floor("unowned lock", asyncio_with(FloorUnownedLock)),
+        ],
         n0=10_000,
     )
     if trio is not None:
@@ -562,7 +716,10 @@ def scenario_uncontended() -> Iterator[list[Row]]:
     yield compare(
         "Semaphore(4) uncontended, asyncio",
         [Impl("aiologic.Semaphore", asyncio_with(lambda: lib.Semaphore(4)))],
-        [Impl("asyncio.Semaphore", asyncio_with(lambda: asyncio.Semaphore(4)))],
+        [
+            Impl("asyncio.Semaphore", asyncio_with(lambda: asyncio.Semaphore(4))),
+            floor("unowned lock", asyncio_with(FloorUnownedLock)),
+        ],
         n0=10_000,
     )
     if trio is not None:
@@ -617,6 +774,56 @@ def asyncio_contended(factory: Callable[[], Any]) -> Measure:
     return lambda n: run_asyncio(body, n)
 
 
+def trio_contended(factory: Callable[[], Any]) -> Measure:
+    """TASKS trio tasks each take the lock n/TASKS times, yielding while holding it."""
+
+    async def body(n: int) -> float:
+        lock = factory()
+        rounds = n // TASKS
+        sleep = trio.sleep
+
+        async def worker() -> None:
+            for _ in range(rounds):
+                async with lock:
+                    await sleep(0)
+
+        t0 = perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(TASKS):
+                nursery.start_soon(worker)
+        return perf_counter() - t0
+
+    return lambda n: run_trio(body, n)
+
+
+def asyncio_cancel_waiter(factory: Callable[[], Any]) -> Measure:
+    """The lock is held; a task starts waiting for it and is cancelled: one op
+    = one task created, parked on the lock, cancelled and awaited."""
+
+    async def body(n: int) -> float:
+        lock = factory()
+        sleep, create_task = asyncio.sleep, asyncio.ensure_future
+
+        async def waiter() -> None:
+            async with lock:
+                raise AssertionError("the lock is held: the waiter cannot get it")
+
+        async with lock:
+            t0 = perf_counter()
+            for _ in range(n):
+                task = create_task(waiter())
+                await sleep(0)  # it parks on the lock
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+            elapsed = perf_counter() - t0
+        return elapsed
+
+    return lambda n: run_asyncio(body, n)
+
+
 def lock_ring(
     factory: Callable[[], Any],
     acquire: Callable[[Any], bool],
@@ -664,9 +871,26 @@ def scenario_contended() -> Iterator[list[Row]]:
     yield compare(
         f"Lock, {TASKS} asyncio tasks contending",
         [Impl("aiologic.Lock", asyncio_contended(lib.Lock))],
-        [Impl("asyncio.Lock", asyncio_contended(asyncio.Lock))],
+        [
+            Impl("asyncio.Lock", asyncio_contended(asyncio.Lock)),
+            floor("owned lock", asyncio_contended(FloorOwnedLock)),
+        ],
         n0=10 * TASKS,
         step=TASKS,
+    )
+    if trio is not None:
+        yield compare(
+            f"Lock, {TASKS} trio tasks contending",
+            [Impl("aiologic.Lock", trio_contended(lib.Lock))],
+            [Impl("trio.Lock", trio_contended(trio.Lock))],
+            n0=10 * TASKS,
+            step=TASKS,
+        )
+    yield compare(
+        "Lock, cancel an asyncio task waiting for it",
+        [Impl("aiologic.Lock", asyncio_cancel_waiter(lib.Lock))],
+        [Impl("asyncio.Lock", asyncio_cancel_waiter(asyncio.Lock))],
+        n0=1000,
     )
     deadline = CFG.deadline
     yield compare(
