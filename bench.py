@@ -1044,18 +1044,23 @@ def thread_thread_pingpong(make: Callable[[], Any], get: str, put: str) -> Measu
     return measure
 
 
-def thread_to_asyncio_bulk_aiologic(make: Callable[[], Any], put: str) -> Measure:
+def thread_to_asyncio_stream_aiologic(make: Callable[[], Any], put: str) -> Measure:
     """A thread puts n items as fast as it can; an asyncio task gets them all."""
 
     def measure(n: int) -> float:
         q = make()
         go = threading.Event()
+        deadline = CFG.deadline
 
         def produce() -> None:
             put_ = getattr(q, put)
             wait_event(go)
-            for i in range(n):
-                put_(i)
+            if put == "put":  # SimpleQueue.put never blocks
+                for i in range(n):
+                    put_(i)
+            else:
+                for i in range(n):
+                    put_(i, timeout=deadline)
 
         async def consume() -> float:
             get = q.async_get
@@ -1068,6 +1073,34 @@ def thread_to_asyncio_bulk_aiologic(make: Callable[[], Any], put: str) -> Measur
         worker = Worker(produce)
         elapsed: float = run_asyncio(consume)
         worker.join()
+        return elapsed
+
+    return measure
+
+
+def asyncio_to_thread_stream_aiologic(make: Callable[[], Any]) -> Measure:
+    """An asyncio task puts n items as fast as it can; a thread gets them all."""
+
+    def measure(n: int) -> float:
+        q = make()
+        deadline = CFG.deadline
+
+        def consume() -> None:
+            get = q.green_get
+            for _ in range(n):
+                get(timeout=deadline)
+
+        async def produce() -> float:
+            put = q.async_put
+            worker = Worker(consume)
+            t0 = perf_counter()
+            for i in range(n):
+                await put(i)
+            # The last item is taken once the consumer thread is done.
+            await asyncio.get_running_loop().run_in_executor(None, worker.join)
+            return perf_counter() - t0
+
+        elapsed: float = run_asyncio(produce)
         return elapsed
 
     return measure
@@ -1098,43 +1131,156 @@ def thread_to_asyncio_bulk_bridge(n: int) -> float:
     return run_asyncio(consume)
 
 
-def thread_to_asyncio_bulk_janus(n: int) -> float:
-    go = threading.Event()
+def mixed_stream(module: Any, maxsize: int, to_thread: bool = False) -> Measure:
+    """The same streams through a janus-style queue (janus, culsans): one object
+    with a `sync_q` face for the thread and an `async_q` face for the task."""
 
-    async def consume() -> float:
-        q: Any = janus.Queue()
+    def measure(n: int) -> float:
+        go = threading.Event()
+        deadline = CFG.deadline
+
+        async def main() -> float:
+            q: Any = module.Queue(maxsize)
+
+            def produce() -> None:
+                put = q.sync_q.put
+                wait_event(go)
+                for i in range(n):
+                    put(i, timeout=deadline)
+
+            def consume() -> None:
+                get = q.sync_q.get
+                for _ in range(n):
+                    get(timeout=deadline)
+
+            try:
+                if to_thread:
+                    put = q.async_q.put
+                    worker = Worker(consume)
+                    t0 = perf_counter()
+                    for i in range(n):
+                        await put(i)
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(None, worker.join)
+                else:
+                    worker = Worker(produce)
+                    get = q.async_q.get
+                    t0 = perf_counter()
+                    go.set()
+                    for _ in range(n):
+                        await get()
+                    worker.join()
+                elapsed = perf_counter() - t0
+            finally:
+                await q.aclose()
+            return elapsed
+
+        return run_asyncio(main)
+
+    return measure
+
+
+def thread_thread_stream(make: Callable[[], Any], get: str, put: str) -> Measure:
+    """A thread puts n items as fast as it can; another thread gets them all."""
+
+    def measure(n: int) -> float:
+        q = make()
+        deadline = CFG.deadline
+        go = threading.Event()
 
         def produce() -> None:
-            put = q.sync_q.put
+            put_ = getattr(q, put)
             wait_event(go)
             for i in range(n):
-                put(i)
+                put_(i)
 
-        try:
-            worker = Worker(produce)
-            get = q.async_q.get
-            t0 = perf_counter()
-            go.set()
-            for _ in range(n):
-                await get()
-            elapsed = perf_counter() - t0
-            worker.join()
-        finally:
-            await q.aclose()
+        get_ = getattr(q, get)
+        worker = Worker(produce)
+        t0 = perf_counter()
+        go.set()
+        for _ in range(n):
+            get_(timeout=deadline)
+        elapsed = perf_counter() - t0
+        worker.join()
         return elapsed
 
-    return run_asyncio(consume)
+    return measure
+
+
+def event_thread_async_pingpong(factory: Callable[[], Any]) -> Measure:
+    """A fresh aiologic event per hop: the task sets ping[i] and awaits pong[i],
+    which a thread sets once it has woken from ping[i]. One op = one round trip."""
+
+    def measure(n: int) -> float:
+        pings = [factory() for _ in range(n)]
+        pongs = [factory() for _ in range(n)]
+        deadline = CFG.deadline
+
+        def echo() -> None:
+            for ping, pong in zip(pings, pongs):
+                got(ping.wait(deadline))
+                pong.set()
+
+        async def main() -> float:
+            worker = Worker(echo)
+            t0 = perf_counter()
+            for ping, pong in zip(pings, pongs):
+                ping.set()
+                await pong
+            elapsed = perf_counter() - t0
+            worker.join()
+            return elapsed
+
+        return run_asyncio(main)
+
+    return measure
+
+
+def event_thread_async_bridge(n: int) -> float:
+    """stdlib: a threading.Event to the thread, an asyncio.Event set through
+    call_soon_threadsafe back; fresh events per hop."""
+    pings = [threading.Event() for _ in range(n)]
+    deadline = CFG.deadline
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        pongs = [asyncio.Event() for _ in range(n)]
+
+        def echo() -> None:
+            call = loop.call_soon_threadsafe
+            for ping, pong in zip(pings, pongs):
+                got(ping.wait(deadline))
+                call(pong.set)
+
+        worker = Worker(echo)
+        t0 = perf_counter()
+        for ping, pong in zip(pings, pongs):
+            ping.set()
+            await pong.wait()
+        elapsed = perf_counter() - t0
+        worker.join()
+        return elapsed
+
+    return run_asyncio(main)
 
 
 def scenario_thread_queues() -> Iterator[list[Row]]:
     janus_unbounded = [Impl("janus.Queue()", thread_async_pingpong_janus(0))]
     janus_bounded = [Impl("janus.Queue(1)", thread_async_pingpong_janus(1))]
+    # A fresh Impl per scenario: an Impl holds its scenario's times.
+    def thread_loop() -> Impl:
+        return floor("thread<->loop round trip", floor_thread_loop)
+
+    def thread_thread() -> Impl:
+        return floor("thread<->thread round trip", floor_thread_thread)
+
     yield compare(
         "ping-pong task<->thread, SimpleQueue",
         [Impl("aiologic.SimpleQueue", thread_async_pingpong_aiologic(lib.SimpleQueue))],
         [
             Impl("stdlib bridge", thread_async_pingpong_bridge),
             *(janus_unbounded if janus else []),
+            thread_loop(),
         ],
         n0=500,
     )
@@ -1149,8 +1295,45 @@ def scenario_thread_queues() -> Iterator[list[Row]]:
         [
             Impl("stdlib bridge", thread_async_pingpong_bridge),
             *(janus_bounded if janus else []),
+            thread_loop(),
         ],
         n0=500,
+    )
+    yield compare(
+        "Event ping-pong task<->thread, one-shot",
+        [Impl("aiologic.Event", event_thread_async_pingpong(lib.Event))],
+        [Impl("stdlib bridge", event_thread_async_bridge), thread_loop()],
+        n0=500,
+        n_max=200_000,
+    )
+    mixed = [("janus", janus), ("culsans", culsans)]
+    yield compare(
+        "stream thread->task, Queue(1)",
+        [
+            Impl(
+                "aiologic.Queue(1)",
+                thread_to_asyncio_stream_aiologic(
+                    lambda: lib.Queue(maxsize=1), "green_put"
+                ),
+            )
+        ],
+        [Impl(f"{name}.Queue(1)", mixed_stream(mod, 1)) for name, mod in mixed if mod],
+        n0=1000,
+    )
+    yield compare(
+        "stream task->thread, Queue(1)",
+        [
+            Impl(
+                "aiologic.Queue(1)",
+                asyncio_to_thread_stream_aiologic(lambda: lib.Queue(maxsize=1)),
+            )
+        ],
+        [
+            Impl(f"{name}.Queue(1)", mixed_stream(mod, 1, to_thread=True))
+            for name, mod in mixed
+            if mod
+        ],
+        n0=1000,
     )
     yield compare(
         "ping-pong thread<->thread, SimpleQueue",
@@ -1166,8 +1349,53 @@ def scenario_thread_queues() -> Iterator[list[Row]]:
                 "queue.SimpleQueue",
                 thread_thread_pingpong(queue.SimpleQueue, "get", "put"),
             ),
+            thread_thread(),
         ],
         n0=500,
+    )
+    yield compare(
+        "stream thread->thread, unbounded",
+        [
+            Impl(
+                "aiologic.Queue()",
+                thread_thread_stream(lib.Queue, "green_get", "green_put"),
+            ),
+            Impl(
+                "aiologic.SimpleQueue",
+                thread_thread_stream(lib.SimpleQueue, "green_get", "put"),
+            ),
+        ],
+        [
+            Impl("queue.Queue", thread_thread_stream(queue.Queue, "get", "put")),
+            Impl(
+                "queue.SimpleQueue",
+                thread_thread_stream(queue.SimpleQueue, "get", "put"),
+            ),
+        ],
+        n0=10_000,
+    )
+
+    yield compare(
+        "stream thread->thread, Queue(1)",
+        [
+            Impl(
+                "aiologic.Queue(1)",
+                thread_thread_stream(
+                    lambda: _Bounded(lib.Queue(maxsize=1), "green_put"),
+                    "green_get",
+                    "put",
+                ),
+            )
+        ],
+        [
+            Impl(
+                "queue.Queue(1)",
+                thread_thread_stream(
+                    lambda: _Bounded(queue.Queue(1), "put"), "get", "put"
+                ),
+            )
+        ],
+        n0=1000,
     )
     n = CFG.bulk_items
     yield compare(
@@ -1175,19 +1403,36 @@ def scenario_thread_queues() -> Iterator[list[Row]]:
         [
             Impl(
                 "aiologic.SimpleQueue",
-                thread_to_asyncio_bulk_aiologic(lib.SimpleQueue, "put"),
+                thread_to_asyncio_stream_aiologic(lib.SimpleQueue, "put"),
             ),
             Impl(
                 "aiologic.Queue()",
-                thread_to_asyncio_bulk_aiologic(lib.Queue, "green_put"),
+                thread_to_asyncio_stream_aiologic(lib.Queue, "green_put"),
             ),
         ],
         [
             Impl("stdlib bridge", thread_to_asyncio_bulk_bridge),
-            *([Impl("janus.Queue()", thread_to_asyncio_bulk_janus)] if janus else []),
+            *(
+                Impl(f"{name}.Queue()", mixed_stream(mod, 0))
+                for name, mod in mixed
+                if mod
+            ),
         ],
         fixed_n=n,
     )
+
+
+class _Bounded:
+    """A bounded queue whose `put` waits with the bench's deadline, and whose
+    `get` is the queue's own: for thread_thread_stream."""
+
+    __slots__ = ("get", "green_get", "put")
+
+    def __init__(self, q: Any, put: str) -> None:
+        put_ = getattr(q, put)
+        deadline = CFG.deadline
+        self.put = lambda item: put_(item, timeout=deadline)
+        self.get = self.green_get = getattr(q, "green_get", None) or q.get
 
 
 # ============================================================== asyncio loop <-> asyncio loop
