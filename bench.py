@@ -1267,6 +1267,7 @@ def event_thread_async_bridge(n: int) -> float:
 def scenario_thread_queues() -> Iterator[list[Row]]:
     janus_unbounded = [Impl("janus.Queue()", thread_async_pingpong_janus(0))]
     janus_bounded = [Impl("janus.Queue(1)", thread_async_pingpong_janus(1))]
+
     # A fresh Impl per scenario: an Impl holds its scenario's times.
     def thread_loop() -> Impl:
         return floor("thread<->loop round trip", floor_thread_loop)
@@ -1438,28 +1439,39 @@ class _Bounded:
 # ============================================================== asyncio loop <-> asyncio loop
 
 
-def loop_loop_pingpong_aiologic(n: int) -> float:
-    """Two loops in two threads bounce an item through two aiologic.SimpleQueues."""
-    to_b, to_a = lib.SimpleQueue(), lib.SimpleQueue()
-    ready = threading.Event()
+def loop_loop_pingpong(make: Callable[[], Any], mixed: bool = False) -> Measure:
+    """Two loops in two threads bounce an item through two queues (aiologic's,
+    or the `async_q` face of a janus-style one when `mixed`)."""
 
-    async def echo() -> None:
-        ready.set()
-        for _ in range(n):
-            await to_a.async_put(await to_b.async_get())
+    def measure(n: int) -> float:
+        to_b, to_a = make(), make()
+        if mixed:
+            b_in, a_in = to_b.async_q, to_a.async_q
+            b_put, b_get, a_put, a_get = b_in.put, b_in.get, a_in.put, a_in.get
+        else:
+            b_put, b_get = to_b.async_put, to_b.async_get
+            a_put, a_get = to_a.async_put, to_a.async_get
+        ready = threading.Event()
 
-    async def main() -> float:
-        t0 = perf_counter()
-        for i in range(n):
-            await to_b.async_put(i)
-            await to_a.async_get()
-        return perf_counter() - t0
+        async def echo() -> None:
+            ready.set()
+            for _ in range(n):
+                await a_put(await b_get())
 
-    worker = Worker(run_asyncio, echo)
-    wait_event(ready)
-    elapsed: float = run_asyncio(main)
-    worker.join()
-    return elapsed
+        async def main() -> float:
+            t0 = perf_counter()
+            for i in range(n):
+                await b_put(i)
+                await a_get()
+            return perf_counter() - t0
+
+        worker = Worker(run_asyncio, echo)
+        wait_event(ready)
+        elapsed: float = run_asyncio(main)
+        worker.join()
+        return elapsed
+
+    return measure
 
 
 def loop_loop_pingpong_bridge(n: int) -> float:
@@ -1493,9 +1505,205 @@ def loop_loop_pingpong_bridge(n: int) -> float:
 def scenario_loop_loop() -> Iterator[list[Row]]:
     yield compare(
         "ping-pong loop<->loop, SimpleQueue",
-        [Impl("aiologic.SimpleQueue", loop_loop_pingpong_aiologic)],
-        [Impl("call_soon_threadsafe bridge", loop_loop_pingpong_bridge)],
+        [Impl("aiologic.SimpleQueue", loop_loop_pingpong(lib.SimpleQueue))],
+        [
+            Impl("call_soon_threadsafe bridge", loop_loop_pingpong_bridge),
+            floor("loop<->loop round trip", floor_loop_loop),
+        ],
         n0=500,
+    )
+    yield compare(
+        "ping-pong loop<->loop, Queue(1)",
+        [Impl("aiologic.Queue(1)", loop_loop_pingpong(lambda: lib.Queue(maxsize=1)))],
+        [
+            *(
+                [
+                    Impl(
+                        "culsans.Queue(1)",
+                        loop_loop_pingpong(lambda: culsans.Queue(1), mixed=True),
+                    )
+                ]
+                if culsans
+                else []
+            ),
+            floor("loop<->loop round trip", floor_loop_loop),
+        ],
+        n0=500,
+    )
+
+
+# ============================================================== one loop
+
+
+def asyncio_queue_pingpong(make: Callable[[], Any], put: str, get: str) -> Measure:
+    """Two tasks of one loop bounce an item through two queues: one op = one
+    round trip."""
+
+    async def body(n: int) -> float:
+        there, back = make(), make()  # in the loop (asyncio.Queue on 3.8/3.9)
+
+        async def echo() -> None:
+            put_, get_ = getattr(back, put), getattr(there, get)
+            for _ in range(n):
+                await put_(await get_())
+
+        task = asyncio.ensure_future(echo())
+        put_, get_ = getattr(there, put), getattr(back, get)
+        t0 = perf_counter()
+        for i in range(n):
+            await put_(i)
+            await get_()
+        elapsed = perf_counter() - t0
+        await task
+        return elapsed
+
+    return lambda n: run_asyncio(body, n)
+
+
+def asyncio_queue_stream(make: Callable[[], Any], put: str, get: str) -> Measure:
+    """A task puts n items into an unbounded queue (it never waits), another
+    task of the same loop gets them: one op = one item."""
+
+    async def body(n: int) -> float:
+        q = make()
+
+        async def produce() -> None:
+            put_ = getattr(q, put)
+            for i in range(n):
+                await put_(i)
+
+        get_ = getattr(q, get)
+        t0 = perf_counter()
+        task = asyncio.ensure_future(produce())
+        for _ in range(n):
+            await get_()
+        elapsed = perf_counter() - t0
+        await task
+        return elapsed
+
+    return lambda n: run_asyncio(body, n)
+
+
+def asyncio_event_pingpong(
+    factory: Callable[[], Any], wait: Callable[[Any], Awaitable[Any]]
+) -> Measure:
+    """A fresh event per hop between two tasks of one loop: one op = one
+    round trip (a set -> wake each way)."""
+
+    async def body(n: int) -> float:
+        pings = [factory() for _ in range(n)]
+        pongs = [factory() for _ in range(n)]
+
+        async def echo() -> None:
+            for ping, pong in zip(pings, pongs):
+                await wait(ping)
+                pong.set()
+
+        task = asyncio.ensure_future(echo())
+        t0 = perf_counter()
+        for ping, pong in zip(pings, pongs):
+            ping.set()
+            await wait(pong)
+        elapsed = perf_counter() - t0
+        await task
+        return elapsed
+
+    return lambda n: run_asyncio(body, n)
+
+
+def asyncio_condition_pingpong(
+    factory: Callable[[], Any], wait: Callable[[Any], Awaitable[Any]]
+) -> Measure:
+    """Two tasks of one loop take turns under one condition: one op = one
+    round trip (each task has had one turn)."""
+
+    async def body(n: int) -> float:
+        cv = factory()
+        turn = [0]
+
+        async def play(me: int, other: int) -> None:
+            for _ in range(n):
+                async with cv:
+                    while turn[0] != me:
+                        await wait(cv)
+                    turn[0] = other
+                    cv.notify()
+
+        task = asyncio.ensure_future(play(1, 0))
+        t0 = perf_counter()
+        await play(0, 1)
+        elapsed = perf_counter() - t0
+        await task
+        return elapsed
+
+    return lambda n: run_asyncio(body, n)
+
+
+def awaited(obj: Any) -> Awaitable[Any]:
+    """An aiologic event or condition is waited for by awaiting it."""
+    return obj  # type: ignore[no-any-return]
+
+
+def scenario_one_loop() -> Iterator[list[Row]]:
+    yield compare(
+        "Event ping-pong, 2 asyncio tasks, one-shot",
+        [Impl("aiologic.Event", asyncio_event_pingpong(lib.Event, awaited))],
+        [
+            Impl(
+                "asyncio.Event",
+                asyncio_event_pingpong(asyncio.Event, lambda e: e.wait()),
+            )
+        ],
+        n0=1000,
+        n_max=200_000,
+    )
+    yield compare(
+        "Condition ping-pong, 2 asyncio tasks",
+        [
+            Impl(
+                "aiologic.Condition", asyncio_condition_pingpong(lib.Condition, awaited)
+            )
+        ],
+        [
+            Impl(
+                "asyncio.Condition",
+                asyncio_condition_pingpong(asyncio.Condition, lambda c: c.wait()),
+            )
+        ],
+        n0=1000,
+    )
+    yield compare(
+        "ping-pong 2 asyncio tasks, Queue(1)",
+        [
+            Impl(
+                "aiologic.Queue(1)",
+                asyncio_queue_pingpong(
+                    lambda: lib.Queue(maxsize=1), "async_put", "async_get"
+                ),
+            )
+        ],
+        [
+            Impl(
+                "asyncio.Queue(1)",
+                asyncio_queue_pingpong(lambda: asyncio.Queue(1), "put", "get"),
+            )
+        ],
+        n0=1000,
+    )
+    yield compare(
+        "stream 2 asyncio tasks, unbounded",
+        [
+            Impl(
+                "aiologic.Queue()",
+                asyncio_queue_stream(lib.Queue, "async_put", "async_get"),
+            ),
+            Impl(
+                "aiologic.SimpleQueue",
+                asyncio_queue_stream(lib.SimpleQueue, "async_put", "async_get"),
+            ),
+        ],
+        [Impl("asyncio.Queue()", asyncio_queue_stream(asyncio.Queue, "put", "get"))],
+        n0=10_000,
     )
 
 
@@ -1787,6 +1995,7 @@ SCENARIOS: list[Callable[[], Iterator[list[Row]]]] = [
     scenario_contended,
     scenario_thread_queues,
     scenario_loop_loop,
+    scenario_one_loop,
     scenario_events,
     scenario_import,
     scenario_memory,
