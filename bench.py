@@ -58,6 +58,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
@@ -75,6 +76,10 @@ def load_aiologic() -> Any:
 
 
 aiologic = load_aiologic()
+
+
+# Importing eventlet warns that it is deprecated, once per process (the anchor too).
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 
 def optional_import(name: str) -> Any:
@@ -1806,7 +1811,10 @@ def scenario_events() -> Iterator[list[Row]]:
     yield compare(
         "Event set->wake, 2 threads, one-shot",
         [Impl("aiologic.Event", event_oneshot_pingpong(lib.Event))],
-        [Impl("threading.Event", event_oneshot_pingpong(threading.Event))],
+        [
+            Impl("threading.Event", event_oneshot_pingpong(threading.Event)),
+            floor("thread<->thread round trip", floor_thread_thread),
+        ],
         n0=500,
         n_max=200_000,
     )
@@ -1822,6 +1830,88 @@ def scenario_events() -> Iterator[list[Row]]:
         [Impl("threading.Condition", condition_pingpong(threading.Condition))],
         n0=500,
     )
+
+
+# ============================================================== gevent and eventlet
+
+
+def green_stream(library: str, make: Callable[[], Any], get: str, put: str) -> Measure:
+    """A greenlet puts n items, the main greenlet gets them (gevent or eventlet).
+
+    Each run is a fresh OS thread: its hub lives and dies with it, so the
+    threads of the other scenarios never find a hub and stay plain threads."""
+
+    def measure(n: int) -> float:
+        deadline = CFG.deadline
+
+        def run() -> float:
+            mod = importlib.import_module(library)
+            q = make()
+            get_, put_ = getattr(q, get), getattr(q, put)
+
+            def produce() -> None:
+                for i in range(n):
+                    put_(i, timeout=deadline)
+
+            t0 = perf_counter()
+            producer = mod.spawn(produce)
+            try:
+                for _ in range(n):
+                    get_(timeout=deadline)
+                elapsed = perf_counter() - t0
+            finally:
+                if library == "gevent":
+                    producer.join(deadline)
+                    mod.get_hub().destroy(destroy_loop=True)
+                else:
+                    producer.wait()
+            return elapsed
+
+        return float(Worker(run).join())
+
+    return measure
+
+
+def green_queue(library: str, maxsize: int) -> Callable[[], Any]:
+    def make() -> Any:
+        return importlib.import_module(f"{library}.queue").Queue(maxsize or None)
+
+    return make
+
+
+def scenario_green_libraries() -> Iterator[list[Row]]:
+    for library in ("gevent", "eventlet"):
+        if optional_import(library) is None:
+            continue
+        sizes = (
+            [("Queue()", 0), ("Queue(1)", 1)]
+            if library == "gevent"
+            else [("Queue()", 0)]
+        )
+        for label, maxsize in sizes:
+            yield compare(
+                f"stream 2 {library} greenlets, {label}",
+                [
+                    Impl(
+                        f"aiologic.{label}",
+                        green_stream(
+                            library,
+                            (lambda: lib.Queue(maxsize=1)) if maxsize else lib.Queue,
+                            "green_get",
+                            "green_put",
+                        ),
+                    )
+                ],
+                [
+                    Impl(
+                        f"{library}.queue.Queue({maxsize or ''})",
+                        green_stream(
+                            library, green_queue(library, maxsize), "get", "put"
+                        ),
+                    )
+                ],
+                n0=1000,
+            )
 
 
 # ============================================================== import time
@@ -1997,6 +2087,7 @@ SCENARIOS: list[Callable[[], Iterator[list[Row]]]] = [
     scenario_loop_loop,
     scenario_one_loop,
     scenario_events,
+    scenario_green_libraries,  # last: importing gevent and eventlet is slow
     scenario_import,
     scenario_memory,
 ]
