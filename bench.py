@@ -2242,12 +2242,29 @@ def rst_text(text: str) -> str:
 
 
 def rst_table(rows: Sequence[Row], columns: Sequence[str]) -> list[str]:
-    out = [".. list-table::", "   :header-rows: 1", ""]
-    cells = table_cells(rows, repeat_scenario=False)
-    for line in [list(columns), *cells]:
-        line = line[: len(columns)]
-        out.append(f"   * - {rst_text(line[0])}".rstrip())
-        out.extend(f"     - {rst_text(cell)}".rstrip() for cell in line[1:])
+    """A grid table whose scenario cell spans the rows of its scenario."""
+    cells = [
+        [rst_text(cell) for cell in line[: len(columns)]]
+        for line in table_cells(rows, repeat_scenario=False)
+    ]
+    widths = [
+        max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)
+    ]
+
+    def rule(char: str, span_first: bool = False) -> str:
+        parts = [char * (w + 2) for w in widths]
+        if span_first:
+            return "|" + " " * (widths[0] + 2) + "+" + "+".join(parts[1:]) + "+"
+        return "+" + "+".join(parts) + "+"
+
+    def line(values: Sequence[str]) -> str:
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
+
+    out = [rule("-"), line(columns), rule("=")]
+    for i, values in enumerate(cells):
+        out.append(line(values))
+        spans = i + 1 < len(cells) and not cells[i + 1][0]
+        out.append(rule("-", span_first=spans))
     return out
 
 
