@@ -845,6 +845,35 @@ def test_bench_k_matching_nothing_fails_and_lists_scenarios() -> None:
     assert "ops/s" not in proc.stdout  # no empty table
 
 
+def test_bench_rst_names_the_interpreter_and_runs_the_floor() -> None:
+    """Issue 15: `bench.py --rst` prints README's tables (a grid table, the
+    interpreter and machine named), with the floor beside the headline row and
+    the quartiles of the paired ratios; an anchor that cannot start is
+    reported and skipped, never required."""
+    import platform
+
+    bench = os.path.join(HERE, "bench.py")
+    if not os.path.exists(bench):
+        pytest.skip("bench.py is not beside the tests")
+    environ = dict(os.environ, BENCH_ANCHOR_PYTHON=os.path.join(HERE, "no-python"))
+    proc = subprocess.run(
+        [sys.executable, bench, "--quick", "--rst", "-k", "Lock uncontended, asyncio"],
+        cwd=HERE,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "bench.py: no anchor" in proc.stderr
+    out = proc.stdout
+    assert f"{platform.python_implementation()} {platform.python_version()}" in out
+    assert f"{os.cpu_count()} CPUs" in out
+    assert "| quartiles |" in out and "+=====" in out
+    assert "floor: owned lock" in out
+    assert "aiologic.Lock at " in out  # its distance to the floor
+
+
 def test_import_is_lazy_and_fast() -> None:
     result = _python(
         """
