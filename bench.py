@@ -2293,12 +2293,14 @@ def print_rst(rows: Sequence[Row], meta: dict[str, Any]) -> None:
     if size:
         print()
         print("\n".join(rst_table(size, SIZE_COLUMNS)))
-    lines = summary(rows)
-    if lines:
-        print()
-        print("::")
-        print()
-        print("\n".join(f"    {line}" for line in lines))
+    # A list, not a literal block: README's literal blocks are code it runs.
+    for line in summary(rows):
+        if line.startswith("  "):
+            print(f"* {rst_text(line.strip())}")
+        else:
+            print()
+            print(rst_text(line))
+            print()
     notes = sorted({row.note for row in rows if row.note})
     errors = errors_of(rows)
     if notes or errors:
