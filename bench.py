@@ -2352,6 +2352,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             CFG.peer = Peer(args.anchor)
         except Exception as exc:
             print(f"bench.py: no anchor ({describe(exc)})", file=sys.stderr)
+    here = f"{platform.python_implementation()} {platform.python_version()}"
+    if (
+        CFG.peer is not None
+        and CFG.peer.python.rsplit(".", 1)[0] != here.rsplit(".", 1)[0]
+    ):
+        # Ratios across interpreters would measure the interpreters.
+        print(
+            f"bench.py: no anchor (it runs {CFG.peer.python}, this is {here})",
+            file=sys.stderr,
+        )
+        CFG.peer.close()
+        CFG.peer = None
 
     t_start = perf_counter()
     rows: list[Row] = []
