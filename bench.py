@@ -8,8 +8,8 @@ median is reported, so a slow moment of the machine hits both sides alike.
 
 Usage::
 
-    python bench.py            # full run, a few minutes
-    python bench.py --quick    # about a minute
+    python bench.py            # full run, about five minutes
+    python bench.py --quick    # about a minute and a half
     python bench.py --json     # machine-readable output
     python bench.py --rst      # the README tables (reStructuredText)
     python bench.py -k queue   # only scenarios whose name contains "queue"
