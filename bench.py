@@ -403,6 +403,19 @@ def compare(
             if mine.name in speeds and base.name in speeds
         ]
 
+    if not bases:  # e.g. janus not installed: ours alone, to be seen
+        return [
+            Row(
+                scenario,
+                mine.name,
+                "(no baseline installed)",
+                ops(mine),
+                ours_n=mine.n,
+                ours_error=mine.error,
+                note=note,
+            )
+            for mine in ours
+        ]
     return [
         Row(
             scenario=scenario,
