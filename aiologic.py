@@ -535,8 +535,18 @@ def _task_identity(task: object) -> tuple[str, int]:
 # =============================================================================
 
 
-def _check_timeout(timeout: float) -> float | None:
-    """Validate a timeout that is not None; return None for "forever"."""
+# What a negative timeout means depends on the kind of call, as with the
+# stdlib counterpart of each (`_check_timeout(timeout, negative)`):
+_AS_WAIT: Final = 0  # waits and sleeps (threading.Event.wait): expired already
+_AS_ACQUIRE: Final = 1  # acquires (threading.Lock.acquire): -1 is "no limit"
+_AS_QUEUE: Final = 2  # queue puts and gets (queue.Queue): ValueError
+
+
+def _check_timeout(timeout: float, negative: int = _AS_QUEUE) -> float | None:
+    """Validate a timeout that is not None; return None for "forever".
+
+    NaN and non-numbers are refused alike by every kind of call.
+    """
     if timeout.__class__ is not float and timeout.__class__ is not int:
         try:
             timeout = timeout.__float__()  # numbers, not strings
@@ -547,7 +557,14 @@ def _check_timeout(timeout: float) -> float | None:
         msg = "timeout must not be NaN"
         raise ValueError(msg)
     if timeout < 0:
-        msg = "timeout must be non-negative"
+        if negative == _AS_WAIT:
+            return 0.0
+        if negative == _AS_ACQUIRE:
+            if timeout == -1:
+                return None
+            msg = "timeout must be -1 (no limit) or a non-negative number"
+            raise ValueError(msg)
+        msg = "'timeout' must be a non-negative number"
         raise ValueError(msg)
     if timeout >= _TIMEOUT_MAX:
         # Larger than any backend accepts and than any program runs: forever.
@@ -555,14 +572,29 @@ def _check_timeout(timeout: float) -> float | None:
     return timeout
 
 
-def _acquire_timeout(blocking: bool, timeout: float) -> float | None:
-    """`_check_timeout` for an acquire: refuses a non-blocking call's timeout."""
-    checked = _check_timeout(timeout)
-    if not blocking:
-        # As threading's acquire: the timeout could never mean anything.
+# The waiting arguments of a call, read before anything changes: an argument
+# whose __bool__ or __float__ raises leaves nothing taken.
+
+
+def _wait_args(
+    blocking: object, timeout: float | None, negative: int = _AS_QUEUE
+) -> tuple[bool, float | None]:
+    if timeout is not None:
+        timeout = _check_timeout(timeout, negative)
+    return bool(blocking), timeout
+
+
+def _acquire_args(blocking: object, timeout: float | None) -> tuple[bool, float | None]:
+    # As threading's acquire: -1 is no limit, and a non-blocking call takes
+    # no other timeout (it could never mean anything).
+    blocking = bool(blocking)
+    if timeout is None:
+        return blocking, None
+    checked = _check_timeout(timeout, _AS_ACQUIRE)
+    if not blocking and timeout != -1:
         msg = "can't specify a timeout for a non-blocking call"
         raise ValueError(msg)
-    return checked
+    return blocking, checked
 
 
 def _env_flag(name: str) -> bool | None:
@@ -675,7 +707,7 @@ async def _async_yield(library: str | None) -> None:
 def green_sleep(seconds: float) -> None:
     """Sleep in the current green world (blocks the thread, or yields to the hub)."""
     # The parameter is reused for the checked value (None: forever).
-    seconds = _check_timeout(seconds)  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
+    seconds = _check_timeout(seconds, _AS_WAIT)  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
     library = current_green_library()
     if library == "gevent":
         _modules["gevent"].sleep(seconds)
@@ -689,7 +721,7 @@ def green_sleep(seconds: float) -> None:
 
 async def async_sleep(seconds: float) -> None:
     """Sleep in the current async world."""
-    checked = _check_timeout(seconds)
+    checked = _check_timeout(seconds, _AS_WAIT)
     if _async_library() == "trio":
         trio = _modules["trio"]
         if checked is None:
@@ -1669,7 +1701,7 @@ class _StateEvent(_Waiting, _Parking):
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set; False if *timeout* expires first."""
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _check_timeout(timeout, _AS_WAIT)
         result = self._is_done() or self._begin(timeout, _green_token)
         if result is True or result is False:
             if _GREEN_CHECKPOINTS_ANY or _overrides_active:
@@ -1679,7 +1711,7 @@ class _StateEvent(_Waiting, _Parking):
 
     async def _async_wait(self, timeout: float | None) -> bool:
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _check_timeout(timeout, _AS_WAIT)
         result = self._is_done() or self._begin(timeout, _async_token)
         if result is True or result is False:
             if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
@@ -2357,16 +2389,14 @@ class Lock(_Waitable):
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Acquire in green code; False if not acquired (non-blocking/timeout)."""
-        if timeout is not None:
-            timeout = _acquire_timeout(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         return self._green_acquire(_green_task(), blocking, timeout)
 
     async def async_acquire(
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Acquire in async code; False if not acquired (non-blocking/timeout)."""
-        if timeout is not None:
-            timeout = _acquire_timeout(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         task = _current_async_task()
         return await self._async_acquire(task, blocking, timeout)
 
@@ -2513,8 +2543,7 @@ class RLock(Lock):
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Acquire *count* levels in green code."""
-        if timeout is not None:
-            timeout = _acquire_timeout(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         count = _check_count(count)
         me = _green_task()
         if self._owner == me and not (_GREEN_CHECKPOINTS_ANY or _overrides_active):
@@ -2526,8 +2555,7 @@ class RLock(Lock):
         self, count: int = 1, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Acquire *count* levels in async code."""
-        if timeout is not None:
-            timeout = _acquire_timeout(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         count = _check_count(count)
         me = _current_async_task()
         if self._owner == me and not (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
@@ -2716,16 +2744,14 @@ class Semaphore(_Waitable):
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Take a unit in green code; False if none (non-blocking/timeout)."""
-        if timeout is not None:
-            timeout = _acquire_timeout(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         return self._green_acquire(None, blocking, timeout)
 
     async def async_acquire(
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Take a unit in async code; False if none (non-blocking/timeout)."""
-        if timeout is not None:
-            timeout = _acquire_timeout(blocking, timeout)
+        blocking, timeout = _acquire_args(blocking, timeout)
         return await self._async_acquire(None, blocking, timeout)
 
     def release(self, count: int = 1) -> None:
@@ -3299,20 +3325,6 @@ def _behalf(borrower: object) -> tuple[object, object]:
 def _shown(key: Any) -> object:
     # A record of `_borrowers` as `borrowers` shows it.
     return key[1] if key.__class__ is tuple else _task_identity(key)
-
-
-def _wait_args(blocking: bool, timeout: float | None) -> tuple[bool, float | None]:
-    # Both arguments read before anything changes.
-    if timeout is not None:
-        timeout = _check_timeout(timeout)
-    return bool(blocking), timeout
-
-
-def _acquire_args(blocking: bool, timeout: float | None) -> tuple[bool, float | None]:
-    # `_wait_args` for an acquire, which refuses a non-blocking call's timeout.
-    if timeout is not None:
-        timeout = _acquire_timeout(blocking, timeout)
-    return bool(blocking), timeout
 
 
 def _wake_claimed(tokens: list[_Token]) -> None:
@@ -4112,7 +4124,7 @@ class _BarrierBase(_Waiting):
         how long to wait for the round; index -1: wait out a full round that
         is passing, without a limit, then join again."""
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = _check_timeout(timeout, _AS_WAIT)
         cycle, index = self._arrive()
         return cycle, index, (None if index < 0 else timeout)
 
