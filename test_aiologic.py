@@ -11502,7 +11502,8 @@ def _odd_lock_calls(name: str, make: Callable[[], Any]) -> list[OddCall]:
         OddCall(
             f"{name}.acquire(blocking, held)",
             lambda w: _held_by_other(make()),
-            lambda w, o, x: w.acquire(o, blocking=x, timeout=0),
+            # A non-blocking call takes no timeout (as threading's acquire).
+            lambda w, o, x: w.acquire(o, blocking=x, timeout=_zero_if_truthy(x)),
             "blocking",
         ),
         OddCall(
@@ -11512,6 +11513,13 @@ def _odd_lock_calls(name: str, make: Callable[[], Any]) -> list[OddCall]:
             "timeout",
         ),
     ]
+
+
+def _zero_if_truthy(value: Any) -> Any:
+    try:
+        return 0 if value else None
+    except ZeroDivisionError:  # a _BadBool: let the call find out
+        return 0
 
 
 async def _held_by_other(obj: Any) -> Any:
