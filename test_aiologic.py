@@ -8602,12 +8602,13 @@ def test_slots_and_weakref(make: Callable[[], Any]) -> None:
 #
 # Rounds of the same work: every public primitive made, waited on with
 # timeouts that expire, waits cancelled (where a world can cancel), units
-# handed to waiters, a task of another world in a thread of its own (its loop
-# or hub then ends) woken from this one; then everything is dropped. With the
-# cyclic garbage collector off, what a round made must die with the round
-# (reference counting alone frees it: no cycles). After a few rounds of
-# warm-up, the memory allocated from aiologic's code (tracemalloc) and the
-# open sockets must stay flat over the later rounds.
+# handed to waiters, a task in a thread of its own (whose loop or hub then
+# ends) woken from this one; then everything is dropped. With the cyclic
+# garbage collector off, what a round made must die with the round (reference
+# counting alone frees it: no cycles). Some primitives last the whole run and
+# are used by every round. After a few rounds of warm-up, the memory that
+# aiologic's own code allocated (tracemalloc) and the open sockets must stay
+# flat over the later rounds.
 
 SOAK_WORLDS = ("threading", "gevent", "eventlet", "asyncio", "trio")
 SOAK_WARM_UP = 2  # rounds before the first measure
@@ -8711,9 +8712,6 @@ async def _soak_events(w: World, made: list[Any]) -> None:
 
     async def set_(w: World, obj: Any) -> None:
         obj.set()
-
-    async def clear_(w: World, obj: Any) -> None:
-        obj.clear()
 
     async def down(w: World, obj: Any) -> None:
         obj.down()
@@ -8884,8 +8882,9 @@ _SOAK_PARTS = (
 
 
 async def _soak_other_world(w: World, other: str, made: list[Any]) -> None:
-    """A task of *other*, in a thread of its own, waits for a lock held here,
-    then for an event set from here; then its loop (or hub) and thread end."""
+    """A task of world *other*, in a thread of its own, waits for a lock held
+    here, then for an event set from here; then its loop (or hub) and thread
+    end."""
     lock = aiologic.Lock()
     ev = aiologic.Event()
     made += [lock, ev]
