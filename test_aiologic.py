@@ -8994,7 +8994,9 @@ def test_long_runs_keep_nothing(world_name: str) -> None:
         gc.enable()
         tracemalloc.stop()
     (memory0, fds0), (memory1, fds1), (memory2, fds2) = measures
-    assert fds0 == fds1 == fds2, f"open sockets: {fds0}, {fds1}, {fds2}"
+    # Never more than at the first measure (sockets left by earlier tests of
+    # the process may close meanwhile).
+    assert fds0 >= fds1 >= fds2, f"open sockets: {fds0}, {fds1}, {fds2}"
     assert memory2 - memory1 < SOAK_GROWTH, (memory0, memory1, memory2)
 
 
