@@ -60,6 +60,8 @@ __all__ = (
     "ConditionStatistics",
     "CapacityLimiterStatistics",
     "QueueStatistics",
+    "SyncQueueView",
+    "AsyncQueueView",
     # low-level namespace
     "lowlevel",
 )
@@ -71,6 +73,7 @@ from _thread import _local
 from _thread import allocate_lock as _allocate_lock
 from _thread import get_ident as _get_ident
 from _warnings import warn as _warn  # built in: `warnings` may be unimported
+from _weakref import ref as _weakref_ref
 from collections import deque
 from contextvars import ContextVar
 from heapq import heapify as _heapify
@@ -4294,7 +4297,7 @@ class _QueueSemaphore(Semaphore):
     # Counts a queue's items or free slots; refuses waiters once shut down.
     # It knows nothing of its queue: a queue and its parts form no reference
     # cycle, so reference counting alone frees a dropped queue.
-    __slots__ = ("_shut_down",)
+    __slots__ = ("_refusing", "_shut_down")
 
     if TYPE_CHECKING:
         # Semaphore.__new__ ignores the arguments of a subclass.
@@ -4302,12 +4305,17 @@ class _QueueSemaphore(Semaphore):
 
     def __init__(self, value: int) -> None:
         Semaphore.__init__(self, value)
-        # Invariant: False until the queue's shutdown() sets it (under the
-        # queue's storage lock), then True for good.
+        # Invariants: both False until set (under the queue's storage lock),
+        # then True for good. `_shut_down`: the queue's shutdown() ran.
+        # `_refusing`: waiting is refused; for free slots, from the shutdown
+        # on; for ready items, once the queue is shut down *and* empty (a
+        # peek may hold the turn of the last items for a moment: the getters
+        # waiting behind it must still get them).
         self._shut_down = False
+        self._refusing = False
 
     def _closed(self) -> bool:
-        return self._shut_down
+        return self._refusing
 
 
 class _Gets(_GenericBase[_T]):
@@ -4366,6 +4374,27 @@ class _Gets(_GenericBase[_T]):
             len(self), maxsize or float("inf"), self.putting, self.getting
         )
 
+    def _peek_held(self) -> _T:
+        # Called holding a ready unit: read the item the next get would
+        # return and hand the unit on (to the oldest waiting getter or peeker,
+        # or free). A peek that waited is a getter that gives its unit back.
+        raise NotImplementedError
+
+    def _peek_now(self) -> Any:
+        # The item the next get would return, or _NO_ITEM if empty. Read
+        # under the storage lock without taking a unit, so that no get is
+        # held back: a get already under way may take it right after (the
+        # peek came first).
+        raise NotImplementedError
+
+    def _peek_first(
+        self, blocking: bool, timeout: float | None
+    ) -> tuple[Any, bool, float | None]:
+        # A peek's non-waiting part: the arguments checked, then the item if
+        # there is one (_NO_ITEM: wait in line with the getters).
+        blocking, timeout = _wait_args(blocking, timeout)
+        return self._peek_now(), blocking, timeout
+
     def _refuse_get(self) -> NoReturn:
         if self._shutdown:
             raise QueueShutDown
@@ -4396,6 +4425,66 @@ class _Gets(_GenericBase[_T]):
         if not await self._ready._async_acquire(None, blocking, timeout):
             self._refuse_get()
         return self._take()
+
+    def green_peek(self, *, blocking: bool = True, timeout: float | None = None) -> _T:
+        """The item the next get would return, left in the queue.
+
+        Waits in line with the getters while the queue is empty; `QueueEmpty`
+        if no item in time, `QueueShutDown` once shut down and empty. A peek
+        holds back no item from a getter: it passes its turn on at once.
+        """
+        item, blocking, timeout = self._peek_first(blocking, timeout)
+        if item is _NO_ITEM:
+            if not self._ready._green_acquire(None, blocking, timeout):
+                self._refuse_get()
+            return self._peek_held()
+        if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
+            green_checkpoint()
+        return item  # type: ignore[no-any-return]
+
+    async def async_peek(
+        self, *, blocking: bool = True, timeout: float | None = None
+    ) -> _T:
+        """The item the next get would return, left in the queue.
+
+        Waits in line with the getters while the queue is empty; `QueueEmpty`
+        if no item in time, `QueueShutDown` once shut down and empty.
+        """
+        item, blocking, timeout = self._peek_first(blocking, timeout)
+        if item is _NO_ITEM:
+            if not await self._ready._async_acquire(None, blocking, timeout):
+                self._refuse_get()
+            return self._peek_held()
+        if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+            await async_checkpoint()
+        return item  # type: ignore[no-any-return]
+
+    def peek_nowait(self) -> _T:
+        """The next item at once (`green_peek(blocking=False)`)."""
+        return self.green_peek(blocking=False)
+
+    # -- the stdlib's names: they never wait, so they belong to no face
+
+    def qsize(self) -> int:
+        """The number of items now (as `len()`)."""
+        return len(self)
+
+    def empty(self) -> bool:
+        """True if the queue holds no item now."""
+        return not len(self)
+
+    def get_nowait(self) -> _T:
+        """Remove and return an item at once (`green_get(blocking=False)`).
+
+        `QueueEmpty` if there is none, `QueueShutDown` once the queue is shut
+        down and empty.
+        """
+        return self.green_get(blocking=False)
+
+    @property
+    def is_shutdown(self) -> bool:
+        """True once `shutdown()` has been called."""
+        return self._shutdown
 
 
 class SimpleQueue(_Gets[_T]):
@@ -4452,6 +4541,29 @@ class SimpleQueue(_Gets[_T]):
             self._items.append(item)
             self._ready._release(1)
 
+    def put_nowait(self, item: _T, /) -> None:
+        """Same as `put` (the stdlib's name)."""
+        self.put(item)
+
+    def clear(self) -> None:
+        """Remove every item at once (atomically for other threads); an item
+        already handed to a get (or peek) that is returning is left to it."""
+        ready = self._ready
+        with self._storage_lock():
+            # Only items whose ready unit is free: a unit held means a get
+            # or peek in progress counts on its item, which is left (the
+            # items gets return last go first). Units without items: an
+            # immediate shutdown is retiring them.
+            items = self._items
+            drop = items.pop if self._NEXT == 0 else items.popleft
+            removed = 0
+            while len(items) > removed and ready._try_take():
+                removed += 1
+            for _ in range(removed):
+                drop()
+        if ready._shut_down and not items:
+            self._drained()
+
     def green_put(
         self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
     ) -> None:
@@ -4470,10 +4582,41 @@ class SimpleQueue(_Gets[_T]):
         self.put(item)
 
     def _take(self) -> _T:
+        items = self._items
         try:
-            return self._items.popleft()
+            item = items.popleft() if self._NEXT == 0 else items.pop()
         except IndexError:  # emptied by shutdown(immediate=True)
             raise QueueShutDown from None
+        if self._ready._shut_down and not items:
+            self._drained()
+        return item
+
+    def _drained(self) -> None:
+        # Shut down and empty: the waiting getters are told, and later ones
+        # do not wait. (Items only leave a shut-down queue, and every call
+        # that empties it reads the flag after the items: one of them, at
+        # least, sees both.)
+        ready = self._ready
+        ready._refusing = True
+        _wake_shut_down(ready)
+
+    def _peek_now(self) -> Any:
+        with self._storage_lock():
+            items = self._items
+            return items[self._NEXT] if items else _NO_ITEM
+
+    def _peek_held(self) -> _T:
+        with self._storage_lock():
+            try:
+                item = self._items[self._NEXT]
+            except IndexError:  # emptied by shutdown(immediate=True)
+                raise QueueShutDown from None
+            # Inside the section: see Queue._peek_held.
+            self._ready._release(1)
+        return item
+
+    # Where the next get takes from.
+    _NEXT: ClassVar[int] = 0
 
     def shutdown(self, immediate: bool = False) -> None:
         """Shut the queue down (as `queue.Queue.shutdown` in Python 3.13).
@@ -4496,7 +4639,8 @@ class SimpleQueue(_Gets[_T]):
             # one finds the deque empty and raises); no put adds any now.
             while ready._try_take():
                 pass
-        _wake_shut_down(ready)
+        if not self._items:
+            self._drained()
 
 
 class SimpleLifoQueue(SimpleQueue[_T]):
@@ -4504,11 +4648,7 @@ class SimpleLifoQueue(SimpleQueue[_T]):
 
     __slots__ = ()
 
-    def _take(self) -> _T:
-        try:
-            return self._items.pop()
-        except IndexError:  # emptied by shutdown(immediate=True)
-            raise QueueShutDown from None
+    _NEXT: ClassVar[int] = -1
 
 
 class Queue(_Gets[_T]):
@@ -4533,12 +4673,14 @@ class Queue(_Gets[_T]):
     __slots__ = (
         "__weakref__",
         "_all_done",
+        "_debt",
         "_free",
         "_maxsize",
         "_mutex",
         "_queue",
         "_ready",
         "_unfinished",
+        "_views",
     )
 
     def __init__(
@@ -4565,8 +4707,16 @@ class Queue(_Gets[_T]):
             msg = "more initial items than maxsize"
             raise ValueError(msg)
         self._ready = _QueueSemaphore(size)
-        # None when unbounded: puts never wait for a slot.
+        # Invariants, all changed under `_mutex` only: `_free` is None while
+        # unbounded, else the semaphore of free slots, and `_debt` counts the
+        # slots that the next give-backs retire instead of freeing (owed after
+        # `maxsize` was lowered below what is in use); `_maxsize` is the bound
+        # in force (0: none). Every item in the storage holds a slot of the
+        # `_free` in force (or is owed in `_debt`).
         self._free = _QueueSemaphore(maxsize - size) if maxsize else None
+        self._debt = 0
+        # Weak references to the janus views (sync_q, async_q), made on use.
+        self._views: tuple[Callable[[], Any], Callable[[], Any]] = (_no_view, _no_view)
         # Invariants, both changed under `_mutex` only: `_unfinished` counts
         # the items put (initial ones included) and not yet marked done;
         # `_all_done` is None or the Event joiners wait on while it is > 0
@@ -4608,12 +4758,59 @@ class Queue(_Gets[_T]):
     def _get(self) -> _T:
         return self._queue.popleft()
 
+    def _peek(self) -> _T:
+        # The item `_get()` would return; called with at least one item.
+        return self._queue[0]
+
+    def _drop(self, count: int) -> None:
+        # Remove *count* items, those the gets would return last (the others
+        # are promised to gets in progress). Through `_get` and `_put`, so
+        # that a subclass with its own storage needs nothing more.
+        kept = [self._get() for _ in range(self._qsize() - count)]
+        for _ in range(count):
+            self._get()
+        for item in kept:
+            self._put(item)
+
     # -- state
 
     @property
     def maxsize(self) -> int:
-        """The bound, or 0 when unbounded."""
+        """The bound, or 0 when unbounded. Settable, as in `queue.Queue`:
+        raising it lets waiting putters in at once, in arrival order; lowering
+        it keeps every item, and later puts wait until the queue is below the
+        new bound; 0, a negative number or None make the queue unbounded."""
         return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, maxsize: float | None) -> None:
+        bound = _check_maxsize(maxsize)
+        flooded = None
+        with self._storage_lock():
+            free = self._free
+            if bound == 0:
+                # Unbounded: the old semaphore lets everyone in, for good
+                # (below, outside the lock): its waiters and the puts that
+                # read it before this change.
+                flooded, self._free, self._debt = free, None, 0
+            elif free is None:
+                # Bounded anew: the semaphore counts the items of now; puts
+                # let in without a slot before this change owe one (`_store`).
+                size = self._qsize()
+                free = _QueueSemaphore(max(bound - size, 0))
+                free._shut_down = free._refusing = self._ready._shut_down
+                self._free, self._debt = free, max(size - bound, 0)
+            elif bound > self._maxsize:
+                self._free_slots(bound - self._maxsize)
+            else:
+                # Lowered: take free slots, then owe the rest.
+                cut = self._maxsize - bound
+                while cut and free._try_take():
+                    cut -= 1
+                self._debt += cut
+            self._maxsize = bound
+        if flooded is not None:
+            flooded._release(sys.maxsize)
 
     @property
     def putting(self) -> int:
@@ -4654,44 +4851,96 @@ class Queue(_Gets[_T]):
             raise QueueShutDown
         return self._free, blocking, timeout
 
-    def _store(self, item: _T) -> None:
-        # Called holding a free slot (or unbounded).
+    def _store(self, item: _T, free: _QueueSemaphore | None) -> None:
+        # Called holding a slot of *free* (or nothing, *free* being None).
         with self._mutex or self._storage_lock():
-            self._put_or_give_back(item)
+            self._put_or_give_back(item, free)
             self._unfinished += 1
             # Inside the critical section: see _Gets.
             self._ready._release(1)
 
-    def _put_or_give_back(self, item: _T) -> None:
+    def _put_or_give_back(self, item: _T, free: _QueueSemaphore | None) -> None:
         # Under `_mutex`. A put refused, or whose hook raised, did not use
         # its slot: the slot goes back (to the oldest putter, or free).
+        same_bound = free is self._free
         try:
             if self._ready._shut_down:
                 raise QueueShutDown
             self._put(item)
         except BaseException:
-            self._give_back_slot()
+            if same_bound:
+                self._give_back_slot()
             raise
+        free = self._free
+        if not same_bound and free is not None and not free._try_take():
+            # The put was let in under a bound since replaced (see the maxsize
+            # setter): the new bound counted the items of that moment only,
+            # so this one takes a free slot, or owes one.
+            self._debt += 1
 
     def _give_back_slot(self) -> None:
-        if self._free is not None:
-            self._free._release(1)
+        # Under `_mutex`.
+        self._free_slots(1)
+
+    def _free_slots(self, count: int) -> None:
+        # Under `_mutex`: the one admission step, for a get that frees a
+        # slot, a clear() and a raised maxsize alike: pay the debt first,
+        # then hand the slots to the oldest waiting putters, or free them.
+        free = self._free
+        if free is not None:
+            paid = min(self._debt, count)
+            self._debt -= paid
+            if count > paid:
+                free._release(count - paid)
 
     def _take(self) -> _T:
         # Called holding a ready unit; an immediate shutdown may have emptied
         # the storage (and retired the unit) since.
+        ready = self._ready
         with self._mutex or self._storage_lock():
             try:
                 item = self._get() if self._qsize() else _SHUT_DOWN
             except BaseException:
                 # A hook raised, taking nothing: the item stays, and so does
                 # its ready unit (for the oldest getter, or free).
-                self._ready._release(1)
+                ready._release(1)
                 raise
+            if item is not _SHUT_DOWN:
+                self._give_back_slot()
+            drained = ready._shut_down and self._drained()
+        if drained:
+            _wake_shut_down(ready)
         if item is _SHUT_DOWN:
             raise QueueShutDown
-        self._give_back_slot()
         return item
+
+    def _drained(self) -> bool:
+        # Under `_mutex`, once shut down: True the first time the queue is
+        # found empty, which refuses getters from then on (the caller wakes
+        # those waiting, outside the lock). Until then, waiting getters stay:
+        # a peek may hold the turn of the items left, and hands it on.
+        ready = self._ready
+        if ready._refusing or self._qsize():
+            return False
+        ready._refusing = True
+        return True
+
+    def _peek_now(self) -> Any:
+        with self._storage_lock():
+            return self._peek() if self._qsize() else _NO_ITEM
+
+    def _peek_held(self) -> _T:
+        with self._storage_lock():
+            if not self._qsize():
+                # An immediate shutdown dropped the items (and retired the
+                # other units): this one is retired here.
+                raise QueueShutDown
+            try:
+                return self._peek()
+            finally:
+                # Inside the section, so that a concurrent immediate shutdown
+                # retires the unit together with the items.
+                self._ready._release(1)
 
     def _refuse_put(self) -> NoReturn:
         if self._shutdown:
@@ -4710,7 +4959,7 @@ class Queue(_Gets[_T]):
                 green_checkpoint()
         elif not free._green_acquire(None, blocking, timeout):
             self._refuse_put()
-        self._store(item)
+        self._store(item, free)
 
     async def async_put(
         self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
@@ -4722,7 +4971,91 @@ class Queue(_Gets[_T]):
                 await async_checkpoint()
         elif not await free._async_acquire(None, blocking, timeout):
             self._refuse_put()
-        self._store(item)
+        self._store(item, free)
+
+    # -- the stdlib's and janus's names (no face: they never wait)
+
+    def put_nowait(self, item: _T, /) -> None:
+        """Put *item* at once (`green_put(item, blocking=False)`).
+
+        `QueueFull` if there is no free slot, `QueueShutDown` after `shutdown()`.
+        """
+        self.green_put(item, blocking=False)
+
+    def full(self) -> bool:
+        """True if the queue is bounded and holds `maxsize` items or more."""
+        maxsize = self._maxsize
+        return 0 < maxsize <= self._qsize()
+
+    @property
+    def sync_q(self) -> SyncQueueView[_T]:
+        """This queue as janus's ``sync_q``: blocking `put`/`get` and the rest."""
+        view = self._views[0]()
+        if view is None:
+            view = _made_view(self, 0)
+        return view  # type: ignore[no-any-return]
+
+    @property
+    def async_q(self) -> AsyncQueueView[_T]:
+        """This queue as janus's ``async_q``: awaitable `put`/`get`/`join`."""
+        view = self._views[1]()
+        if view is None:
+            view = _made_view(self, 1)
+        return view  # type: ignore[no-any-return]
+
+    @property
+    def closed(self) -> bool:
+        """True once `shutdown()` or `close()` has been called (janus's name)."""
+        return self._shutdown
+
+    def close(self) -> None:
+        """`shutdown(immediate=True)`, as janus 2.0's ``close()``."""
+        self.shutdown(immediate=True)
+
+    async def wait_closed(self) -> None:
+        """Return at once after `close()` (nothing of ours lingers); before it,
+        `RuntimeError`, as janus."""
+        if not self._shutdown:
+            msg = "Waiting for non-closed queue"
+            raise RuntimeError(msg)
+
+    async def aclose(self) -> None:
+        """`close()`, then `wait_closed()` (janus's name)."""
+        self.close()
+        await self.wait_closed()
+
+    def clear(self) -> None:
+        """Remove every item at once (atomically for other threads).
+
+        `unfinished_tasks` drops by the number removed, so `green_join` and
+        `async_join` do not wait for items nobody will get, and waiting
+        putters are let in. An item already handed to a get (or peek) that
+        is returning is left to it.
+        """
+        ready = self._ready
+        removed = 0
+        with self._storage_lock():
+            size = self._qsize()
+            # Only items whose ready unit is free: a unit held means a get or
+            # peek in progress counts on its item, which is left to it.
+            # (Units without items: an immediate shutdown is retiring them.)
+            while size > removed and ready._try_take():
+                removed += 1
+            try:
+                self._drop(removed)
+            finally:
+                # Items that a hook which raised left in place keep their unit.
+                left = removed - (size - self._qsize())
+                if left > 0:
+                    ready._release(left)
+                    removed -= left
+                self._free_slots(removed)
+                all_done = self._mark_done(removed)
+                drained = ready._shut_down and self._drained()
+        if drained:
+            _wake_shut_down(ready)
+        if all_done is not None:
+            all_done.set()
 
     # -- task tracking
 
@@ -4780,16 +5113,20 @@ class Queue(_Gets[_T]):
         (it raises).
         """
         immediate = bool(immediate)
-        free = self._free
+        ready = self._ready
         with self._storage_lock():
-            self._ready._shut_down = True
+            # Read under the lock: a maxsize change may replace it.
+            free = self._free
+            ready._shut_down = True
             if free is not None:
-                free._shut_down = True
+                free._shut_down = free._refusing = True
+            self._drained()
         try:
             if immediate:
                 self._drop_all()
         finally:
-            _wake_shut_down(self._ready)
+            if ready._refusing:
+                _wake_shut_down(ready)
             if free is not None:
                 _wake_shut_down(free)
 
@@ -4800,6 +5137,7 @@ class Queue(_Gets[_T]):
                 self._get()
                 dropped += 1
             all_done = self._mark_done(dropped)
+            self._drained()  # the caller wakes the getters
         # Retire the ready units of the dropped items (a getter holding one
         # finds the storage empty and raises); no put adds any now.
         while self._ready._try_take():
@@ -4827,6 +5165,111 @@ def _wake_shut_down(semaphore: Semaphore) -> None:
         token.set()
 
 
+# What `_peek_now` returns from an empty queue.
+_NO_ITEM: Final[Any] = object()
+
+
+def _no_view() -> None:
+    return None
+
+
+def _made_view(queue: Queue[Any], index: int) -> Any:
+    # The queue keeps its views by weak reference and a view keeps its queue:
+    # no reference cycle, and racing callers agree on one view.
+    with _creation_lock:
+        view = queue._views[index]()
+        if view is None:
+            view = (SyncQueueView, AsyncQueueView)[index](queue)
+            views = list(queue._views)
+            views[index] = _weakref_ref(view)
+            queue._views = (views[0], views[1])
+    return view
+
+
+class _QueueView(_GenericBase[_T]):
+    # What both janus views share: the members that never wait. Every member
+    # is one call into the queue; a view has no state but its queue.
+    __slots__ = ("__weakref__", "_queue")
+
+    def __init__(self, queue: Queue[_T]) -> None:
+        self._queue = queue
+
+    def __repr__(self) -> str:
+        return f"<{_qualname(self)} of {self._queue!r}>"
+
+    @property
+    def maxsize(self) -> int:
+        return self._queue.maxsize
+
+    @property
+    def closed(self) -> bool:
+        return self._queue._shutdown
+
+    @property
+    def unfinished_tasks(self) -> int:
+        return self._queue.unfinished_tasks
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+    def full(self) -> bool:
+        return self._queue.full()
+
+    def put_nowait(self, item: _T) -> None:
+        self._queue.put_nowait(item)
+
+    def get_nowait(self) -> _T:
+        return self._queue.get_nowait()
+
+    def task_done(self) -> None:
+        self._queue.task_done()
+
+    def shutdown(self, immediate: bool = False) -> None:
+        self._queue.shutdown(immediate)
+
+
+class SyncQueueView(_QueueView[_T]):
+    """``Queue.sync_q``: the queue with janus's (and `queue.Queue`'s) blocking
+    calls, for threads and greenlets."""
+
+    __slots__ = ()
+
+    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
+        """`green_put`; `QueueFull` if no slot in time, `QueueShutDown`."""
+        self._queue.green_put(item, blocking=block, timeout=timeout)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> _T:
+        """`green_get`; `QueueEmpty` if no item in time, `QueueShutDown`."""
+        return self._queue.green_get(blocking=block, timeout=timeout)
+
+    def join(self) -> None:
+        """`green_join()`: block until every item put has been marked done."""
+        self._queue.green_join()
+
+
+class AsyncQueueView(_QueueView[_T]):
+    """``Queue.async_q``: the queue with janus's (and `asyncio.Queue`'s)
+    awaitable calls, for asyncio, trio and anyio."""
+
+    __slots__ = ()
+
+    # Plain functions that return the queue's coroutine: no second frame.
+    def put(self, item: _T) -> Coroutine[Any, Any, None]:
+        """``await q.async_q.put(item)``: `async_put`."""
+        return self._queue.async_put(item)
+
+    def get(self) -> Coroutine[Any, Any, _T]:
+        """``await q.async_q.get()``: `async_get`."""
+        return self._queue.async_get()
+
+    def join(self) -> Coroutine[Any, Any, bool]:
+        """``await q.async_q.join()``: `async_join()`."""
+        return self._queue.async_join()
+
+
 class LifoQueue(Queue[_T]):
     """A LIFO queue (last in, first out)."""
 
@@ -4834,6 +5277,13 @@ class LifoQueue(Queue[_T]):
 
     def _get(self) -> _T:
         return self._queue.pop()
+
+    def _peek(self) -> _T:
+        return self._queue[-1]
+
+    def _drop(self, count: int) -> None:
+        for _ in range(count):
+            self._queue.popleft()
 
 
 def _heap_push(heap: list[Any], item: Any) -> None:
@@ -4900,6 +5350,9 @@ class PriorityQueue(Queue[_OrderedT]):
 
     def _get(self) -> _OrderedT:
         return _heap_pop(self._queue)  # type: ignore[no-any-return]
+
+    def _peek(self) -> _OrderedT:
+        return self._queue[0]
 
 
 # =============================================================================

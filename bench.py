@@ -1454,6 +1454,85 @@ class _Bounded:
         self.get = self.green_get = getattr(q, "green_get", None) or q.get
 
 
+def janus_workload(make: Callable[[], Any], faces: str, join: bool) -> Measure:
+    """janus's own benchmark (its tests/test_benchmarks.py), one op = one round.
+
+    Without *join*: an executor thread puts 5 items, the task gets them. With
+    *join*: the task puts 5 items, a second task gets and marks them done
+    while the first awaits join(). *faces* says how the queue is called:
+    "views" (``q.sync_q.put``, ``q.async_q.get``..., janus's own API, as our
+    views give it) or "direct" (our ``green_put``, ``async_get``...).
+    """
+
+    def measure(n: int) -> float:
+        async def main() -> float:
+            q = make()
+            if faces == "views":
+                put, get = q.sync_q.put, q.async_q.get
+                task_done, join_ = q.async_q.task_done, q.async_q.join
+                empty = q.async_q.empty
+            else:
+                put, get = q.green_put, q.async_get
+                task_done, join_, empty = q.task_done, q.async_join, q.empty
+            loop = asyncio.get_running_loop()
+
+            def threaded() -> None:
+                for i in range(5):
+                    put(i)
+
+            async def do_work() -> None:
+                while not empty():
+                    await get()
+                    task_done()
+
+            try:
+                t0 = perf_counter()
+                for _ in range(n):
+                    if join:
+                        threaded()
+                        task = asyncio.ensure_future(do_work())
+                        await join_()
+                        await task
+                    else:
+                        f = loop.run_in_executor(None, threaded)
+                        for i in range(5):
+                            if await get() != i:
+                                raise AssertionError("out of order")
+                        await f
+                    if not empty():
+                        raise AssertionError("items left")
+                elapsed = perf_counter() - t0
+            finally:
+                await q.aclose()
+            return elapsed
+
+        return run_asyncio(main)
+
+    return measure
+
+
+def scenario_janus_workload() -> Iterator[list[Row]]:
+    """janus's mixed thread <-> asyncio workload, through our sync_q/async_q."""
+    for join in (False, True):
+        what = "sync put, async join" if join else "executor sync put, async get"
+        yield compare(
+            f"janus workload: {what}, rounds of 5",
+            [
+                Impl(
+                    "aiologic.Queue() views", janus_workload(lib.Queue, "views", join)
+                ),
+                Impl(
+                    "aiologic.Queue() direct",
+                    janus_workload(lib.Queue, "direct", join),
+                ),
+            ],
+            [Impl("janus.Queue()", janus_workload(janus.Queue, "views", join))]
+            if janus
+            else [],
+            n0=50,
+        )
+
+
 # ============================================================== asyncio loop <-> asyncio loop
 
 
@@ -2098,6 +2177,7 @@ SCENARIOS: list[Callable[[], Iterator[list[Row]]]] = [
     scenario_uncontended,
     scenario_contended,
     scenario_thread_queues,
+    scenario_janus_workload,
     scenario_loop_loop,
     scenario_one_loop,
     scenario_events,

@@ -5846,6 +5846,692 @@ def test_queue_task_count_takes_constant_memory() -> None:
 
 
 # ============================================================================
+# Queue: the stdlib's names, janus views, peek (issue 18)
+# ============================================================================
+
+
+async def _peek_outcome(w: World, q: Any, **kwargs: Any) -> Any:
+    return await outcome_of(w.call(q, "peek", **kwargs))
+
+
+@BOUNDED_QUEUES
+def test_queue_stdlib_names(factory: str) -> None:
+    q = getattr(aiologic, factory)(maxsize=2)
+    assert q.qsize() == 0 and q.empty() and not q.full() and not q.is_shutdown
+    with pytest.raises(aiologic.QueueEmpty):
+        q.get_nowait()
+    q.put_nowait(2)
+    q.put_nowait(1)
+    assert q.qsize() == 2 and not q.empty() and q.full()
+    with pytest.raises(aiologic.QueueFull):
+        q.put_nowait(3)
+    assert q.qsize() == 2 and q.unfinished_tasks == 2
+    assert [q.get_nowait(), q.get_nowait()] == _ORDER[factory]([2, 1])
+    assert q.empty() and q.putting == q.getting == 0
+    unbounded = getattr(aiologic, factory)()
+    for i in range(5):
+        unbounded.put_nowait(i)
+    assert not unbounded.full() and unbounded.qsize() == 5
+    q.put_nowait(1)
+    q.shutdown()
+    assert q.is_shutdown
+    with pytest.raises(aiologic.QueueShutDown):
+        q.put_nowait(1)
+    assert q.get_nowait() == 1
+    with pytest.raises(aiologic.QueueShutDown):
+        q.get_nowait()
+
+
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_simple_queue_stdlib_names(factory: str) -> None:
+    q = getattr(aiologic, factory)()
+    assert q.qsize() == 0 and q.empty() and not q.is_shutdown
+    assert not hasattr(q, "full")  # never full: queue.SimpleQueue has none
+    with pytest.raises(aiologic.QueueEmpty):
+        q.get_nowait()
+    q.put_nowait(1)
+    q.put_nowait(2)
+    assert q.qsize() == 2 and not q.empty()
+    assert q.get_nowait() == (1 if factory == "SimpleQueue" else 2)
+    q.shutdown()
+    assert q.is_shutdown
+    with pytest.raises(aiologic.QueueShutDown):
+        q.put_nowait(3)
+
+
+def test_negative_timeout_has_the_stdlib_words() -> None:
+    q = aiologic.Queue(maxsize=1)
+    for call in (
+        lambda: q.green_put(1, timeout=-1),
+        lambda: q.green_get(timeout=-1),
+        lambda: q.sync_q.put(1, timeout=-1),
+        lambda: q.sync_q.get(True, -1),
+    ):
+        with pytest.raises(ValueError, match="'timeout' must be a non-negative number"):
+            call()
+    assert len(q) == 0 and q.waiting == 0
+
+
+@BOUNDED_QUEUES
+def test_janus_views_are_thin(factory: str) -> None:
+    q = getattr(aiologic, factory)(maxsize=3)
+    sync_q, async_q = q.sync_q, q.async_q
+    # The same object each time, with no state but the queue.
+    assert q.sync_q is sync_q and q.async_q is async_q
+    for view in (sync_q, async_q):
+        assert not hasattr(view, "__dict__")
+        assert type(view).__slots__ == ()
+        assert repr(q) in repr(view)
+        weakref.ref(view)
+    assert isinstance(sync_q, aiologic.SyncQueueView)
+    assert isinstance(async_q, aiologic.AsyncQueueView)
+    # A view keeps its queue alive; the queue keeps no strong reference to
+    # its views, so the two form no cycle.
+    queue_ref = weakref.ref(q)
+    del q
+    assert queue_ref() is sync_q._queue
+    gc.disable()
+    try:
+        del sync_q, async_q, view
+        assert queue_ref() is None
+    finally:
+        gc.enable()
+
+
+@BOUNDED_QUEUES
+def test_janus_view_members(factory: str) -> None:
+    q = getattr(aiologic, factory)(maxsize=2)
+    for view in (q.sync_q, q.async_q):
+        assert view.maxsize == 2 and view.qsize() == 0 and view.empty()
+        assert not view.full() and not view.closed and view.unfinished_tasks == 0
+        view.put_nowait(5)
+        view.put_nowait(4)
+        assert view.full() and view.qsize() == 2 and q.qsize() == 2
+        with pytest.raises(aiologic.QueueFull):
+            view.put_nowait(3)
+        assert view.get_nowait() == _ORDER[factory]([5, 4])[0]
+        assert view.get_nowait() == _ORDER[factory]([5, 4])[1]
+        with pytest.raises(aiologic.QueueEmpty):
+            view.get_nowait()
+        assert view.unfinished_tasks == 2
+        view.task_done()
+        view.task_done()
+        assert q.unfinished_tasks == 0
+    assert getattr(aiologic, factory)().sync_q.maxsize == 0  # unbounded
+    sync_q = q.sync_q
+    sync_q.put(1)
+    sync_q.put(2, block=False)
+    with pytest.raises(aiologic.QueueFull):
+        sync_q.put(3, timeout=SHORT)
+    with pytest.raises(aiologic.QueueFull):
+        sync_q.put(3, False)
+    assert sorted([sync_q.get(), sync_q.get(timeout=SHORT)]) == [1, 2]
+    with pytest.raises(aiologic.QueueEmpty):
+        sync_q.get(timeout=SHORT)
+    with pytest.raises(aiologic.QueueEmpty):
+        sync_q.get(False)
+    sync_q.task_done()
+    sync_q.task_done()
+    sync_q.join()
+    q.sync_q.put(1)
+    q.sync_q.shutdown()
+    assert q.closed and q.sync_q.closed and q.async_q.closed and q.is_shutdown
+    with pytest.raises(aiologic.QueueShutDown):
+        q.sync_q.put(2)
+    assert q.sync_q.get() == 1  # shutdown() is graceful, as the queue's
+
+
+def test_janus_views_in_every_world(world: str) -> None:
+    async def body(w: World) -> None:
+        q = aiologic.Queue(maxsize=1)
+        if w.green:
+            view = q.sync_q
+
+            async def put(item: Any) -> None:
+                view.put(item)
+
+            async def get() -> Any:
+                return view.get()
+
+            async def join() -> None:
+                view.join()
+
+        else:
+            view = q.async_q
+            put, get, join = view.put, view.get, view.join
+
+        async def consumer(w: World) -> list[Any]:
+            got = []
+            for _ in range(3):
+                got.append(await get())
+                view.task_done()
+            return got
+
+        task = w.spawn(consumer)
+        for item in range(3):
+            await put(item)  # waits for the consumer each time (maxsize=1)
+        await join()
+        assert await task.join() == [0, 1, 2]
+        assert q.unfinished_tasks == 0 and q.waiting == 0
+
+    run_in(world, body)
+
+
+def test_janus_views_across_threads_and_loops() -> None:
+    """One queue: a plain thread on sync_q, asyncio and trio on async_q."""
+    _require("trio")
+    q: aiologic.Queue[int] = aiologic.Queue(maxsize=2)
+    n = 200
+
+    async def async_producer(w: World, base: int) -> None:
+        for i in range(n):
+            await q.async_q.put(base + i)
+
+    async def async_consumer(w: World) -> list[int]:
+        got = []
+        for _ in range(n):
+            got.append(await q.async_q.get())
+            q.async_q.task_done()
+        return got
+
+    async def green_producer(w: World) -> None:
+        for i in range(n):
+            q.sync_q.put(2 * n + i)
+
+    async def green_consumer(w: World) -> list[int]:
+        got = []
+        for _ in range(n):
+            got.append(q.sync_q.get())
+            q.sync_q.task_done()
+        return got
+
+    results = run_actors(
+        ("asyncio", async_producer, 0),
+        ("trio", async_producer, n),
+        ("threading", green_producer),
+        ("asyncio", async_consumer),
+        ("trio", async_consumer),
+        ("threading", green_consumer),
+    )
+    got = [item for result in results[3:] for item in result]
+    assert sorted(got) == list(range(3 * n))
+    q.sync_q.join()
+    assert q.unfinished_tasks == 0 and q.waiting == 0 and q.empty()
+
+
+def test_janus_close_wait_closed_aclose(async_backend: str) -> None:
+    async def body(w: World) -> None:
+        q = aiologic.Queue(maxsize=2)
+        assert not q.closed
+        with pytest.raises(RuntimeError, match="Waiting for non-closed queue"):
+            await q.wait_closed()
+        assert not q.closed and not q.is_shutdown
+        await q.async_q.put(1)
+        joiner = w.spawn(lambda w: q.async_q.join())
+        getter_q = aiologic.Queue()
+        getter = w.spawn(lambda w: outcome_of(getter_q.async_q.get()))
+        await w.wait_until(lambda: getter_q.getting == 1)
+        q.close()  # immediate: the item is dropped and counted as done
+        q.close()  # harmless
+        await q.wait_closed()
+        assert q.closed and q.sync_q.closed and q.async_q.closed
+        assert q.empty() and q.unfinished_tasks == 0
+        assert await joiner.join() is True
+        with pytest.raises(aiologic.QueueShutDown):
+            await q.async_q.put(2)
+        with pytest.raises(aiologic.QueueShutDown):
+            q.async_q.get_nowait()
+        await getter_q.aclose()
+        assert isinstance(await getter.join(), aiologic.QueueShutDown)
+        assert getter_q.closed and getter_q.waiting == 0
+
+    run_in(async_backend, body)
+
+
+class TestPeek:
+    @pytest.mark.parametrize(
+        "factory",
+        ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "SimpleLifoQueue"],
+    )
+    def test_peek_is_the_next_get(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            q = getattr(aiologic, factory)()
+            for bad in ({"blocking": False}, {"timeout": 0}, {"timeout": SHORT}):
+                result = await _peek_outcome(w, q, **bad)
+                assert isinstance(result, aiologic.QueueEmpty), (bad, result)
+            with pytest.raises(aiologic.QueueEmpty):
+                q.peek_nowait()
+            for item in (5, 2, 8, 1):
+                await w.put(q, item)
+            while q:
+                peeked = [
+                    q.peek_nowait(),
+                    await w.call(q, "peek"),
+                    await w.call(q, "peek", blocking=False),
+                    await w.call(q, "peek", timeout=SHORT),
+                ]
+                assert len(set(peeked)) == 1
+                assert await w.get(q) == peeked[0]
+            assert q.waiting == 0 and len(q) == 0
+
+        run_in(world, body)
+
+    def test_blocking_peek_waits_in_line_with_getters(self, world: str) -> None:
+        async def body(w: World) -> None:
+            q = aiologic.Queue()
+            log: list[Any] = []
+
+            async def getter(w: World, name: str) -> None:
+                log.append((name, await w.get(q)))
+
+            async def peeker(w: World, name: str) -> None:
+                log.append((name, await w.call(q, "peek")))
+
+            tasks = [w.spawn(getter, "g1")]
+            await w.wait_until(lambda: q.getting == 1)
+            tasks.append(w.spawn(peeker, "p"))
+            await w.wait_until(lambda: q.getting == 2)
+            tasks.append(w.spawn(getter, "g2"))
+            await w.wait_until(lambda: q.getting == 3)
+            await w.put(q, "a")
+            await w.wait_until(lambda: log == [("g1", "a")])
+            assert q.getting == 2
+            # The peeker sees "b" and hands its turn to g2 at once.
+            await w.put(q, "b")
+            for task in tasks:
+                await task.join()
+            assert log == [("g1", "a"), ("p", "b"), ("g2", "b")]
+            assert q.waiting == 0 and len(q) == 0
+
+        run_in(world, body)
+
+    def test_cancelled_and_timed_out_peeks_lose_nothing(
+        self, cooperative_world: str
+    ) -> None:
+        async def body(w: World) -> None:
+            q = aiologic.Queue()
+            peekers = [w.spawn(lambda w: w.call(q, "peek")) for _ in range(3)]
+            await w.wait_until(lambda: q.getting == 3)
+            result = await _peek_outcome(w, q, timeout=SHORT)
+            assert isinstance(result, aiologic.QueueEmpty)
+            getter = w.spawn(lambda w: w.get(q))
+            await w.wait_until(lambda: q.getting == 4)
+            for task in peekers[:2]:
+                task.cancel()
+            await w.put(q, 1)  # may be handed to a peeker as it is cancelled
+            assert await getter.join() == 1
+            for task in peekers[:2]:  # cancelled, or it saw the item
+                assert await task.join() in (CANCELLED, 1)
+            assert await peekers[2].join() == 1
+            assert q.waiting == 0 and len(q) == 0 and q.unfinished_tasks == 1
+
+        run_in(cooperative_world, body)
+
+    @pytest.mark.parametrize("factory", ["Queue", "SimpleQueue"])
+    def test_peek_and_shutdown(self, world: str, factory: str) -> None:
+        async def body(w: World) -> None:
+            q = getattr(aiologic, factory)()
+            peeker = w.spawn(lambda w: _peek_outcome(w, q))
+            await w.wait_until(lambda: q.getting == 1)
+            await w.put(q, 1)
+            assert await peeker.join() == 1
+            peeker = w.spawn(lambda w: _peek_outcome(w, q, timeout=DEADLINE))
+            q.shutdown()  # graceful: the item is still there for peeks and gets
+            assert await peeker.join() == 1
+            assert q.peek_nowait() == 1 and await w.get(q) == 1
+            for kwargs in ({}, {"blocking": False}, {"timeout": DEADLINE}):
+                result = await _peek_outcome(w, q, **kwargs)
+                assert isinstance(result, aiologic.QueueShutDown), (kwargs, result)
+            q2 = getattr(aiologic, factory)()
+            peeker = w.spawn(lambda w: _peek_outcome(w, q2))
+            await w.wait_until(lambda: q2.getting == 1)
+            q2.shutdown()
+            assert isinstance(await peeker.join(), aiologic.QueueShutDown)
+            assert q2.waiting == 0
+
+        run_in(world, body)
+
+
+def _peeker_handed_a_unit(q: Any) -> tuple[PauseAt, threading.Thread, list[Any]]:
+    """A thread peeks at the empty queue *q*; an item is put, handed to it,
+    and the peeker pauses as it holds the item's unit."""
+    pause = PauseAt(type(q)._peek_held, "with self._storage_lock():")
+    out: list[Any] = []
+
+    def peek() -> None:
+        pause.install()
+        try:
+            out.append(q.green_peek(timeout=DEADLINE))
+        except Exception as exc:  # handed to the test
+            out.append(exc)
+        finally:
+            sys.settrace(None)
+
+    peeker = threading.Thread(target=peek, daemon=True)
+    peeker.start()
+    wait_until(lambda: q.getting == 1)
+    q.green_put(7)
+    assert pause.reached.wait(DEADLINE)
+    return pause, peeker, out
+
+
+@pytest.mark.parametrize("factory", ["Queue", "SimpleQueue"])
+@pytest.mark.parametrize("shut_down", [False, True])
+def test_peek_holding_the_unit_hands_it_to_a_parked_getter(
+    factory: str, shut_down: bool
+) -> None:
+    """A getter that parks while a peeker holds the item's unit gets the item
+    once the peek is over, also across a graceful shutdown (which tells the
+    getters only once the queue is empty)."""
+    q = getattr(aiologic, factory)()
+    pause, peeker, out = _peeker_handed_a_unit(q)
+    got: list[Any] = []
+    getter = threading.Thread(
+        target=lambda: got.append(q.green_get(timeout=DEADLINE)), daemon=True
+    )
+    getter.start()
+    wait_until(lambda: q.getting == 1)
+    if shut_down:
+        q.shutdown()
+        assert q.getting == 1  # the item is still there: the getter waits
+    pause.resume(peeker)
+    getter.join(DEADLINE)
+    assert out == [7] and got == [7]
+    assert len(q) == 0 and q.waiting == 0 and q._ready.value == 0
+    if shut_down:
+        with pytest.raises(aiologic.QueueShutDown):
+            q.green_get(timeout=DEADLINE)
+
+
+@pytest.mark.parametrize("factory", ["Queue", "SimpleQueue"])
+def test_peek_holding_a_unit_through_an_immediate_shutdown(factory: str) -> None:
+    q = getattr(aiologic, factory)()
+    pause, peeker, out = _peeker_handed_a_unit(q)
+    q.shutdown(immediate=True)
+    pause.resume(peeker)
+    assert len(out) == 1 and isinstance(out[0], aiologic.QueueShutDown)
+    assert len(q) == 0 and q._ready.value == 0 and q.waiting == 0
+    with pytest.raises(aiologic.QueueShutDown):
+        q.peek_nowait()
+    with pytest.raises(aiologic.QueueShutDown):
+        q.green_peek(timeout=DEADLINE)
+
+
+# -- settable maxsize ------------------------------------------------------------
+
+
+def _slots_balance(q: Any) -> int:
+    """Free slots minus the slots owed: the bound less what is in use."""
+    return q._free.value - q._debt
+
+
+@BOUNDED_QUEUES
+def test_shrinking_queue(factory: str) -> None:
+    """CPython's test_shrinking_queue: lowering maxsize keeps every item, and
+    puts wait until the size is below the new bound."""
+    q = getattr(aiologic, factory)(maxsize=3)
+    for item in (1, 2, 3):
+        q.put_nowait(item)
+    with pytest.raises(aiologic.QueueFull):
+        q.put_nowait(4)
+    assert q.qsize() == 3
+    q.maxsize = 2  # shrink the queue
+    assert q.maxsize == 2 and q.qsize() == 3 and q.full()
+    with pytest.raises(aiologic.QueueFull):
+        q.put_nowait(4)
+    q.get_nowait()
+    assert q.full()
+    with pytest.raises(aiologic.QueueFull):
+        q.put_nowait(4)  # 2 items: still not below the new bound
+    q.get_nowait()
+    q.put_nowait(4)
+    assert q.qsize() == 2 and q.full()
+    with pytest.raises(aiologic.QueueFull):
+        q.put_nowait(5)
+    q.maxsize = 4
+    q.put_nowait(5)
+    q.put_nowait(6)
+    with pytest.raises(aiologic.QueueFull):
+        q.put_nowait(7)
+    assert q.qsize() == 4 and q.unfinished_tasks == 6
+    assert _slots_balance(q) == 0
+
+
+@BOUNDED_QUEUES
+def test_maxsize_none_zero_negative_mean_unbounded(factory: str) -> None:
+    q = getattr(aiologic, factory)([1, 2], maxsize=2)
+    for unbounded in (0, -1, None):
+        q.maxsize = 2
+        assert q.full()
+        q.maxsize = unbounded
+        assert q.maxsize == 0 and not q.full() and q._free is None
+        q.put_nowait(3)
+        q.get_nowait()
+    with pytest.raises(TypeError):
+        q.maxsize = "3"  # type: ignore[assignment]
+    assert q.maxsize == 0 and len(q) == 2
+    # Bounded anew below what it holds: puts wait until it is below again.
+    for item in (3, 4, 5):
+        q.put_nowait(item)
+    q.maxsize = 2
+    assert q.full() and q._debt == 3 and _slots_balance(q) == -3
+    for _ in range(3):
+        q.get_nowait()
+        with pytest.raises(aiologic.QueueFull):
+            q.put_nowait(0)
+    q.get_nowait()
+    q.put_nowait(0)
+    assert len(q) == 2 and _slots_balance(q) == 0
+
+
+@BOUNDED_QUEUES
+def test_raised_maxsize_lets_parked_putters_in_in_order(
+    world: str, factory: str
+) -> None:
+    async def body(w: World) -> None:
+        q = getattr(aiologic, factory)([0], maxsize=1)
+        putters = []
+        for item in (1, 2, 3, 4):
+            putters.append(w.spawn(_timed_put, q, item, DEADLINE))
+            await w.wait_until(lambda n=item: q.putting == n)
+        q.maxsize = 3  # two slots: the two oldest putters
+        assert await putters[0].join() is None
+        assert await putters[1].join() is None
+        await w.wait_until(lambda: len(q) == 3)
+        assert q.putting == 2 and q.full()
+        q.maxsize = None  # unbounded: everyone
+        assert await putters[2].join() is None
+        assert await putters[3].join() is None
+        assert len(q) == 5 and q.waiting == 0
+        # (The order the admitted store their items in is the scheduler's.)
+        assert sorted([await w.get(q) for _ in range(5)]) == [0, 1, 2, 3, 4]
+
+    run_in(world, body)
+
+
+@BOUNDED_QUEUES
+def test_lowered_maxsize_keeps_parked_putters_waiting(world: str, factory: str) -> None:
+    async def body(w: World) -> None:
+        q = getattr(aiologic, factory)([1, 2, 3], maxsize=3)
+        putter = w.spawn(_timed_put, q, 4, DEADLINE)
+        await w.wait_until(lambda: q.putting == 1)
+        q.maxsize = 1
+        await w.get(q)
+        await w.get(q)
+        # One item, bound 1: the putter still waits (give it the time to
+        # enter wrongly).
+        result = await _put_outcome(w, q, 5, timeout=SHORT)
+        assert isinstance(result, aiologic.QueueFull)
+        assert q.putting == 1 and len(q) == 1
+        await w.get(q)  # below the bound: the parked putter is let in
+        assert await putter.join() is None
+        assert len(q) == 1 and q.full() and q.waiting == 0
+        assert await w.get(q) == 4
+        assert _slots_balance(q) == 1
+
+    run_in(world, body)
+
+
+def test_put_let_in_unbounded_owes_a_slot_after_the_bound_is_set() -> None:
+    """A put that found the queue unbounded, paused before it stores: the
+    bound set meanwhile counts its item once it lands."""
+    q: aiologic.Queue[int] = aiologic.Queue()
+    pause = PauseAt(aiologic.Queue.green_put, "self._store(item, free)")
+    thread, out = pause.thread(lambda: q.green_put(1))
+    q.maxsize = 1  # the queue is empty: one free slot
+    assert _slots_balance(q) == 1
+    pause.resume(thread)
+    assert out == [None] and len(q) == 1 and q.full()
+    assert _slots_balance(q) == 0
+    with pytest.raises(aiologic.QueueFull):
+        q.put_nowait(2)
+    assert q.get_nowait() == 1
+    q.put_nowait(2)
+    assert _slots_balance(q) == 0
+
+
+def test_put_holding_a_slot_of_a_replaced_bound() -> None:
+    """A put that holds a slot of a bound since dropped (unbounded, then
+    bounded anew) counts against the new bound, and a refused one gives
+    nothing back to it."""
+    for shut_down in (False, True):
+        q: aiologic.Queue[int] = aiologic.Queue(maxsize=2)
+        pause = PauseAt(aiologic.Queue.green_put, "self._store(item, free)")
+        thread, out = pause.thread(functools.partial(q.green_put, 1))
+        q.maxsize = 0
+        q.maxsize = 2
+        assert _slots_balance(q) == 2
+        if shut_down:
+            q.shutdown()
+        pause.resume(thread)
+        if shut_down:
+            assert isinstance(out[0], aiologic.QueueShutDown)
+            assert len(q) == 0 and _slots_balance(q) == 2
+        else:
+            assert out == [None] and len(q) == 1 and _slots_balance(q) == 1
+
+
+def test_maxsize_changed_under_getters_of_other_threads() -> None:
+    """Getters in threads free slots while the bound moves: no put is let in
+    beyond the bound in force, and the books balance at the end."""
+    q: aiologic.Queue[int] = aiologic.Queue(maxsize=2)
+    seen: list[int] = []
+    too_full: list[tuple[int, int]] = []
+
+    def consume() -> None:
+        while True:
+            try:
+                item = q.green_get(timeout=DEADLINE)
+            except aiologic.QueueShutDown:
+                return
+            seen.append(item)
+
+    def produce(base: int) -> None:
+        for i in range(300):
+            q.green_put(base + i, timeout=DEADLINE)
+            # The largest bound ever set is 3.
+            if len(q) > 3:
+                too_full.append((len(q), q.maxsize))
+
+    threads = [threading.Thread(target=consume) for _ in range(2)]
+    threads += [threading.Thread(target=produce, args=(k * 1000,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for bound in itertools.islice(itertools.cycle((1, 3, 2)), 300):
+        q.maxsize = bound
+        if not any(t.is_alive() for t in threads[2:]):
+            break
+    for thread in threads[2:]:
+        thread.join(DEADLINE)
+    q.shutdown()
+    for thread in threads[:2]:
+        thread.join(DEADLINE)
+    assert not any(t.is_alive() for t in threads)
+    assert sorted(seen) == sorted(k * 1000 + i for k in range(2) for i in range(300))
+    assert not too_full, too_full[:5]
+    assert q.waiting == 0 and _slots_balance(q) == q.maxsize
+
+
+# -- clear -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "factory",
+    ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue", "SimpleLifoQueue"],
+)
+def test_clear_removes_everything(factory: str) -> None:
+    q = getattr(aiologic, factory)([3, 1, 2])
+    q.clear()
+    assert len(q) == 0 and q.empty()
+    with pytest.raises(aiologic.QueueEmpty):
+        q.get_nowait()
+    q.put_nowait(5)
+    assert q.peek_nowait() == 5 and q.get_nowait() == 5
+    q.clear()  # empty: harmless
+    assert q._ready.value == 0
+
+
+@BOUNDED_QUEUES
+def test_clear_releases_join_and_putters(world: str, factory: str) -> None:
+    async def body(w: World) -> None:
+        q = getattr(aiologic, factory)(maxsize=2)
+        await w.put(q, 1)
+        await w.put(q, 2)
+        joiner = w.spawn(lambda w: w.call(q, "join", timeout=DEADLINE))
+        putters = []
+        for item in (3, 4, 5):  # parked in this order
+            putters.append(w.spawn(_timed_put, q, item, DEADLINE))
+            await w.wait_until(lambda n=item - 2: q.putting == n)
+        # janus#645: join must not wait for items nobody will get.
+        q.clear()
+        assert await putters[0].join() is None  # two slots: two putters
+        assert await putters[1].join() is None
+        await w.wait_until(lambda: len(q) == 2)
+        assert q.unfinished_tasks == 2 and q.putting == 1
+        q.clear()
+        assert await putters[2].join() is None
+        assert q.unfinished_tasks == 1 and len(q) == 1
+        assert await w.get(q) == 5
+        q.task_done()
+        assert await joiner.join() is True
+        assert q.unfinished_tasks == 0 and q.waiting == 0 and not q
+        assert _slots_balance(q) == 2
+
+    run_in(world, body)
+
+
+@pytest.mark.parametrize("factory", ["Queue", "SimpleQueue"])
+def test_clear_leaves_the_item_of_a_get_in_progress(factory: str) -> None:
+    """A getter in another thread holds its item's unit but has not taken the
+    item yet: clear() removes the others and leaves it that one."""
+    q = getattr(aiologic, factory)([1, 2, 3])
+    cls = type(q)
+    line = "with self._mutex or self._storage_lock():"
+    if factory == "SimpleQueue":
+        line = "items = self._items"
+    pause = PauseAt(cls._take, line)
+    thread, out = pause.thread(q.green_get)
+    q.clear()
+    assert len(q) == 1
+    pause.resume(thread)
+    assert out == [1] and len(q) == 0 and q._ready.value == 0
+    if factory == "Queue":
+        assert q.unfinished_tasks == 1  # the item got, not yet done
+
+
+def test_clear_racing_an_immediate_shutdown() -> None:
+    """clear() between the drop and the retiring of units by an immediate
+    shutdown finds no item and changes nothing."""
+    q: aiologic.Queue[int] = aiologic.Queue([1, 2])
+    pause = PauseAt(aiologic.Queue._drop_all, "while self._ready._try_take():")
+    thread, out = pause.thread(lambda: q.shutdown(immediate=True))
+    q.clear()
+    pause.resume(thread)
+    assert out == [None] and len(q) == 0 and q._ready.value == 0
+    assert q.unfinished_tasks == 0
+
+
+# ============================================================================
 # RWLock (part B3)
 # ============================================================================
 
@@ -9792,6 +10478,121 @@ def test_stress_queues(make: Callable[[], Any], fast_switching: None) -> None:
     assert not ghosts and not refused_but_in, (ghosts, refused_but_in, run)
     assert len(ledger.put) > 100, run
     assert q.waiting == q.putting == q.getting == 0, q
+
+
+class _WatchedQueue(aiologic.Queue):  # type: ignore[type-arg]
+    """Records a put that lands beyond the largest bound ever set (4)."""
+
+    __slots__ = ("overfull",)
+
+    def _init(self, items: Any, maxsize: int) -> None:
+        super()._init(items, maxsize)
+        self.overfull: list[int] = []
+
+    def _put(self, item: Any) -> None:
+        if self._qsize() >= 4:
+            self.overfull.append(self._qsize())
+        super()._put(item)
+
+
+async def _stress_janus_worker(
+    w: World,
+    run: StressRun,
+    who: tuple[int, int],
+    q: Any,
+    ledger: _QueueLedger,
+    peeked: list[Any],
+) -> str:
+    if who[1] % 3 == 0:  # producer, through the views half of the time
+        if who[1] % 2 == 0:
+            return await _stress_queue_worker(w, run, who, q, ledger)
+        rng = run.rng(who)
+        seq = 0
+        while run.going():
+            seq += 1
+            item = (rng.random(), who, seq)
+            try:
+                if w.green:
+                    q.sync_q.put(item, timeout=rng.choice((0.001, 0.01, None)))
+                else:
+                    await q.async_q.put(item)
+            except (aiologic.QueueFull, aiologic.QueueShutDown):
+                ledger.refused.append(item)
+            else:
+                ledger.put.append(item)
+            await w.sleep(0)
+        ledger.producers_done.append(1)
+        return "finished"
+    if who[1] % 3 == 1:  # consumer
+        return await _stress_queue_worker(w, run, (who[0], 1), q, ledger)
+    rng = run.rng(who)
+    while True:  # peeker: until the queue is shut down and empty
+        going = run.going()
+        timeout = rng.choice(STRESS_TIMEOUTS) if going else None
+        delay = rng.choice(STRESS_CANCEL_DELAYS) if going else None
+
+        async def peek(timeout: Any = timeout) -> None:
+            try:
+                peeked.append(await w.call(q, "peek", timeout=timeout))
+            except aiologic.QueueEmpty:
+                pass
+
+        try:
+            if not await _maybe_cancel(w, delay, peek):
+                run.count(w, "cancelled")
+        except aiologic.QueueShutDown:
+            return "finished"
+        await w.sleep(0)
+
+
+@stress
+def test_stress_maxsize_peek_views_with_cancellation(fast_switching: None) -> None:
+    """Producers (views and faces), consumers and peekers in every world,
+    cancelled at random, while the test's thread moves maxsize between 1
+    and 4: every item is got exactly once, no put lands beyond the largest
+    bound, a peek sees only items put, and the slots balance at the end."""
+    q = _WatchedQueue(maxsize=2)
+    ledger = _QueueLedger()
+    peeked: list[Any] = []
+    run = StressRun()
+    actors = [
+        Actor(
+            name,
+            _stress_actor,
+            run,
+            serial,
+            _stress_janus_worker,
+            6,
+            (q, ledger, peeked),
+        )
+        for serial, name in enumerate(run.worlds)
+    ]
+    run.start.wait()
+    rng = run.rng((99, 99))
+    changes = 0
+    while run.going():
+        q.maxsize = rng.randint(1, 4)
+        changes += 1
+        time.sleep(0.001)  # pacing only
+    producers = 2 * len(run.worlds)
+    wait_until(lambda: len(ledger.producers_done) >= producers // 2, actors=actors)
+    q.shutdown()
+    results = run.join(actors)
+    assert all(r == ["finished"] * 6 for r in results), results
+    assert len(q) == 0 and q.waiting == 0, q
+    seen: dict[Any, int] = {}
+    for item in ledger.got:
+        seen[item] = seen.get(item, 0) + 1
+    assert not [item for item, n in seen.items() if n > 1], run
+    assert not set(ledger.put) - set(seen), run
+    assert not set(seen) - set(ledger.put) - set(ledger.cancelled), run
+    assert not set(peeked) - set(ledger.put) - set(ledger.cancelled), run
+    assert not set(ledger.refused) & set(seen), run
+    assert q.overfull == [], (q.overfull[:5], run)
+    assert len(ledger.put) > 100 and peeked and changes > 10, run
+    # Every slot is back: the bound in force, less nothing in use.
+    assert q._free.value - q._debt == q.maxsize, (q._free, q._debt, q.maxsize)
+    assert q._ready.value == 0
 
 
 def _rounds(
