@@ -4622,10 +4622,10 @@ class SimpleQueue(_Gets[_T]):
         """Shut the queue down (as `queue.Queue.shutdown` in Python 3.13).
 
         Later puts raise `QueueShutDown`; gets return what is left, then
-        raise it. With *immediate*, what is left is dropped at once. Every
-        task blocked in a get is woken with `QueueShutDown`. A put that
-        runs at the same time in another thread is either before the
-        shutdown (its item is got, or dropped by *immediate*) or after it
+        raise it. With *immediate*, what is left is dropped at once. Tasks
+        blocked in a get are woken with `QueueShutDown` once nothing is left.
+        A put that runs at the same time in another thread is either before
+        the shutdown (its item is got, or dropped by *immediate*) or after it
         (it raises).
         """
         immediate = bool(immediate)
@@ -5107,8 +5107,8 @@ class Queue(_Gets[_T]):
 
         Later puts raise `QueueShutDown`; gets return what is left, then raise
         it. With *immediate*, what is left is dropped at once (and counted as
-        done). Every task blocked in a put or get is woken with `QueueShutDown`.
-        A put that runs at the same time in another thread is either before
+        done). Every task blocked in a put is woken with `QueueShutDown`, and
+        every task blocked in a get once nothing is left. A put that runs at the same time in another thread is either before
         the shutdown (its item is got, or dropped by *immediate*) or after it
         (it raises).
         """
