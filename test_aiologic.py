@@ -5930,6 +5930,8 @@ def test_janus_views_are_thin(factory: str) -> None:
     queue_ref = weakref.ref(q)
     del q
     assert queue_ref() is sync_q._queue
+    if sys.implementation.name != "cpython":
+        return  # the rest needs reference counting
     gc.disable()
     try:
         del sync_q, async_q, view
