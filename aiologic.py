@@ -2194,6 +2194,8 @@ def _noun(obj: object) -> str:
 
 def _async_spelling(obj: object, method: str) -> str:
     """How async code spells the green call `obj.method(...)`."""
+    if isinstance(obj, SyncQueueView):  # janus's names: the other view's
+        return f"await q.async_q.{method}({'item' if method == 'put' else ''})"
     noun = _noun(obj)
     if method in ("__enter__", "green_acquire"):
         return f"async with {noun}"

@@ -8707,6 +8707,8 @@ def test_green_wait_in_a_running_loop_warns(async_backend: str) -> None:
             (lambda: aiologic.REvent().wait(SHORT), "await event"),
             (lambda: aiologic.CountdownEvent(1).wait(SHORT), "await event"),
             (lambda: q.green_get(timeout=SHORT), r"await q\.async_get\(\)"),
+            (lambda: q.green_peek(timeout=SHORT), r"await q\.async_peek\(\)"),
+            (lambda: q.sync_q.get(timeout=SHORT), r"await q\.async_q\.get\(\)"),
             (lambda: busy.green_acquire(timeout=SHORT), "async with lock"),
             (lambda: sem.green_acquire(timeout=SHORT), "async with semaphore"),
             (lambda: aiologic.Barrier(2).wait(SHORT), "await barrier"),
@@ -8721,6 +8723,9 @@ def test_green_wait_in_a_running_loop_warns(async_backend: str) -> None:
         with pytest.warns(W, match=r"await q\.async_put\(item\)"):
             with pytest.raises(aiologic.QueueFull):
                 q.green_put(2, timeout=SHORT)
+        with pytest.warns(W, match=r"await q\.async_q\.put\(item\)"):
+            with pytest.raises(aiologic.QueueFull):
+                q.sync_q.put(2, timeout=SHORT)
         # Filtered as an error, the warning leaves no waiter behind.
         with warnings.catch_warnings():
             warnings.simplefilter("error", W)
