@@ -679,6 +679,27 @@ def _async_checkpoints_on(library: str | None = None) -> bool:
     return _CHECKPOINTS.get(library, False)
 
 
+def _async_checkpoint_due() -> bool:
+    """False if an async call here certainly has no checkpoint to make.
+
+    A cheap filter in front of `_async_checkpoints_on()`: by default trio
+    checkpoints and asyncio does not, and an asyncio task is found with two
+    C calls, where the full detection costs a coroutine and several calls.
+    """
+    if _overrides_active:
+        return True
+    if not _ASYNC_CHECKPOINTS_ANY:
+        return False
+    if _ASYNCIO_CHECKPOINTS or _overridden:
+        return True
+    # In an asyncio task? (`_asyncio_task()`, inline.)
+    get_running_loop = _aio_get_running_loop
+    if get_running_loop is None:
+        return True
+    loop = get_running_loop()
+    return loop is None or _aio_current_task(loop) is None
+
+
 def green_checkpoint(*, force: bool = False) -> None:
     """Let other green tasks run, if checkpoints are on here (or *force*)."""
     if force or _green_checkpoints_on():
@@ -1625,7 +1646,7 @@ class _Waitable(_Parking):
     ) -> bool:
         result = self._begin(data, blocking, timeout, _async_token)
         if result is True or result is False:
-            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+            if blocking and _async_checkpoint_due():
                 await self._async_checkpoint(data, result)
             return result
         return self._finish(data, result, await _async_park(result, timeout, self))
