@@ -2802,11 +2802,38 @@ class Semaphore(_Waitable):
         self.release()
 
     async def __aenter__(self) -> Self:
-        await self._async_acquire(None)
+        # The uncontended path in front of the shared one: a free unit taken
+        # with one pop, in an asyncio task (the checkpoint is asyncio's).
+        try:
+            batch = self._permits.pop()
+        except IndexError:
+            await self._async_acquire(None)
+            return self
+        if batch > 1:
+            self._release(batch - 1)
+        self._claimed_by(None)
+        if _async_checkpoint_due():
+            await self._async_checkpoint(None)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self.release()
+        # `_release(1)` with its no-waiter path inline.
+        if self._waiters:
+            self._release(1)
+            return
+        permits = self._permits
+        permits.append(1)
+        if self._waiters:  # a waiter published meanwhile: serve it
+            self._reclaim()
+
+    def _reclaim(self) -> None:
+        # After freeing units while a waiter published: take them back and
+        # hand them on (`_release`'s re-check).
+        try:
+            count = self._permits.pop()
+        except IndexError:
+            return
+        self._release(count)
 
 
 class _CappedSemaphore(Semaphore):
@@ -2911,6 +2938,12 @@ class BoundedSemaphore(_CappedSemaphore):
             self._spare -= 1
         return True
 
+    # Not the binary semaphore's fast paths (its room is `_spare`).
+    __aenter__ = Semaphore.__aenter__
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
     def release(self, count: int = 1) -> None:
         """Add one unit; `RuntimeError` if that would exceed ``max_value``."""
         if _check_value("count", count) != 1:
@@ -2991,6 +3024,31 @@ class BinarySemaphore(_CappedSemaphore):
             raise ValueError(msg)
         if self._take_room():  # else at 1 already: stays 1
             self._release(1)
+
+    # The uncontended `async with` inline: one pop and one append each way.
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._permits.pop()  # a binary semaphore's batches are all 1
+        except IndexError:
+            await self._async_acquire(None)
+            return self
+        self._room.append(None)
+        if _async_checkpoint_due():
+            await self._async_checkpoint(None)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            self._room.pop()
+        except IndexError:  # at 1 already: stays 1
+            return
+        if self._waiters:
+            self._release(1)
+            return
+        self._permits.append(1)
+        if self._waiters:  # a waiter published meanwhile: serve it
+            self._reclaim()
 
 
 class BoundedBinarySemaphore(BoundedSemaphore, BinarySemaphore):
