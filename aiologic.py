@@ -2478,7 +2478,16 @@ class Lock(_Waitable):
 
     async def __aexit__(self, *exc_info: object) -> None:
         task = _asyncio_task()
-        self._release_by(_current_async_task() if task is None else task)
+        if task is None:  # trio
+            task = _current_async_task()
+        elif self._owner is task and not self._waiters:
+            # `_release_by`'s uncontended path inline.
+            self._owner = None
+            self._unlocked.append(True)
+            if self._waiters and self._try_take():  # published meanwhile
+                self._release_one()
+            return
+        self._release_by(task)
 
 
 class RLock(Lock):
@@ -2545,6 +2554,10 @@ class RLock(Lock):
         reason = _deadlock(self._holder(), data[0])
         if reason is not None:
             raise RuntimeError(reason)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        # Not Lock's inline path: a release may only lower the depth.
+        self._release_by(_current_async_task())
 
     def _release_by(self, me: object, count: int = 1) -> None:
         count = _check_count(count)
