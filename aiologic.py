@@ -1287,7 +1287,9 @@ def _green_token(data: Any = None) -> _GreenToken:
 
 
 def _async_token(data: Any = None) -> _AsyncToken:
-    library = _async_library()
+    if _asyncio_task() is not None:  # the common case first
+        return _AsyncioToken(data)
+    library = current_async_library()
     try:
         token_class = _ASYNC_TOKENS[library]
     except KeyError:
@@ -1382,7 +1384,14 @@ def _made_once(obj: Any, name: str, factory: Callable[[], Any]) -> Any:
 
 
 def _new_waiters(obj: Any) -> deque[Any]:
-    return _made_once(obj, "_waiters", deque)  # type: ignore[no-any-return]
+    # `_made_once(obj, "_waiters", deque)` inline: a one-shot event makes one
+    # on every first wait.
+    with _creation_lock:
+        waiters: deque[Any] | None = obj._waiters
+        if waiters is None:
+            waiters = deque()
+            obj._waiters = waiters
+    return waiters
 
 
 def _after_fork_in_child() -> None:
