@@ -721,11 +721,12 @@ async def async_checkpoint(*, force: bool = False) -> None:
         await _async_yield(_async_library())
 
 
-async def _async_yield(library: str | None) -> None:
+def _async_yield(library: str | None) -> Awaitable[None]:
+    # A plain function returning the library's checkpoint: no frame of ours
+    # stays between the caller and the scheduler.
     if library == "trio":
-        await _modules["trio"].lowlevel.checkpoint()
-    else:
-        await _modules["asyncio"].sleep(0)
+        return _modules["trio"].lowlevel.checkpoint()  # type: ignore[no-any-return]
+    return _modules["asyncio"].sleep(0)  # type: ignore[no-any-return]
 
 
 def green_sleep(seconds: float) -> None:
@@ -1630,8 +1631,11 @@ class _Waitable(_Parking):
                     self._give_back(data)
                 raise
 
-    async def _async_checkpoint(self, data: Any, held: bool = True) -> None:
-        library = _async_library()
+    async def _async_checkpoint(
+        self, data: Any, held: bool = True, library: str | None = None
+    ) -> None:
+        if library is None:
+            library = _async_library()
         if _async_checkpoints_on(library):
             try:
                 await _async_yield(library)
@@ -2472,23 +2476,24 @@ class Lock(_Waitable):
 
     async def __aenter__(self) -> Self:
         task = _asyncio_task()
+        library = "asyncio"
         if task is None:  # trio
-            await self._async_acquire(_current_async_task())
-            return self
+            library = current_async_library()
+            task = _async_task(library)
         try:
             self._unlocked.pop()
         except IndexError:
             await self._async_acquire(task)
         else:
             self._owner = task
-            if _ASYNCIO_CHECKPOINTS or _overrides_active:
-                await self._async_checkpoint(task)
+            if _overrides_active or _CHECKPOINTS.get(library, False):
+                await self._async_checkpoint(task, True, library)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         task = _asyncio_task()
         if task is None:  # trio
-            task = _current_async_task()
+            task = _async_task(current_async_library())
         elif self._owner is task and not self._waiters:
             # `_release_by`'s uncontended path inline.
             self._owner = None
