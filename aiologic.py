@@ -1751,7 +1751,7 @@ class _StateEvent(_Waiting, _Parking):
             timeout = _check_timeout(timeout, _AS_WAIT)
         result = self._is_done() or self._begin(timeout, _async_token)
         if result is True or result is False:
-            if _ASYNC_CHECKPOINTS_ANY or _overrides_active:
+            if _async_checkpoint_due():
                 await async_checkpoint()
             return result
         return await _async_park(result, timeout, self)
@@ -2611,7 +2611,7 @@ class RLock(Lock):
         blocking, timeout = _acquire_args(blocking, timeout)
         count = _check_count(count)
         me = _current_async_task()
-        if self._owner == me and not (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+        if self._owner == me and not _async_checkpoint_due():
             self._count += count  # the shortcut of `_begin`'s re-entry
             return True
         return await self._async_acquire((me, count), blocking, timeout)
@@ -3328,7 +3328,7 @@ class CapacityLimiter(_Parking):
     ) -> bool:
         result = self._begin(key, depth, blocking, timeout, _async_token)
         if result is True or result is False:
-            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+            if blocking and _async_checkpoint_due():
                 await self._async_checkpoint(key, depth, result)
             return result
         return await _async_park(result, timeout, self) and self._handed(result)
@@ -4685,7 +4685,7 @@ class SimpleQueue(_Gets[_T]):
         """Same as `put`, with a checkpoint if they are on."""
         blocking, timeout = _wait_args(blocking, timeout)
         # The checkpoint comes first: a cancelled put has not put anything.
-        if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+        if blocking and _async_checkpoint_due():
             await async_checkpoint()
         self.put(item)
 
@@ -5075,7 +5075,7 @@ class Queue(_Gets[_T]):
         """Put *item*, waiting for a free slot; `QueueFull` if none in time."""
         free, blocking, timeout = self._open_slots(blocking, timeout)
         if free is None:
-            if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
+            if blocking and _async_checkpoint_due():
                 await async_checkpoint()
         elif not await free._async_acquire(None, blocking, timeout):
             self._refuse_put()
