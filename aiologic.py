@@ -4530,7 +4530,11 @@ class _Gets(_GenericBase[_T]):
         if timeout is not None:
             timeout = _check_timeout(timeout)
         blocking = bool(blocking)  # before a unit is taken: it may raise
-        if not await self._ready._async_acquire(None, blocking, timeout):
+        ready = self._ready
+        if ready._try_take():  # `_async_acquire`'s uncontended path, inline
+            if blocking and _async_checkpoint_due():
+                await ready._async_checkpoint(None)
+        elif not await ready._async_acquire(None, blocking, timeout):
             self._refuse_get()
         return self._take()
 
