@@ -692,6 +692,8 @@ def _async_checkpoint_due() -> bool:
         return False
     if _ASYNCIO_CHECKPOINTS or _overridden:
         return True
+    if "trio" not in _modules:  # no trio run anywhere: asyncio's "off" holds
+        return False
     # In an asyncio task? (`_asyncio_task()`, inline.)
     get_running_loop = _aio_get_running_loop
     if get_running_loop is None:
