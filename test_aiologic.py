@@ -5677,6 +5677,72 @@ def test_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
         q.green_get(blocking=False)
 
 
+ALL_QUEUE_NAMES = pytest.mark.parametrize(
+    "factory",
+    ["SimpleQueue", "SimpleLifoQueue", "Queue", "LifoQueue", "PriorityQueue"],
+)
+
+
+@ALL_QUEUE_NAMES
+def test_graceful_shutdown_while_a_getter_splits_a_batch(factory: str) -> None:
+    """Review: a getter takes one of two initial ready units (a batch of 2,
+    the other unit out of sight until it is given back); a graceful
+    shutdown at that moment must not refuse a second getter while the
+    other item is still in the queue."""
+    q = getattr(aiologic, factory)([1, 1])
+    with PausedCall(q.green_get, "_try_take", "self._release(batch - 1)") as first:
+        q.shutdown()
+        second = _Thread(lambda: q.green_get(timeout=DEADLINE))
+        # Refused (the bug), or waiting for the unit the first gives back.
+        wait_until(lambda: not second.thread.is_alive() or q.getting == 1)
+    outcome = second.result()
+    assert first.outcome == 1
+    assert outcome == 1, outcome
+    assert len(q) == 0 and q.waiting == 0
+    with pytest.raises(aiologic.QueueShutDown):
+        q.green_get(blocking=False)
+
+
+@ALL_QUEUE_NAMES
+def test_graceful_shutdown_while_a_cancelled_getter_passes_its_item_on(
+    factory: str,
+) -> None:
+    """Review (the open queue race): an asyncio getter is handed an item and
+    cancelled before it runs; it passes the item on outside the storage
+    lock. A graceful shutdown at that moment wakes the other (threading)
+    getter, which must get the item, not QueueShutDown."""
+    import asyncio
+
+    q = getattr(aiologic, factory)()
+    other: list[_Thread] = []
+
+    async def main() -> Any:
+        getter = asyncio.ensure_future(q.async_get())
+        await asyncio.sleep(0)  # let it publish (no timing: checked below)
+        assert q.getting == 1
+        other.append(_Thread(lambda: q.green_get(timeout=DEADLINE)))
+        deadline = time.monotonic() + DEADLINE
+        while q.getting < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.001)
+        q.green_put(7) if hasattr(q, "green_put") else q.put(7)  # to the getter
+        getter.cancel()  # before it runs: it passes the item on
+        try:
+            return await getter
+        except asyncio.CancelledError:
+            return "cancelled"
+
+    with PausedCall(
+        lambda: asyncio.run(main()), "_undo", "self._release_one()"
+    ) as call:
+        q.shutdown()  # wakes the threading getter while the item is in flight
+        # Refused (the bug), or still waiting for the item in flight.
+        wait_until(lambda: not other[0].thread.is_alive() or q.getting == 1)
+    assert call.outcome == "cancelled", call.outcome
+    assert other[0].result() == 7
+    assert len(q) == 0 and q.waiting == 0
+
+
 class _BadBool:
     """An argument whose truth value cannot be known."""
 
