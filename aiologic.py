@@ -4074,13 +4074,19 @@ class Condition(_Waiting):
         requeued = None  # the first waiter this call sent to the back
         woken = 0
         while woken < count:
+            # Look before taking: a waiter taken off to be looked at and put
+            # back would be hidden meanwhile from a concurrent notify (which
+            # may be due to wake it), and might be put back after it left.
             try:
-                waiter = waiters.popleft()
+                waiter = waiters[0]
             except IndexError:
                 break
             if waiter is requeued or waiter.stamp > now:
-                waiters.appendleft(waiter)  # began after us: not ours to wake
-                break
+                break  # began after us: not ours to wake
+            try:
+                waiters.remove(waiter)  # the head: found at once
+            except ValueError:  # another notify, or the waiter, took it
+                continue
             # A token that was claimed, or whose future was cancelled, belongs
             # to a waiter that is leaving: it needs no notification.
             if not waiter.token.pending:

@@ -3233,6 +3233,42 @@ def test_condition_cancelled_while_taking_the_lock_back(
     run_in(async_backend, body)
 
 
+def _scripted_timer(*stamps: int) -> Callable[[], int]:
+    """A Condition timer that returns *stamps* in turn, then 100, 101..."""
+    return itertools.chain(stamps, itertools.count(100)).__next__
+
+
+def test_condition_notify_does_not_hide_a_waiter_from_another_notify() -> None:
+    """Review: notify N1 began before wait W (W's stamp is later than N1's)
+    and has taken W off the queue to look at it; notify N2, begun after W,
+    runs meanwhile and must wake W (a lockless Condition: both at once)."""
+    cv = aiologic.Condition(None, _scripted_timer(10, 5, 20))
+    waiter = _Thread(lambda: cv.wait(DEADLINE))
+    wait_until(lambda: cv.waiting == 1)
+    with PausedCall(cv.notify, "_notify", "if waiter is requeued") as first:
+        woken = cv.notify()  # N2
+        if not woken:  # the bug: set W free before failing the test
+            first.resume()
+            cv.notify()
+    assert first.outcome == 0
+    assert woken == 1
+    assert waiter.result() is True
+    assert cv.waiting == 0
+
+
+def test_condition_notify_does_not_keep_a_waiter_that_left() -> None:
+    """Review: a wait gives up (times out) while a notify that began before
+    it holds it off the queue to look at it; the notify must not put the
+    departed wait back (`waiting` would count it until some later notify)."""
+    cv = aiologic.Condition(None, _scripted_timer(10, 5))
+    waiter = _Thread(lambda: cv.wait(SHORT))
+    wait_until(lambda: cv.waiting == 1)
+    with PausedCall(cv.notify, "_notify", "if waiter is requeued") as first:
+        assert waiter.result() is False  # timed out, withdrawn
+    assert first.outcome == 0
+    assert cv.waiting == 0
+
+
 class _FlakyLock:
     """A threading lock whose acquire() can be told to fail once."""
 
