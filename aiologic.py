@@ -4156,13 +4156,30 @@ class _Cycle:
     # decided once (passed by the last party, or broken by an abort); `done`
     # wakes the parties when it is; `replaced` is popped by the one reset()
     # that installs the next round after a break.
-    __slots__ = ("arrivals", "done", "outcome", "replaced")
+    #
+    # The rounds of a cyclic barrier form a chain: `passed_to` is the round
+    # after a passed one (linked by the last party before it claims the
+    # pass), `reset_to` the round a reset() put after a broken one. The
+    # barrier's `_cycle` is only a hint that may lag behind (the last party
+    # installs it after the pass); `_BarrierBase._current` follows the chain.
+    __slots__ = ("arrivals", "done", "outcome", "passed_to", "replaced", "reset_to")
 
     def __init__(self) -> None:
         self.arrivals = _count().__next__
         self.done = Event()
         self.outcome: Flag[object] = Flag()
         self.replaced = [True]
+        self.passed_to: _Cycle | None = None
+        self.reset_to: _Cycle | None = None
+
+    def following(self) -> _Cycle | None:
+        """The round after this one, once this one is over; else None."""
+        outcome = self.outcome.get(None)
+        if outcome is _PASSED:
+            return self.passed_to  # None for a latch
+        if outcome is _BROKEN:
+            return self.reset_to
+        return None
 
     def break_(self) -> None:
         if self.outcome.set(_BROKEN):
@@ -4178,6 +4195,20 @@ class _Cycle:
             self.break_()
 
 
+class _Outsider:
+    # What a wait that is no party of the round leaves with: nothing breaks.
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
+_OUTSIDER: Final = _Outsider()
+
+
 class _BarrierBase(_Waiting):
     __slots__ = ("__weakref__", "_cycle", "_parties")
 
@@ -4188,8 +4219,17 @@ class _BarrierBase(_Waiting):
         self._parties = _check_value("parties", parties)
         self._cycle = _Cycle()
 
-    def __repr__(self) -> str:
+    def _current(self) -> _Cycle:
+        """The round a party arriving now joins (see _Cycle)."""
         cycle = self._cycle
+        while True:
+            following = cycle.following()
+            if following is None:
+                return cycle
+            cycle = following
+
+    def __repr__(self) -> str:
+        cycle = self._current()
         outcome = cycle.outcome.get(None)
         if outcome is _BROKEN:
             state = "broken"
@@ -4212,40 +4252,61 @@ class _BarrierBase(_Waiting):
     @property
     def broken(self) -> bool:
         """True once the barrier has been aborted (until reset, for RBarrier)."""
-        return self._cycle.outcome.get(None) is _BROKEN
+        return self._current().outcome.get(None) is _BROKEN
 
     @property
     def waiting(self) -> int:
-        return self._cycle.done.waiting
+        return self._current().done.waiting
 
     def abort(self) -> None:
         """Break the barrier: every waiting and later party gets `BrokenBarrierError`."""
-        self._cycle.break_()
+        self._break_current()
+
+    def _break_current(self) -> _Cycle:
+        # Break the current round; if it passes first, the one after it.
+        while True:
+            cycle = self._current()
+            cycle.break_()
+            if cycle.outcome.get(None) is _BROKEN or not self._cyclic:
+                return cycle
 
     def _arrive(self) -> tuple[_Cycle, int]:
         """Join the current round; index -1 means it is full, wait it out."""
-        cycle = self._cycle
+        cycle = self._current()
         index = cycle.arrivals()
         last = max(self._parties, 1) - 1
         if index > last:
             if self._cyclic and cycle.outcome.get(None) is not _BROKEN:
                 return cycle, -1
             return cycle, index  # a latch stays open (or broken) for good
-        if index == last and cycle.outcome.set(_PASSED):
-            # The last party: open the round for everybody.
-            if self._cyclic:
-                self._cycle = _Cycle()
-            cycle.done.set()
+        if index == last:
+            # The last party: open the round for everybody. The next round
+            # is linked first, so that whoever sees the pass finds it.
+            following = _Cycle() if self._cyclic else None
+            cycle.passed_to = following
+            if cycle.outcome.set(_PASSED):
+                if following is not None:
+                    self._cycle = following
+                cycle.done.set()
         return cycle, index
 
-    def _join(self, timeout: float | None) -> tuple[_Cycle, int, float | None]:
-        """Arrive (the non-blocking core of a pass): the round, the index and
-        how long to wait for the round; index -1: wait out a full round that
-        is passing, without a limit, then join again."""
+    def _join(
+        self, timeout: float | None
+    ) -> tuple[_Cycle | _Outsider, _Cycle, int, float | None]:
+        """Arrive (the non-blocking core of a pass): what breaks the round if
+        the wait fails, the round, the index and how long to wait for it.
+
+        Index -1: wait out a full round that is passing, then join again.
+        A late-comer to a latch (index >= parties) is no party: every party
+        is in and the outcome is being decided, so it waits for it without
+        a limit and its timeout or cancellation breaks nothing.
+        """
         if timeout is not None:
             timeout = _check_timeout(timeout, _AS_WAIT)
         cycle, index = self._arrive()
-        return cycle, index, (None if index < 0 else timeout)
+        if 0 <= index < max(self._parties, 1):
+            return cycle, cycle, index, timeout
+        return _OUTSIDER, cycle, index, None
 
     def _result(self, cycle: _Cycle, index: int, passed: bool) -> int:
         """After the wait for the round: the index, or `BrokenBarrierError`."""
@@ -4259,20 +4320,20 @@ class _BarrierBase(_Waiting):
     # already is the checkpoint).
 
     def _green_pass(self, timeout: float | None) -> int:
-        cycle, index, wait = self._join(timeout)
+        guard, cycle, index, wait = self._join(timeout)
         while index < 0:
             cycle.done.wait()
-            cycle, index, wait = self._join(timeout)
-        with cycle:
+            guard, cycle, index, wait = self._join(timeout)
+        with guard:
             passed = cycle.done.wait(wait)
         return self._result(cycle, index, passed)
 
     async def _async_pass(self, timeout: float | None) -> int:
-        cycle, index, wait = self._join(timeout)
+        guard, cycle, index, wait = self._join(timeout)
         while index < 0:
             await cycle.done
-            cycle, index, wait = self._join(timeout)
-        with cycle:
+            guard, cycle, index, wait = self._join(timeout)
+        with guard:
             passed = await cycle.done.with_(wait)
         return self._result(cycle, index, passed)
 
@@ -4287,7 +4348,7 @@ class Latch(_BarrierBase):
     _cyclic = False
 
     def __bool__(self) -> bool:
-        return self._cycle.outcome.get(None) is not None
+        return self._current().outcome.get(None) is not None
 
     def wait(self, timeout: float | None = None) -> None:
         """Arrive and block until all parties have."""
@@ -4334,14 +4395,13 @@ class RBarrier(Barrier):
     def reset(self) -> None:
         """Break the current round (its parties get `BrokenBarrierError`) and
         start a fresh one."""
-        cycle = self._cycle
-        cycle.break_()
-        if cycle.outcome.get(None) is _BROKEN:
-            try:
-                cycle.replaced.pop()
-            except IndexError:  # another reset() replaced it
-                return
-            self._cycle = _Cycle()
+        cycle = self._break_current()
+        try:
+            cycle.replaced.pop()
+        except IndexError:  # another reset() replaced it
+            return
+        following = cycle.reset_to = _Cycle()
+        self._cycle = following
 
 
 # =============================================================================

@@ -3930,9 +3930,39 @@ class TestLatch:
 
         run_in(world, body)
 
+    def test_late_timeout_does_not_break_a_full_latch(self) -> None:
+        """Review: every party has arrived and the last one is about to open
+        the latch when a late wait with timeout=0 comes: it is no party, so
+        it waits for the outcome instead of breaking the latch for all."""
+        latch = aiologic.Latch(2)
+        first = _Thread(latch.wait)
+        wait_until(lambda: latch.waiting == 1)
+        with PausedCall(latch.wait, "_arrive", "if index == last") as last:
+            late = _Thread(lambda: latch.wait(0))
+            wait_until(lambda: _done_or_stuck_in(late.thread, "_green_pass"))
+        assert last.outcome is None
+        assert late.result() is None
+        assert first.result() is None
+        assert latch and not latch.broken and latch.waiting == 0
+
 
 @BARRIERS
 class TestBarrier:
+    def test_abort_while_a_round_passes(self, factory: str) -> None:
+        """Review: abort() lands after the last party passed the round and
+        before the next round is installed: the barrier must end up broken
+        (a later party raises), not silently fresh."""
+        b = getattr(aiologic, factory)(2)
+        first = _Thread(b.wait)
+        wait_until(lambda: b.waiting == 1)
+        # The last party stands after the pass, before the next round is in.
+        with PausedCall(b.wait, "_arrive", "self._cycle = ") as last:
+            b.abort()
+        assert last.outcome == 1 and first.result() == 0  # the round passed
+        assert b.broken
+        with pytest.raises(aiologic.BrokenBarrierError):
+            b.wait(DEADLINE)
+
     def test_indices_follow_arrival_order(self, world: str, factory: str) -> None:
         async def body(w: World) -> None:
             barrier = getattr(aiologic, factory)(4)
@@ -4034,6 +4064,28 @@ class TestBarrier:
         barrier.abort()
         thread.join(DEADLINE)
         assert "broken" in repr(barrier)
+
+
+@pytest.mark.parametrize("abort", [False, True])
+def test_rbarrier_reset_while_a_round_passes(abort: bool) -> None:
+    """Review: reset() (after an abort, or alone) lands while the last party
+    stands between the pass and installing the next round: that late install
+    must not bring back a round the reset replaced."""
+    b = aiologic.RBarrier(2)
+    first = _Thread(b.wait)
+    wait_until(lambda: b.waiting == 1)
+    with PausedCall(b.wait, "_arrive", "self._cycle = ") as last:
+        if abort:
+            b.abort()
+        b.reset()
+        assert not b.broken
+    assert last.outcome == 1 and first.result() == 0
+    assert not b.broken and b.waiting == 0
+    other = _Thread(lambda: b.wait(DEADLINE))
+    wait_until(lambda: b.waiting == 1)
+    assert b.wait(DEADLINE) == 1
+    assert other.result() == 0
+    assert not b.broken and b.waiting == 0
 
 
 @pytest.mark.parametrize("face", ["green", "async"])
