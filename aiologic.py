@@ -3144,6 +3144,9 @@ class CapacityLimiter(_Parking):
         #   (lowering the total below that admits no one until it holds);
         # * after every change, `_admit` has run: either len(_borrowers) >=
         #   _total_tokens or no live token is left in `_waiters`.
+        # * `_waiters` (published tokens, oldest first) changes only under
+        #   `_lock`: appended by `_begin`, popped by `_admit`, removed by
+        #   `_withdraw`.
         # A waiter's token carries (borrower, depth); `_admit` replaces the
         # depth by 0 when it refuses a borrower that got in meanwhile.
         self._borrowers: dict[object, int] = {}
@@ -3283,6 +3286,14 @@ class CapacityLimiter(_Parking):
             msg = "this borrower is already holding one of this limiter's tokens"
             raise RuntimeError(msg)
         return True
+
+    def _withdraw(self, token: _Token) -> None:
+        # The waiter gave up: its token leaves the queue under `_lock`, as
+        # every change of `_waiters` does (`_admit` tests, then pops).
+        with self._lock:
+            waiters = self._waiters
+            if waiters is not None:
+                _discard(waiters, token)
 
     def _undo(self, token: _Token) -> None:
         # Handed a token while leaving with an exception: give it back.

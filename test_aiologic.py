@@ -4616,6 +4616,29 @@ def test_limiter_trio_checkpoint_interrupted_readmits_no_one_at_zero(
     assert got == [True] and dict(limiter.borrowers) == {"W": 1}
 
 
+@pytest.mark.parametrize("factory", ["CapacityLimiter", "RCapacityLimiter"])
+def test_limiter_waiter_withdraws_while_a_release_admits(factory: str) -> None:
+    """Review (found by the PyPy stress run): a waiter that timed out takes
+    its token out of the queue while a release, in another thread, admits
+    waiters: the release saw the queue non-empty and must not find it
+    emptied under its feet (IndexError, leaving claimed waiters unwoken)."""
+    limiter = getattr(aiologic, factory)(1)
+    assert limiter.green_acquire_on_behalf_of("x")
+    pause = PauseAt(aiologic._green_park, "owner._withdraw(token)", occurrence=2)
+    waiter, out = pause.thread(lambda: limiter.green_acquire(timeout=SHORT))
+    assert limiter.waiting == 1  # timed out, its token still queued
+    release = lambda: limiter.green_release_on_behalf_of("x")
+    with PausedCall(release, "_admit", "token = waiters.popleft()") as call:
+        pause.resumed.set()  # it withdraws now (or waits for the release)
+        wait_until(lambda: _done_or_stuck_in(waiter, "_withdraw"))
+    assert call.outcome is None, call.outcome
+    waiter.join(DEADLINE)
+    assert not waiter.is_alive() and out == [False]
+    assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
+    assert limiter.green_acquire(blocking=False)
+    limiter.green_release()
+
+
 def test_limiter_acquire_on_behalf_of(world: str) -> None:
     """Issue 14: a borrower may be any hashable object; it shows in
     `borrowers`, may be released from any task, borrows once."""
