@@ -10871,6 +10871,37 @@ def test_stress_put_racing_shutdown(
     assert orders["before"] and orders["after"], orders
 
 
+@stress
+@ALL_QUEUES
+def test_stress_gets_racing_graceful_shutdown(
+    factory: str, fast_switching: None
+) -> None:
+    """Review: rounds of three getters and a graceful shutdown in four
+    threads over a queue made with two items (one batch of ready units,
+    split by the first getter): no getter is refused while an item is left,
+    so exactly two get one and the third gets QueueShutDown."""
+
+    def get(state: dict[str, Any]) -> Any:
+        return state["q"].green_get(timeout=DEADLINE)
+
+    def stop(state: dict[str, Any]) -> Any:
+        return state["q"].shutdown()
+
+    def check(state: dict[str, Any], outcomes: list[Any]) -> None:
+        q = state["q"]
+        got = outcomes[:3]
+        items = sorted(r for r in got if not isinstance(r, BaseException))
+        refused = [r for r in got if isinstance(r, aiologic.QueueShutDown)]
+        assert items == [1, 2] and len(refused) == 1, outcomes
+        assert outcomes[3] is None, outcomes
+        assert len(q) == 0 and q.waiting == 0, (q, outcomes)
+
+    rounds = _rounds(
+        [get, get, get, stop], lambda: {"q": _make_queue(factory, [1, 2])}, check
+    )
+    assert rounds > 10, rounds
+
+
 class _Flaky(aiologic.Queue):  # type: ignore[type-arg]
     """Hooks that raise now and then, having changed nothing."""
 
