@@ -10484,6 +10484,40 @@ def test_stress_condition(lock_name: str, fast_switching: None) -> None:
         assert cv.notify() == 0
 
 
+@stress
+def test_stress_concurrent_notifies(fast_switching: None) -> None:
+    """Review: notifiers in two threads at once (a lockless Condition),
+    waiters in three with short timeouts: every notification counted is one
+    wait returning True, and no waiter that left is kept in `waiting`."""
+    cv = aiologic.Condition(None)
+    stop = threading.Event()
+    counted: list[int] = []
+    returned: list[bool] = []
+
+    def notifier() -> None:
+        while not stop.is_set():
+            counted.append(cv.notify())
+
+    def waiter(seed: int) -> None:
+        rng = random.Random(seed)
+        while not stop.is_set():
+            returned.append(cv.wait(rng.choice((0.0, 1e-5, 1e-3))))
+
+    threads = [threading.Thread(target=notifier, daemon=True) for _ in range(2)]
+    threads += [
+        threading.Thread(target=waiter, args=(i,), daemon=True) for i in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(STRESS_SECONDS)  # the length of the run, not a synchronisation
+    stop.set()
+    for thread in threads:
+        thread.join(STRESS_DEADLINE)
+        assert not thread.is_alive(), _stack_of(thread)
+    assert sum(counted) == returned.count(True), (sum(counted), len(returned))
+    assert cv.waiting == 0, cv
+
+
 # -- RWLock ---------------------------------------------------------------------
 
 
