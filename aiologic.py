@@ -3176,7 +3176,7 @@ class CapacityLimiter(_Parking):
         with self._lock:
             self._total_tokens = value
             woken = self._admit()
-        _wake_claimed(woken)
+        self._wake(woken)
 
     @property
     def available_tokens(self) -> float:
@@ -3233,6 +3233,26 @@ class CapacityLimiter(_Parking):
                 token.data = (key, 0)
             woken.append(token)
         return woken
+
+    def _wake(self, woken: list[_Token]) -> None:
+        # Outside `_lock`. A waiter whose wake-up cannot be delivered (its
+        # loop or hub is gone) counts as given up: its borrow is taken back,
+        # which may let the waiters behind it in.
+        while woken:
+            lost = [token for token in woken if not token.wake()]
+            if not lost:
+                return
+            with self._lock:
+                borrowers = self._borrowers
+                for token in lost:
+                    key, depth = token.data
+                    if depth:  # 0: `_admit` refused it, nothing to undo
+                        held = borrowers[key]
+                        if held > depth:
+                            borrowers[key] = held - depth
+                        else:
+                            del borrowers[key]
+                woken = self._admit()
 
     def _take(self, key: object, depth: int) -> bool:
         """Borrow for *key* if that needs no wait (under `_lock`)."""
@@ -3322,7 +3342,7 @@ class CapacityLimiter(_Parking):
                 return
             del borrowers[key]
             woken = self._admit()
-        _wake_claimed(woken)
+        self._wake(woken)
 
     # -- the two faces: they only choose how to park
 
@@ -3449,11 +3469,6 @@ def _behalf(borrower: object) -> tuple[object, object]:
 def _shown(key: Any) -> object:
     # A record of `_borrowers` as `borrowers` shows it.
     return key[1] if key.__class__ is tuple else _task_identity(key)
-
-
-def _wake_claimed(tokens: list[_Token]) -> None:
-    for token in tokens:
-        token.wake()
 
 
 class RCapacityLimiter(CapacityLimiter):

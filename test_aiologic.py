@@ -4513,7 +4513,7 @@ def test_limiter_count_is_exact_right_after_a_hand_off() -> None:
     waiter, got = _named_waiter(limiter, "W")
     wait_until(lambda: limiter.waiting == 1)
     # Pause the releaser after the hand-off was decided, before the wake.
-    pause = PauseAt(aiologic.CapacityLimiter._release, "_wake_claimed(woken)")
+    pause = PauseAt(aiologic.CapacityLimiter._release, "self._wake(woken)")
     releaser, _ = pause.thread(lambda: limiter.green_release_on_behalf_of("A"))
     assert dict(limiter.borrowers) == {"W": 1} and limiter.borrowed_tokens == 1
     assert limiter.available_tokens == 0 and limiter.waiting == 0
@@ -4638,6 +4638,29 @@ def test_limiter_waiter_withdraws_while_a_release_admits(factory: str) -> None:
     assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
     assert limiter.green_acquire(blocking=False)
     limiter.green_release()
+
+
+@pytest.mark.parametrize("factory", ["CapacityLimiter", "RCapacityLimiter"])
+def test_limiter_admits_past_a_waiter_whose_loop_closed(factory: str) -> None:
+    """Review (after the core's undeliverable wake-ups): the head waiter's
+    loop closed, so the token admitted for it cannot be delivered; its
+    borrow is taken back and the next waiter gets in (no leaked token)."""
+    import asyncio
+
+    limiter = getattr(aiologic, factory)(1)
+    assert limiter.green_acquire_on_behalf_of("x")
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(limiter.async_acquire())
+    loop.run_until_complete(asyncio.sleep(0))  # it publishes, parks
+    loop.close()
+    task._log_destroy_pending = False
+    assert limiter.waiting == 1
+    waiter = _Thread(lambda: limiter.green_acquire(timeout=DEADLINE))
+    wait_until(lambda: limiter.waiting == 2)
+    limiter.green_release_on_behalf_of("x")
+    assert waiter.result() is True
+    assert limiter.borrowed_tokens == 1 and limiter.waiting == 0
+    assert list(limiter.borrowers.values()) == [1]
 
 
 def test_limiter_acquire_on_behalf_of(world: str) -> None:
