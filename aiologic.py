@@ -3609,8 +3609,14 @@ class _NoLock:
     def release_save(self, data: Any) -> Any:
         return None
 
-    def wake(self, token: _Token) -> None:
-        token.set()
+    def wake(self, token: _Token) -> bool:
+        """Hand the notification over; False if its waiter is gone (its loop
+        closed, its hub or run ended) and cannot take it."""
+        if not token.claim():
+            # It gave up as we notified it; having lost its claim on the
+            # notification, it returns True: it is counted.
+            return True
+        return token.wake()
 
     def handed_over(self, waiter: _ConditionWaiter) -> None:
         pass
@@ -3725,8 +3731,11 @@ class _OurLock(_NoLock):
         self.lock._give_back(data)
         return data
 
-    def wake(self, token: _Token) -> None:
+    def wake(self, token: _Token) -> bool:
+        # The lock's hand-off skips a waiter whose wake-up cannot be
+        # delivered; the notification itself is then spent.
         self.lock._adopt(token)
+        return True
 
     def handed_over(self, waiter: _ConditionWaiter) -> None:
         self.lock._claimed_by(waiter.saved)
@@ -4130,8 +4139,8 @@ class Condition(_Waiting):
                 waiter.unnotified.pop()
             except IndexError:  # it gave up first
                 continue
-            self._adapter.wake(waiter.token)
-            woken += 1
+            if self._adapter.wake(waiter.token):
+                woken += 1
         return woken
 
 

@@ -3269,6 +3269,38 @@ def test_condition_notify_does_not_keep_a_waiter_that_left() -> None:
     assert cv.waiting == 0
 
 
+@pytest.mark.parametrize("lock_name", ["None", "threading.Lock"])
+def test_condition_notify_skips_a_waiter_whose_loop_closed(lock_name: str) -> None:
+    """Review (after the core's undeliverable wake-ups): the oldest waiter's
+    loop closed; notify cannot hand it the notification, so it neither
+    counts it nor spends the notification on it: the next waiter gets it."""
+    import asyncio
+
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+
+    async def dead_wait() -> Any:
+        with cv:
+            return await cv
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(dead_wait())
+    loop.run_until_complete(asyncio.sleep(0))  # it publishes, parks
+    loop.close()
+    task._log_destroy_pending = False
+    assert cv.waiting == 1
+
+    def wait() -> Any:
+        with cv:
+            return cv.wait(DEADLINE)
+
+    waiter = _Thread(wait)
+    wait_until(lambda: cv.waiting == 2)
+    with cv:
+        assert cv.notify() == 1
+    assert waiter.result() is True
+    assert cv.waiting == 0
+
+
 class _FlakyLock:
     """A threading lock whose acquire() can be told to fail once."""
 
