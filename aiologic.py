@@ -13,7 +13,7 @@ loop closed, its run or hub gone) counts as given up.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = (
     # events and flags
