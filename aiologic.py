@@ -3246,12 +3246,15 @@ class CapacityLimiter(_Parking):
                 borrowers = self._borrowers
                 for token in lost:
                     key, depth = token.data
-                    if depth:  # 0: `_admit` refused it, nothing to undo
-                        held = borrowers[key]
-                        if held > depth:
-                            borrowers[key] = held - depth
-                        else:
-                            del borrowers[key]
+                    held = borrowers.get(key)
+                    # depth 0: `_admit` refused it; None: a named borrower
+                    # released by another call meanwhile. Nothing to undo.
+                    if not depth or held is None:
+                        continue
+                    if held > depth:  # the same borrower re-entered meanwhile
+                        borrowers[key] = held - depth
+                    else:
+                        del borrowers[key]
                 woken = self._admit()
 
     def _take(self, key: object, depth: int) -> bool:

@@ -11627,6 +11627,200 @@ def test_fault_queue_item_survives_a_getter_that_can_no_longer_run(
     assert queue.waiting == 0 and len(queue) == 0
 
 
+@pytest.mark.parametrize(
+    "factory", ["Queue", "LifoQueue", "PriorityQueue", "SimpleQueue"]
+)
+@pytest.mark.parametrize("dead", DEAD_WAITERS)
+def test_fault_queue_item_goes_past_a_getter_that_can_no_longer_run(
+    dead: str, factory: str
+) -> None:
+    """The item put for a getter that can never run again goes to the getter
+    behind it; with nobody behind, it stays in the queue."""
+    q = getattr(aiologic, factory)()
+    keep = _abandoned_waiter(dead, q.green_get, q.async_get, lambda: q.getting == 1)
+
+    async def other(w: World) -> Any:
+        return await w.get(q, timeout=DEADLINE)
+
+    actor = Actor("threading", other)
+    wait_until(lambda: q.getting == 2, actors=[actor])
+    q.green_put(1)
+    assert actor.join() == 1
+    assert q.getting == 0 and len(q) == 0
+    keep += _abandoned_waiter(dead, q.green_get, q.async_get, lambda: q.getting == 1)
+    q.green_put(2)
+    assert q.getting == 0 and len(q) == 1
+    _close_abandoned(keep)
+    assert q.green_get(blocking=False) == 2
+    assert q.getting == 0 and len(q) == 0
+
+
+@pytest.mark.parametrize("factory", ["Queue", "LifoQueue", "PriorityQueue"])
+@pytest.mark.parametrize("dead", DEAD_WAITERS)
+def test_fault_queue_slot_goes_past_a_putter_that_can_no_longer_run(
+    dead: str, factory: str
+) -> None:
+    """The slot freed for a putter that can never run again goes to the
+    putter behind it; with nobody behind, it stays free."""
+    q = getattr(aiologic, factory)(maxsize=1)
+    q.green_put(0)
+
+    def parked() -> bool:
+        return q.putting == 1  # type: ignore[no-any-return]
+
+    keep = _abandoned_waiter(
+        dead, lambda: q.green_put(-1), lambda: q.async_put(-1), parked
+    )
+
+    async def other(w: World) -> Any:
+        await w.put(q, 1, timeout=DEADLINE)
+        return True
+
+    actor = Actor("threading", other)
+    wait_until(lambda: q.putting == 2, actors=[actor])
+    assert q.green_get(blocking=False) == 0
+    assert actor.join() is True
+    assert q.putting == 0 and len(q) == 1
+    keep += _abandoned_waiter(
+        dead, lambda: q.green_put(-1), lambda: q.async_put(-1), parked
+    )
+    assert q.green_get(blocking=False) == 1
+    assert q.putting == 0 and len(q) == 0
+    _close_abandoned(keep)
+    q.green_put(2, blocking=False)  # the slot is free
+    assert q.putting == 0 and list(q.green_get(blocking=False) for _ in "x") == [2]
+
+
+@pytest.mark.parametrize("factory", ["CapacityLimiter", "RCapacityLimiter"])
+@pytest.mark.parametrize("dead", DEAD_WAITERS)
+def test_fault_limiter_token_goes_past_a_waiter_that_can_no_longer_run(
+    dead: str, factory: str
+) -> None:
+    """A token given back, or made by a raised total, is admitted to the
+    waiter behind one that can never run again; with nobody behind, it stays
+    free. The dead waiter is never left counted as a borrower."""
+    limiter = getattr(aiologic, factory)(1)
+
+    def parked() -> bool:
+        return limiter.waiting == 1  # type: ignore[no-any-return]
+
+    async def other(w: World) -> Any:
+        assert await w.acquire(limiter, timeout=DEADLINE)
+        w.release(limiter)
+        return True
+
+    assert limiter.green_acquire_on_behalf_of("holder")
+    keep = _abandoned_waiter(dead, limiter.green_acquire, limiter.async_acquire, parked)
+    actor = Actor("threading", other)
+    wait_until(lambda: limiter.waiting == 2, actors=[actor])
+    limiter.green_release_on_behalf_of("holder")
+    assert actor.join() is True
+    assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
+
+    # A raised total admits past it too.
+    limiter.total_tokens = 0
+    keep += _abandoned_waiter(
+        dead, limiter.green_acquire, limiter.async_acquire, parked
+    )
+    actor = Actor("threading", other)
+    wait_until(lambda: limiter.waiting == 2, actors=[actor])
+    limiter.total_tokens = 1
+    assert actor.join() is True
+    assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
+
+    # Nobody behind: the token ends up free.
+    assert limiter.green_acquire_on_behalf_of("holder")
+    keep += _abandoned_waiter(
+        dead, limiter.green_acquire, limiter.async_acquire, parked
+    )
+    limiter.green_release_on_behalf_of("holder")
+    assert dict(limiter.borrowers) == {} and limiter.waiting == 0
+    _close_abandoned(keep)
+    assert limiter.borrowed_tokens == 0 and limiter.available_tokens == 1
+
+
+def test_fault_limiter_dead_waiter_of_a_borrower_that_reentered() -> None:
+    """An RCapacityLimiter waiter for a named borrower that got in by another
+    call meanwhile is admitted on top of it; if its wake-up cannot be
+    delivered, only its own depth is taken back."""
+    limiter = aiologic.RCapacityLimiter(1)
+    assert limiter.green_acquire_on_behalf_of("holder")
+    keep = _abandoned_waiter(
+        "asyncio-closed",
+        lambda: None,
+        lambda: limiter.async_acquire_on_behalf_of("B"),
+        lambda: limiter.waiting == 1,
+    )
+    # Pause the releaser once B is admitted, before its wake-up; B then
+    # gets in by another call.
+    pause = PauseAt(aiologic.CapacityLimiter._release, "self._wake(woken)")
+    releaser, _ = pause.thread(lambda: limiter.green_release_on_behalf_of("holder"))
+    assert dict(limiter.borrowers) == {"B": 1}
+    limiter.total_tokens = 2
+    assert limiter.green_acquire_on_behalf_of("B", blocking=False)
+    assert dict(limiter.borrowers) == {"B": 2}
+    pause.resume(releaser)
+    assert dict(limiter.borrowers) == {"B": 1} and limiter.waiting == 0
+    limiter.green_release_on_behalf_of("B")
+    assert limiter.borrowed_tokens == 0
+    _close_abandoned(keep)
+
+
+def test_fault_limiter_dead_waiter_of_a_borrower_released_meanwhile() -> None:
+    """A waiter for a named borrower is admitted, and before the releaser
+    finds its wake-up undeliverable, another call releases that borrower:
+    taking the admission back finds nothing to undo and raises nothing."""
+    limiter = aiologic.CapacityLimiter(1)
+    assert limiter.green_acquire_on_behalf_of("holder")
+    keep = _abandoned_waiter(
+        "asyncio-closed",
+        lambda: None,
+        lambda: limiter.async_acquire_on_behalf_of("B"),
+        lambda: limiter.waiting == 1,
+    )
+    pause = PauseAt(aiologic.CapacityLimiter._release, "self._wake(woken)")
+    releaser, out = pause.thread(lambda: limiter.green_release_on_behalf_of("holder"))
+    assert dict(limiter.borrowers) == {"B": 1}
+    limiter.green_release_on_behalf_of("B")
+    assert dict(limiter.borrowers) == {}
+    pause.resume(releaser)
+    assert out == [None]
+    assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
+    assert limiter.available_tokens == 1
+    _close_abandoned(keep)
+
+
+def test_fault_limiter_dead_waiter_closed_while_its_wake_up_is_taken_back() -> None:
+    """The releaser found the wake-up of a closed loop's task undeliverable
+    and is about to take its admission back when that task's coroutine is
+    closed (as when it is collected): exactly one of the two lets it out,
+    and the token goes to the waiter behind."""
+    limiter = aiologic.CapacityLimiter(1)
+    assert limiter.green_acquire_on_behalf_of("holder")
+    keep = _abandoned_waiter(
+        "asyncio-closed",
+        limiter.green_acquire,
+        limiter.async_acquire,
+        lambda: limiter.waiting == 1,
+    )
+
+    async def other(w: World) -> Any:
+        assert await w.acquire(limiter, timeout=DEADLINE)
+        w.release(limiter)
+        return True
+
+    actor = Actor("threading", other)
+    wait_until(lambda: limiter.waiting == 2, actors=[actor])
+    pause = PauseAt(aiologic._Token._take_back, "self._pending.remove(False)")
+    releaser, out = pause.thread(lambda: limiter.green_release_on_behalf_of("holder"))
+    keep[0].get_coro().close()  # the waiter leaves: its admission is its own
+    assert actor.join() is True
+    pause.resume(releaser)
+    assert out == [None]
+    assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
+    assert limiter.available_tokens == 1
+
+
 @pytest.mark.parametrize("dead", DEAD_WAITERS)
 def test_fault_rwlock_passes_over_a_waiter_that_can_no_longer_run(dead: str) -> None:
     """A waiter let in whose wake-up cannot be delivered (its loop closed, its
