@@ -131,10 +131,6 @@ if TYPE_CHECKING:
             self, timeout: float | None, /
         ) -> Coroutine[Any, Any, _R_co]: ...
 
-    class _Owner(Protocol):
-        # What `_green_park`/`_async_park` need from the primitive waited on.
-        def _withdraw(self, token: _Token, /) -> None: ...
-        def _undo(self, token: _Token, /) -> None: ...
 else:
     # Stand in for the TypeVars in class bases like Queue[_T].
     _T = _OrderedT = _LockT = _TypeVarStandIn = object()
@@ -1309,7 +1305,8 @@ def _discard(waiters: deque[Any], item: object) -> None:
 
 
 class _Parking:
-    """What a parked waiter needs from its primitive when it leaves early."""
+    """A primitive's waiter deque, and parking on it: a waiter that leaves
+    early withdraws its token or passes on what was handed to it."""
 
     __slots__ = ()
 
@@ -1331,39 +1328,37 @@ class _Parking:
         # Something was handed to a waiter that is leaving anyway: pass it on.
         pass
 
-
-def _green_park(token: _GreenToken, timeout: float | None, owner: _Owner) -> bool:
-    """Park a published green token: True if it was set, False on timeout."""
-    try:
-        _check_green_park(owner)  # a warning filtered as error leaves, too
-        token.park(timeout)
-    # Not only Exception: gevent's Timeout and GreenletExit, KeyboardInterrupt.
-    except BaseException:
+    def _green_park(self, token: _GreenToken, timeout: float | None) -> bool:
+        """Park a published green token: True if it was set, False on timeout."""
+        try:
+            _check_green_park(self)  # a warning filtered as error leaves, too
+            token.park(timeout)
+        # Not only Exception: gevent's Timeout and GreenletExit, KeyboardInterrupt.
+        except BaseException:
+            if token.cancel():
+                self._withdraw(token)
+            else:
+                self._undo(token)
+            raise
         if token.cancel():
-            owner._withdraw(token)
-        else:
-            owner._undo(token)
-        raise
-    if token.cancel():
-        owner._withdraw(token)
-        return False
-    return True
+            self._withdraw(token)
+            return False
+        return True
 
-
-async def _async_park(token: _AsyncToken, timeout: float | None, owner: _Owner) -> bool:
-    """Park a published async token: True if it was set, False on timeout."""
-    try:
-        await token.park(timeout)
-    except BaseException:  # asyncio.CancelledError, trio.Cancelled
+    async def _async_park(self, token: _AsyncToken, timeout: float | None) -> bool:
+        """Park a published async token: True if it was set, False on timeout."""
+        try:
+            await token.park(timeout)
+        except BaseException:  # asyncio.CancelledError, trio.Cancelled
+            if token.cancel():
+                self._withdraw(token)
+            else:
+                self._undo(token)
+            raise
         if token.cancel():
-            owner._withdraw(token)
-        else:
-            owner._undo(token)
-        raise
-    if token.cancel():
-        owner._withdraw(token)
-        return False
-    return True
+            self._withdraw(token)
+            return False
+        return True
 
 
 # State made on first use: waiter deques (an empty deque costs ~760 bytes on
@@ -1654,7 +1649,7 @@ class _Waitable(_Parking):
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
                 self._green_checkpoint(data, result)
             return result
-        return self._finish(data, result, _green_park(result, timeout, self))
+        return self._finish(data, result, self._green_park(result, timeout))
 
     async def _async_acquire(
         self, data: Any, blocking: bool = True, timeout: float | None = None
@@ -1664,7 +1659,7 @@ class _Waitable(_Parking):
             if blocking and _async_checkpoint_due():
                 await self._async_checkpoint(data, result)
             return result
-        return self._finish(data, result, await _async_park(result, timeout, self))
+        return self._finish(data, result, await self._async_park(result, timeout))
 
     def _give_back(self, data: Any) -> None:
         """Give back a unit the caller holds (undoing `_claimed_by`)."""
@@ -1746,7 +1741,7 @@ class _StateEvent(_Waiting, _Parking):
             if _GREEN_CHECKPOINTS_ANY or _overrides_active:
                 green_checkpoint()
             return result
-        return _green_park(result, timeout, self)
+        return self._green_park(result, timeout)
 
     async def _async_wait(self, timeout: float | None) -> bool:
         if timeout is not None:
@@ -1756,7 +1751,7 @@ class _StateEvent(_Waiting, _Parking):
             if _async_checkpoint_due():
                 await async_checkpoint()
             return result
-        return await _async_park(result, timeout, self)
+        return await self._async_park(result, timeout)
 
 
 class Event(_StateEvent):
@@ -3354,7 +3349,7 @@ class CapacityLimiter(_Parking):
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
                 self._green_checkpoint(key, depth, result)
             return result
-        return _green_park(result, timeout, self) and self._handed(result)
+        return self._green_park(result, timeout) and self._handed(result)
 
     async def _async(
         self, key: object, depth: int, blocking: bool, timeout: float | None
@@ -3364,7 +3359,7 @@ class CapacityLimiter(_Parking):
             if blocking and _async_checkpoint_due():
                 await self._async_checkpoint(key, depth, result)
             return result
-        return await _async_park(result, timeout, self) and self._handed(result)
+        return await self._async_park(result, timeout) and self._handed(result)
 
     def _green_checkpoint(self, key: object, depth: int, borrowed: bool) -> None:
         try:
