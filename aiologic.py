@@ -1832,6 +1832,14 @@ class _REventGeneration(Event):
         Event.__init__(self)
         self._clearable = [True]
 
+    def retire(self) -> bool:
+        """True for the one clear() that may replace this generation."""
+        try:
+            self._clearable.pop()
+        except IndexError:  # another clear() is replacing it
+            return False
+        return True
+
 
 class REvent(Event):
     """A reusable event: like `Event`, plus `clear()`.
@@ -1869,13 +1877,8 @@ class REvent(Event):
     def clear(self) -> None:
         """Reset to unset; later waits block until the next `set()`."""
         generation = self._generation
-        if not generation:
-            return
-        try:
-            generation._clearable.pop()
-        except IndexError:  # another clear() is replacing it
-            return
-        self._generation = _REventGeneration()
+        if generation and generation.retire():
+            self._generation = _REventGeneration()
 
     @property
     def waiting(self) -> int:
@@ -1889,7 +1892,7 @@ class REvent(Event):
         return self._generation.wait(timeout)
 
     async def _async_wait(self, timeout: float | None) -> bool:
-        return await self._generation._async_wait(timeout)
+        return await self._generation.with_(timeout)
 
 
 class CountdownEvent(_Waiting):
