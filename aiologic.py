@@ -2405,6 +2405,13 @@ class Lock(_Waitable):
         if reason is not None:
             raise RuntimeError(reason)
 
+    def _saved_for_wait(self, me: object) -> Any:
+        # For a Condition wait by *me*: what takes the lock back afterwards.
+        owner = self._owner
+        if owner != me or me is None:
+            _not_held(owner, me)
+        return me
+
     def _release_by(self, me: object) -> None:
         owner = self._owner
         if owner != me:
@@ -2544,6 +2551,13 @@ class RLock(Lock):
         if isinstance(owner, _Token):
             return owner.data[0]
         return owner
+
+    def _saved_for_wait(self, me: object) -> Any:
+        # Every level: a Condition wait releases them all and takes them back.
+        owner = self._owner
+        if owner != me or me is None:
+            _not_held(owner, me)
+        return (me, self._count)
 
     def _reenter(self, data: Any) -> bool:
         # Only the owner can see itself in `_owner`: no hand-off races with
@@ -3756,35 +3770,18 @@ class _OurLock(_NoLock):
 
 
 class _OurOwnedLock(_OurLock):
-    """Our Lock: only its owner may wait."""
+    """Our Lock or RLock: only its owner may wait (an RLock's wait releases
+    every level and takes them all back)."""
 
     __slots__ = ()
 
     def owned_data(self, current_task: Callable[[], object]) -> Any:
-        me = current_task()
-        if self.lock._owner != me or me is None:
-            _not_held(self.lock._owner, me)
-        return me
-
-
-class _OurRLock(_OurLock):
-    """Our RLock: a wait releases every level and takes them all back."""
-
-    __slots__ = ()
-
-    def owned_data(self, current_task: Callable[[], object]) -> Any:
-        me = current_task()
-        lock = self.lock
-        if lock._owner != me or me is None:
-            _not_held(lock._owner, me)
-        return (me, lock._count)
+        return self.lock._saved_for_wait(current_task())
 
 
 def _lock_adapter(lock: Any) -> _NoLock:
     if lock is None:
         return _NoLock(lock)
-    if isinstance(lock, RLock):
-        return _OurRLock(lock)
     if isinstance(lock, Lock):
         return _OurOwnedLock(lock)
     if isinstance(lock, Semaphore):
