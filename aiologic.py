@@ -5620,12 +5620,13 @@ class RWLock:
 class _RWCore(_Waitable):
     """The state of one `RWLock`, shared by its two sides.
 
-    The waiting is `_Waitable`'s (a side calls `_green_acquire` or
-    `_async_acquire` with ``(kind, task)``), but a grant reads and changes
-    the holders and the queue together, so the steps that `_Waitable` does
-    with single atomic operations (`_begin`, the hand-off, `_withdraw`) run
-    here under `_mutex`: a plain lock held for a few operations, never while
-    anyone waits, and released before the granted waiters are woken.
+    The waiting is `_Waitable`'s (a side calls `green_acquire` or
+    `async_acquire` with ``(kind, task)``, then `release`), but a grant reads
+    and changes the holders and the queue together, so the steps that
+    `_Waitable` does with single atomic operations (`_begin`, the hand-off,
+    `_withdraw`) run here under `_mutex`: a plain lock held for a few
+    operations, never while anyone waits, and released before the granted
+    waiters are woken.
     """
 
     __slots__ = ("_mutex", "_readers", "_waiters", "_writer")
@@ -5650,6 +5651,11 @@ class _RWCore(_Waitable):
         if readers:
             return f"reading, readers={readers}"
         return "unlocked"
+
+    # What a side calls: `_Waitable`'s acquire (aliased, not wrapped: no
+    # extra call), `release`, and the three views of the state.
+    green_acquire = _Waitable._green_acquire  # ((kind, task), blocking, timeout)
+    async_acquire = _Waitable._async_acquire
 
     def held(self, kind: str) -> bool:
         if kind is _WRITE:
@@ -5794,7 +5800,7 @@ class _RWCore(_Waitable):
             granted = self._grant()
         self._wake(granted)
 
-    def _release(self, data: Any) -> None:
+    def release(self, data: Any) -> None:
         kind, task = data
         with self._mutex:
             if kind is _WRITE:
@@ -5823,10 +5829,10 @@ class _RWCore(_Waitable):
 
     def _undo(self, token: _Token) -> None:
         # Granted to a waiter that is leaving anyway: it releases.
-        self._release(token.data)
+        self.release(token.data)
 
     def _give_back(self, data: Any) -> None:
-        self._release(data)
+        self.release(data)
 
 
 class _RWSide:
@@ -5863,7 +5869,7 @@ class _RWSide:
         """Acquire this side in green code; False if not acquired."""
         blocking, timeout = _acquire_args(blocking, timeout)
         data = (self._kind, _green_task())
-        return self._core._green_acquire(data, blocking, timeout)
+        return self._core.green_acquire(data, blocking, timeout)
 
     async def async_acquire(
         self, *, blocking: bool = True, timeout: float | None = None
@@ -5871,15 +5877,15 @@ class _RWSide:
         """Acquire this side in async code; False if not acquired."""
         blocking, timeout = _acquire_args(blocking, timeout)
         data = (self._kind, _current_async_task())
-        return await self._core._async_acquire(data, blocking, timeout)
+        return await self._core.async_acquire(data, blocking, timeout)
 
     def green_release(self) -> None:
         """Release this side, held by the current green task."""
-        self._core._release((self._kind, _green_task()))
+        self._core.release((self._kind, _green_task()))
 
     def async_release(self) -> None:
         """Release this side, held by the current async task."""
-        self._core._release((self._kind, _current_async_task()))
+        self._core.release((self._kind, _current_async_task()))
 
     def __enter__(self) -> Self:
         self.green_acquire()
