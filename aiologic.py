@@ -844,6 +844,13 @@ class _Token:
         # (it takes the hand-off back; the token counts as given up).
         # `gave_up` is None until the waiter's first cancel(), then its
         # answer; only the waiter writes it.
+        # `data` is what the primitive needs to finish the claim for the
+        # waiter: None (Event, Semaphore, a queue's semaphores), its stamp
+        # (CountdownEvent), its task (Lock), (task, depth) (RLock),
+        # (borrower, depth) (CapacityLimiter), (kind, task) (RWLock); a
+        # Condition waiter's token carries what its lock's would, as a notify
+        # queues it on that lock. A queue's shutdown() overwrites it with
+        # _SHUT_DOWN before it sets the token ("no unit: shut down").
         self._pending = [True, False]
         self.data = data
         self.gave_up: bool | None = None
