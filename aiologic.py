@@ -1342,26 +1342,28 @@ class _Parking:
             token.park(timeout)
         # Not only Exception: gevent's Timeout and GreenletExit, KeyboardInterrupt.
         except BaseException:
-            if token.cancel():
-                self._withdraw(token)
-            else:
-                self._undo(token)
+            self._park_failed(token)
             raise
-        if token.cancel():
-            self._withdraw(token)
-            return False
-        return True
+        return self._park_ended(token)
 
     async def _async_park(self, token: _AsyncToken, timeout: float | None) -> bool:
         """Park a published async token: True if it was set, False on timeout."""
         try:
             await token.park(timeout)
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
-            if token.cancel():
-                self._withdraw(token)
-            else:
-                self._undo(token)
+            self._park_failed(token)
             raise
+        return self._park_ended(token)
+
+    def _park_failed(self, token: _Token) -> None:
+        # The park raised: withdraw, or pass on what was handed over meanwhile.
+        if token.cancel():
+            self._withdraw(token)
+        else:
+            self._undo(token)
+
+    def _park_ended(self, token: _Token) -> bool:
+        # The park returned: True if the token was set, False if timed out.
         if token.cancel():
             self._withdraw(token)
             return False
