@@ -4511,8 +4511,9 @@ def _check_maxsize(maxsize: float | None) -> int:
 class _QueueSemaphore(Semaphore):
     # Counts a queue's items or free slots; refuses waiters once shut down.
     # It knows nothing of its queue: a queue and its parts form no reference
-    # cycle, so reference counting alone frees a dropped queue.
-    __slots__ = ("_refusing", "_shut_down")
+    # cycle, so reference counting alone frees a dropped queue. Its queue
+    # uses only what is named here, none of Semaphore's internals.
+    __slots__ = ("is_shut_down", "refusing")
 
     if TYPE_CHECKING:
         # Semaphore.__new__ ignores the arguments of a subclass.
@@ -4521,16 +4522,44 @@ class _QueueSemaphore(Semaphore):
     def __init__(self, value: int) -> None:
         Semaphore.__init__(self, value)
         # Invariants: both False until set (under the queue's storage lock),
-        # then True for good. `_shut_down`: the queue's shutdown() ran.
-        # `_refusing`: waiting is refused; for free slots, from the shutdown
-        # on; for ready items, once the queue is shut down *and* empty (a
-        # peek may hold the turn of the last items for a moment: the getters
-        # waiting behind it must still get them).
-        self._shut_down = False
-        self._refusing = False
+        # then True for good. `is_shut_down`: the queue's shutdown() ran
+        # (`shut_down()`). `refusing`: waiting is refused (`refuse()`); for
+        # free slots, from the shutdown on; for ready items, once the queue
+        # is shut down *and* empty (a peek may hold the turn of the last
+        # items for a moment: the getters waiting behind it must still get
+        # them).
+        self.is_shut_down = False
+        self.refusing = False
+
+    # A queue takes and gives units through these aliases (not wrappers: a
+    # put or a get pays no extra call).
+    green_take = Semaphore._green_acquire  # (None, blocking, timeout)
+    async_take = Semaphore._async_acquire  # (None, blocking, timeout)
+    take_nowait = Semaphore._try_take
+    give = Semaphore._release  # (count)
+
+    def shut_down(self) -> None:
+        self.is_shut_down = True
+
+    def refuse(self) -> None:
+        # From now on; then `wake_shut_down()` the waiters of now.
+        self.refusing = True
+
+    def wake_shut_down(self) -> None:
+        # Hand every waiter a "shut down" answer instead of a unit.
+        waiters = self._waiters
+        if waiters is None:
+            return
+        while True:
+            try:
+                token = waiters.popleft()
+            except IndexError:
+                return
+            token.data = _SHUT_DOWN
+            token.set()
 
     def _closed(self) -> bool:
-        return self._refusing
+        return self.refusing
 
 
 class _Gets(_GenericBase[_T]):
@@ -4548,7 +4577,7 @@ class _Gets(_GenericBase[_T]):
 
     @property
     def _shutdown(self) -> bool:
-        return self._ready._shut_down
+        return self._ready.is_shut_down
 
     def _storage_lock(self) -> LockType:
         mutex = self._mutex
@@ -4623,7 +4652,7 @@ class _Gets(_GenericBase[_T]):
         if timeout is not None:
             timeout = _check_timeout(timeout)
         blocking = bool(blocking)  # before a unit is taken: it may raise
-        if not self._ready._green_acquire(None, blocking, timeout):
+        if not self._ready.green_take(None, blocking, timeout):
             self._refuse_get()
         return self._take()
 
@@ -4638,10 +4667,10 @@ class _Gets(_GenericBase[_T]):
             timeout = _check_timeout(timeout)
         blocking = bool(blocking)  # before a unit is taken: it may raise
         ready = self._ready
-        if ready._try_take():  # `_async_acquire`'s uncontended path, inline
+        if ready.take_nowait():  # `async_take`'s uncontended path, inline
             if blocking and _async_checkpoint_due():
                 await ready._async_checkpoint(None)
-        elif not await ready._async_acquire(None, blocking, timeout):
+        elif not await ready.async_take(None, blocking, timeout):
             self._refuse_get()
         return self._take()
 
@@ -4654,7 +4683,7 @@ class _Gets(_GenericBase[_T]):
         """
         item, blocking, timeout = self._peek_first(blocking, timeout)
         if item is _NO_ITEM:
-            if not self._ready._green_acquire(None, blocking, timeout):
+            if not self._ready.green_take(None, blocking, timeout):
                 self._refuse_get()
             return self._peek_held()
         if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
@@ -4671,7 +4700,7 @@ class _Gets(_GenericBase[_T]):
         """
         item, blocking, timeout = self._peek_first(blocking, timeout)
         if item is _NO_ITEM:
-            if not await self._ready._async_acquire(None, blocking, timeout):
+            if not await self._ready.async_take(None, blocking, timeout):
                 self._refuse_get()
             return self._peek_held()
         if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
@@ -4755,10 +4784,10 @@ class SimpleQueue(_Gets[_T]):
     def put(self, item: _T, /) -> None:
         """Add *item*; never blocks. `QueueShutDown` after `shutdown()`."""
         with self._mutex or self._storage_lock():
-            if self._ready._shut_down:
+            if self._ready.is_shut_down:
                 raise QueueShutDown
             self._items.append(item)
-            self._ready._release(1)
+            self._ready.give(1)
 
     def put_nowait(self, item: _T, /) -> None:
         """Same as `put` (the stdlib's name)."""
@@ -4776,11 +4805,11 @@ class SimpleQueue(_Gets[_T]):
             items = self._items
             drop = items.pop if self._NEXT == 0 else items.popleft
             removed = 0
-            while len(items) > removed and ready._try_take():
+            while len(items) > removed and ready.take_nowait():
                 removed += 1
             for _ in range(removed):
                 drop()
-        if ready._shut_down and not items:
+        if ready.is_shut_down and not items:
             self._drained()
 
     def green_put(
@@ -4806,7 +4835,7 @@ class SimpleQueue(_Gets[_T]):
             item = items.popleft() if self._NEXT == 0 else items.pop()
         except IndexError:  # emptied by shutdown(immediate=True)
             raise QueueShutDown from None
-        if self._ready._shut_down and not items:
+        if self._ready.is_shut_down and not items:
             self._drained()
         return item
 
@@ -4816,8 +4845,8 @@ class SimpleQueue(_Gets[_T]):
         # that empties it reads the flag after the items: one of them, at
         # least, sees both.)
         ready = self._ready
-        ready._refusing = True
-        _wake_shut_down(ready)
+        ready.refuse()
+        ready.wake_shut_down()
 
     def _peek_now(self) -> Any:
         with self._storage_lock():
@@ -4831,7 +4860,7 @@ class SimpleQueue(_Gets[_T]):
             except IndexError:  # emptied by shutdown(immediate=True)
                 raise QueueShutDown from None
             # Inside the section: see Queue._peek_held.
-            self._ready._release(1)
+            self._ready.give(1)
         return item
 
     # Where the next get takes from.
@@ -4850,13 +4879,13 @@ class SimpleQueue(_Gets[_T]):
         immediate = bool(immediate)
         ready = self._ready
         with self._storage_lock():
-            ready._shut_down = True
+            ready.shut_down()
             if immediate:
                 self._items.clear()
         if immediate:
             # Retire the ready units of the dropped items (a getter holding
             # one finds the deque empty and raises); no put adds any now.
-            while ready._try_take():
+            while ready.take_nowait():
                 pass
         if not self._items:
             self._drained()
@@ -5017,19 +5046,21 @@ class Queue(_Gets[_T]):
                 # let in without a slot before this change owe one (`_store`).
                 size = self._qsize()
                 free = _QueueSemaphore(max(bound - size, 0))
-                free._shut_down = free._refusing = self._ready._shut_down
+                if self._ready.is_shut_down:
+                    free.shut_down()
+                    free.refuse()
                 self._free, self._debt = free, max(size - bound, 0)
             elif bound > self._maxsize:
                 self._free_slots(bound - self._maxsize)
             else:
                 # Lowered: take free slots, then owe the rest.
                 cut = self._maxsize - bound
-                while cut and free._try_take():
+                while cut and free.take_nowait():
                     cut -= 1
                 self._debt += cut
             self._maxsize = bound
         if flooded is not None:
-            flooded._release(sys.maxsize)
+            flooded.give(sys.maxsize)
 
     @property
     def putting(self) -> int:
@@ -5066,7 +5097,7 @@ class Queue(_Gets[_T]):
         # raises must not leave a slot taken): the semaphore of free slots to
         # wait on (None: unbounded) and the checked arguments.
         blocking, timeout = _wait_args(blocking, timeout)
-        if self._ready._shut_down:
+        if self._ready.is_shut_down:
             raise QueueShutDown
         return self._free, blocking, timeout
 
@@ -5076,14 +5107,14 @@ class Queue(_Gets[_T]):
             self._put_or_give_back(item, free)
             self._unfinished += 1
             # Inside the critical section: see _Gets.
-            self._ready._release(1)
+            self._ready.give(1)
 
     def _put_or_give_back(self, item: _T, free: _QueueSemaphore | None) -> None:
         # Under `_mutex`. A put refused, or whose hook raised, did not use
         # its slot: the slot goes back (to the oldest putter, or free).
         same_bound = free is self._free
         try:
-            if self._ready._shut_down:
+            if self._ready.is_shut_down:
                 raise QueueShutDown
             self._put(item)
         except BaseException:
@@ -5091,7 +5122,7 @@ class Queue(_Gets[_T]):
                 self._give_back_slot()
             raise
         free = self._free
-        if not same_bound and free is not None and not free._try_take():
+        if not same_bound and free is not None and not free.take_nowait():
             # The put was let in under a bound since replaced (see the maxsize
             # setter): the new bound counted the items of that moment only,
             # so this one takes a free slot, or owes one.
@@ -5110,7 +5141,7 @@ class Queue(_Gets[_T]):
             paid = min(self._debt, count)
             self._debt -= paid
             if count > paid:
-                free._release(count - paid)
+                free.give(count - paid)
 
     def _take(self) -> _T:
         # Called holding a ready unit; an immediate shutdown may have emptied
@@ -5122,13 +5153,13 @@ class Queue(_Gets[_T]):
             except BaseException:
                 # A hook raised, taking nothing: the item stays, and so does
                 # its ready unit (for the oldest getter, or free).
-                ready._release(1)
+                ready.give(1)
                 raise
             if item is not _SHUT_DOWN:
                 self._give_back_slot()
-            drained = ready._shut_down and self._drained()
+            drained = ready.is_shut_down and self._drained()
         if drained:
-            _wake_shut_down(ready)
+            ready.wake_shut_down()
         if item is _SHUT_DOWN:
             raise QueueShutDown
         return item
@@ -5139,9 +5170,9 @@ class Queue(_Gets[_T]):
         # those waiting, outside the lock). Until then, waiting getters stay:
         # a peek may hold the turn of the items left, and hands it on.
         ready = self._ready
-        if ready._refusing or self._qsize():
+        if ready.refusing or self._qsize():
             return False
-        ready._refusing = True
+        ready.refuse()
         return True
 
     def _peek_now(self) -> Any:
@@ -5159,7 +5190,7 @@ class Queue(_Gets[_T]):
             finally:
                 # Inside the section, so that a concurrent immediate shutdown
                 # retires the unit together with the items.
-                self._ready._release(1)
+                self._ready.give(1)
 
     def _refuse_put(self) -> NoReturn:
         if self._shutdown:
@@ -5176,7 +5207,7 @@ class Queue(_Gets[_T]):
         if free is None:
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
                 green_checkpoint()
-        elif not free._green_acquire(None, blocking, timeout):
+        elif not free.green_take(None, blocking, timeout):
             self._refuse_put()
         self._store(item, free)
 
@@ -5188,7 +5219,7 @@ class Queue(_Gets[_T]):
         if free is None:
             if blocking and _async_checkpoint_due():
                 await async_checkpoint()
-        elif not await free._async_acquire(None, blocking, timeout):
+        elif not await free.async_take(None, blocking, timeout):
             self._refuse_put()
         self._store(item, free)
 
@@ -5206,12 +5237,24 @@ class Queue(_Gets[_T]):
         maxsize = self._maxsize
         return 0 < maxsize <= self._qsize()
 
+    def _made_view(self, index: int) -> Any:
+        # The queue keeps its views by weak reference and a view keeps its
+        # queue: no reference cycle, and racing callers agree on one view.
+        with _creation_lock:
+            view = self._views[index]()
+            if view is None:
+                view = (SyncQueueView, AsyncQueueView)[index](self)
+                views = list(self._views)
+                views[index] = _weakref_ref(view)
+                self._views = (views[0], views[1])
+        return view
+
     @property
     def sync_q(self) -> SyncQueueView[_T]:
         """This queue as janus's ``sync_q``: blocking `put`/`get` and the rest."""
         view = self._views[0]()
         if view is None:
-            view = _made_view(self, 0)
+            view = self._made_view(0)
         return view  # type: ignore[no-any-return]
 
     @property
@@ -5219,7 +5262,7 @@ class Queue(_Gets[_T]):
         """This queue as janus's ``async_q``: awaitable `put`/`get`/`join`."""
         view = self._views[1]()
         if view is None:
-            view = _made_view(self, 1)
+            view = self._made_view(1)
         return view  # type: ignore[no-any-return]
 
     @property
@@ -5258,7 +5301,7 @@ class Queue(_Gets[_T]):
             # Only items whose ready unit is free: a unit held means a get or
             # peek in progress counts on its item, which is left to it.
             # (Units without items: an immediate shutdown is retiring them.)
-            while size > removed and ready._try_take():
+            while size > removed and ready.take_nowait():
                 removed += 1
             try:
                 self._drop(removed)
@@ -5266,13 +5309,13 @@ class Queue(_Gets[_T]):
                 # Items that a hook which raised left in place keep their unit.
                 left = removed - (size - self._qsize())
                 if left > 0:
-                    ready._release(left)
+                    ready.give(left)
                     removed -= left
                 self._free_slots(removed)
                 all_done = self._mark_done(removed)
-                drained = ready._shut_down and self._drained()
+                drained = ready.is_shut_down and self._drained()
         if drained:
-            _wake_shut_down(ready)
+            ready.wake_shut_down()
         if all_done is not None:
             all_done.set()
 
@@ -5336,18 +5379,19 @@ class Queue(_Gets[_T]):
         with self._storage_lock():
             # Read under the lock: a maxsize change may replace it.
             free = self._free
-            ready._shut_down = True
+            ready.shut_down()
             if free is not None:
-                free._shut_down = free._refusing = True
+                free.shut_down()
+                free.refuse()
             self._drained()
         try:
             if immediate:
                 self._drop_all()
         finally:
-            if ready._refusing:
-                _wake_shut_down(ready)
+            if ready.refusing:
+                ready.wake_shut_down()
             if free is not None:
-                _wake_shut_down(free)
+                free.wake_shut_down()
 
     def _drop_all(self) -> None:
         with self._storage_lock():
@@ -5359,7 +5403,7 @@ class Queue(_Gets[_T]):
             self._drained()  # the caller wakes the getters
         # Retire the ready units of the dropped items (a getter holding one
         # finds the storage empty and raises); no put adds any now.
-        while self._ready._try_take():
+        while self._ready.take_nowait():
             pass
         if all_done is not None:
             all_done.set()
@@ -5370,39 +5414,12 @@ _NOTHING_UNFINISHED: Final = Event()
 _NOTHING_UNFINISHED.set()
 
 
-def _wake_shut_down(semaphore: Semaphore) -> None:
-    # Hand every waiter a "shut down" answer instead of a unit.
-    waiters = semaphore._waiters
-    if waiters is None:
-        return
-    while True:
-        try:
-            token = waiters.popleft()
-        except IndexError:
-            return
-        token.data = _SHUT_DOWN
-        token.set()
-
-
 # What `_peek_now` returns from an empty queue.
 _NO_ITEM: Final[Any] = object()
 
 
 def _no_view() -> None:
     return None
-
-
-def _made_view(queue: Queue[Any], index: int) -> Any:
-    # The queue keeps its views by weak reference and a view keeps its queue:
-    # no reference cycle, and racing callers agree on one view.
-    with _creation_lock:
-        view = queue._views[index]()
-        if view is None:
-            view = (SyncQueueView, AsyncQueueView)[index](queue)
-            views = list(queue._views)
-            views[index] = _weakref_ref(view)
-            queue._views = (views[0], views[1])
-    return view
 
 
 class _QueueView(_GenericBase[_T]):
@@ -5422,7 +5439,7 @@ class _QueueView(_GenericBase[_T]):
 
     @property
     def closed(self) -> bool:
-        return self._queue._shutdown
+        return self._queue.closed
 
     @property
     def unfinished_tasks(self) -> int:
