@@ -4657,7 +4657,7 @@ def test_limiter_waiter_withdraws_while_a_release_admits(factory: str) -> None:
     emptied under its feet (IndexError, leaving claimed waiters unwoken)."""
     limiter = getattr(aiologic, factory)(1)
     assert limiter.green_acquire_on_behalf_of("x")
-    pause = PauseAt(aiologic._green_park, "owner._withdraw(token)", occurrence=2)
+    pause = PauseAt(aiologic._Parking._park_ended, "self._withdraw(token)")
     waiter, out = pause.thread(lambda: limiter.green_acquire(timeout=SHORT))
     assert limiter.waiting == 1  # timed out, its token still queued
     release = lambda: limiter.green_release_on_behalf_of("x")
