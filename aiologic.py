@@ -131,10 +131,6 @@ if TYPE_CHECKING:
             self, timeout: float | None, /
         ) -> Coroutine[Any, Any, _R_co]: ...
 
-    class _Owner(Protocol):
-        # What `_green_park`/`_async_park` need from the primitive waited on.
-        def _withdraw(self, token: _Token, /) -> None: ...
-        def _undo(self, token: _Token, /) -> None: ...
 else:
     # Stand in for the TypeVars in class bases like Queue[_T].
     _T = _OrderedT = _LockT = _TypeVarStandIn = object()
@@ -848,6 +844,13 @@ class _Token:
         # (it takes the hand-off back; the token counts as given up).
         # `gave_up` is None until the waiter's first cancel(), then its
         # answer; only the waiter writes it.
+        # `data` is what the primitive needs to finish the claim for the
+        # waiter: None (Event, Semaphore, a queue's semaphores), its stamp
+        # (CountdownEvent), its task (Lock), (task, depth) (RLock),
+        # (borrower, depth) (CapacityLimiter), (kind, task) (RWLock); a
+        # Condition waiter's token carries what its lock's would, as a notify
+        # queues it on that lock. A queue's shutdown() overwrites it with
+        # _SHUT_DOWN before it sets the token ("no unit: shut down").
         self._pending = [True, False]
         self.data = data
         self.gave_up: bool | None = None
@@ -1309,7 +1312,8 @@ def _discard(waiters: deque[Any], item: object) -> None:
 
 
 class _Parking:
-    """What a parked waiter needs from its primitive when it leaves early."""
+    """A primitive's waiter deque, and parking on it: a waiter that leaves
+    early withdraws its token or passes on what was handed to it."""
 
     __slots__ = ()
 
@@ -1331,39 +1335,39 @@ class _Parking:
         # Something was handed to a waiter that is leaving anyway: pass it on.
         pass
 
+    def _green_park(self, token: _GreenToken, timeout: float | None) -> bool:
+        """Park a published green token: True if it was set, False on timeout."""
+        try:
+            _check_green_park(self)  # a warning filtered as error leaves, too
+            token.park(timeout)
+        # Not only Exception: gevent's Timeout and GreenletExit, KeyboardInterrupt.
+        except BaseException:
+            self._park_failed(token)
+            raise
+        return self._park_ended(token)
 
-def _green_park(token: _GreenToken, timeout: float | None, owner: _Owner) -> bool:
-    """Park a published green token: True if it was set, False on timeout."""
-    try:
-        _check_green_park(owner)  # a warning filtered as error leaves, too
-        token.park(timeout)
-    # Not only Exception: gevent's Timeout and GreenletExit, KeyboardInterrupt.
-    except BaseException:
+    async def _async_park(self, token: _AsyncToken, timeout: float | None) -> bool:
+        """Park a published async token: True if it was set, False on timeout."""
+        try:
+            await token.park(timeout)
+        except BaseException:  # asyncio.CancelledError, trio.Cancelled
+            self._park_failed(token)
+            raise
+        return self._park_ended(token)
+
+    def _park_failed(self, token: _Token) -> None:
+        # The park raised: withdraw, or pass on what was handed over meanwhile.
         if token.cancel():
-            owner._withdraw(token)
+            self._withdraw(token)
         else:
-            owner._undo(token)
-        raise
-    if token.cancel():
-        owner._withdraw(token)
-        return False
-    return True
+            self._undo(token)
 
-
-async def _async_park(token: _AsyncToken, timeout: float | None, owner: _Owner) -> bool:
-    """Park a published async token: True if it was set, False on timeout."""
-    try:
-        await token.park(timeout)
-    except BaseException:  # asyncio.CancelledError, trio.Cancelled
+    def _park_ended(self, token: _Token) -> bool:
+        # The park returned: True if the token was set, False if timed out.
         if token.cancel():
-            owner._withdraw(token)
-        else:
-            owner._undo(token)
-        raise
-    if token.cancel():
-        owner._withdraw(token)
-        return False
-    return True
+            self._withdraw(token)
+            return False
+        return True
 
 
 # State made on first use: waiter deques (an empty deque costs ~760 bytes on
@@ -1654,7 +1658,7 @@ class _Waitable(_Parking):
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
                 self._green_checkpoint(data, result)
             return result
-        return self._finish(data, result, _green_park(result, timeout, self))
+        return self._finish(data, result, self._green_park(result, timeout))
 
     async def _async_acquire(
         self, data: Any, blocking: bool = True, timeout: float | None = None
@@ -1664,7 +1668,7 @@ class _Waitable(_Parking):
             if blocking and _async_checkpoint_due():
                 await self._async_checkpoint(data, result)
             return result
-        return self._finish(data, result, await _async_park(result, timeout, self))
+        return self._finish(data, result, await self._async_park(result, timeout))
 
     def _give_back(self, data: Any) -> None:
         """Give back a unit the caller holds (undoing `_claimed_by`)."""
@@ -1746,7 +1750,7 @@ class _StateEvent(_Waiting, _Parking):
             if _GREEN_CHECKPOINTS_ANY or _overrides_active:
                 green_checkpoint()
             return result
-        return _green_park(result, timeout, self)
+        return self._green_park(result, timeout)
 
     async def _async_wait(self, timeout: float | None) -> bool:
         if timeout is not None:
@@ -1756,7 +1760,7 @@ class _StateEvent(_Waiting, _Parking):
             if _async_checkpoint_due():
                 await async_checkpoint()
             return result
-        return await _async_park(result, timeout, self)
+        return await self._async_park(result, timeout)
 
 
 class Event(_StateEvent):
@@ -1837,6 +1841,14 @@ class _REventGeneration(Event):
         Event.__init__(self)
         self._clearable = [True]
 
+    def retire(self) -> bool:
+        """True for the one clear() that may replace this generation."""
+        try:
+            self._clearable.pop()
+        except IndexError:  # another clear() is replacing it
+            return False
+        return True
+
 
 class REvent(Event):
     """A reusable event: like `Event`, plus `clear()`.
@@ -1874,13 +1886,8 @@ class REvent(Event):
     def clear(self) -> None:
         """Reset to unset; later waits block until the next `set()`."""
         generation = self._generation
-        if not generation:
-            return
-        try:
-            generation._clearable.pop()
-        except IndexError:  # another clear() is replacing it
-            return
-        self._generation = _REventGeneration()
+        if generation and generation.retire():
+            self._generation = _REventGeneration()
 
     @property
     def waiting(self) -> int:
@@ -1894,7 +1901,7 @@ class REvent(Event):
         return self._generation.wait(timeout)
 
     async def _async_wait(self, timeout: float | None) -> bool:
-        return await self._generation._async_wait(timeout)
+        return await self._generation.with_(timeout)
 
 
 class CountdownEvent(_Waiting):
@@ -2407,6 +2414,13 @@ class Lock(_Waitable):
         if reason is not None:
             raise RuntimeError(reason)
 
+    def _saved_for_wait(self, me: object) -> Any:
+        # For a Condition wait by *me*: what takes the lock back afterwards.
+        owner = self._owner
+        if owner != me or me is None:
+            _not_held(owner, me)
+        return me
+
     def _release_by(self, me: object) -> None:
         owner = self._owner
         if owner != me:
@@ -2546,6 +2560,13 @@ class RLock(Lock):
         if isinstance(owner, _Token):
             return owner.data[0]
         return owner
+
+    def _saved_for_wait(self, me: object) -> Any:
+        # Every level: a Condition wait releases them all and takes them back.
+        owner = self._owner
+        if owner != me or me is None:
+            _not_held(owner, me)
+        return (me, self._count)
 
     def _reenter(self, data: Any) -> bool:
         # Only the owner can see itself in `_owner`: no hand-off races with
@@ -3357,7 +3378,7 @@ class CapacityLimiter(_Parking):
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
                 self._green_checkpoint(key, depth, result)
             return result
-        return _green_park(result, timeout, self) and self._handed(result)
+        return self._green_park(result, timeout) and self._handed(result)
 
     async def _async(
         self, key: object, depth: int, blocking: bool, timeout: float | None
@@ -3367,7 +3388,7 @@ class CapacityLimiter(_Parking):
             if blocking and _async_checkpoint_due():
                 await self._async_checkpoint(key, depth, result)
             return result
-        return await _async_park(result, timeout, self) and self._handed(result)
+        return await self._async_park(result, timeout) and self._handed(result)
 
     def _green_checkpoint(self, key: object, depth: int, borrowed: bool) -> None:
         try:
@@ -3761,35 +3782,18 @@ class _OurLock(_NoLock):
 
 
 class _OurOwnedLock(_OurLock):
-    """Our Lock: only its owner may wait."""
+    """Our Lock or RLock: only its owner may wait (an RLock's wait releases
+    every level and takes them all back)."""
 
     __slots__ = ()
 
     def owned_data(self, current_task: Callable[[], object]) -> Any:
-        me = current_task()
-        if self.lock._owner != me or me is None:
-            _not_held(self.lock._owner, me)
-        return me
-
-
-class _OurRLock(_OurLock):
-    """Our RLock: a wait releases every level and takes them all back."""
-
-    __slots__ = ()
-
-    def owned_data(self, current_task: Callable[[], object]) -> Any:
-        me = current_task()
-        lock = self.lock
-        if lock._owner != me or me is None:
-            _not_held(lock._owner, me)
-        return (me, lock._count)
+        return self.lock._saved_for_wait(current_task())
 
 
 def _lock_adapter(lock: Any) -> _NoLock:
     if lock is None:
         return _NoLock(lock)
-    if isinstance(lock, RLock):
-        return _OurRLock(lock)
     if isinstance(lock, Lock):
         return _OurOwnedLock(lock)
     if isinstance(lock, Semaphore):
@@ -4510,8 +4514,9 @@ def _check_maxsize(maxsize: float | None) -> int:
 class _QueueSemaphore(Semaphore):
     # Counts a queue's items or free slots; refuses waiters once shut down.
     # It knows nothing of its queue: a queue and its parts form no reference
-    # cycle, so reference counting alone frees a dropped queue.
-    __slots__ = ("_refusing", "_shut_down")
+    # cycle, so reference counting alone frees a dropped queue. Its queue
+    # uses only what is named here, none of Semaphore's internals.
+    __slots__ = ("is_shut_down", "refusing")
 
     if TYPE_CHECKING:
         # Semaphore.__new__ ignores the arguments of a subclass.
@@ -4520,16 +4525,44 @@ class _QueueSemaphore(Semaphore):
     def __init__(self, value: int) -> None:
         Semaphore.__init__(self, value)
         # Invariants: both False until set (under the queue's storage lock),
-        # then True for good. `_shut_down`: the queue's shutdown() ran.
-        # `_refusing`: waiting is refused; for free slots, from the shutdown
-        # on; for ready items, once the queue is shut down *and* empty (a
-        # peek may hold the turn of the last items for a moment: the getters
-        # waiting behind it must still get them).
-        self._shut_down = False
-        self._refusing = False
+        # then True for good. `is_shut_down`: the queue's shutdown() ran
+        # (`shut_down()`). `refusing`: waiting is refused (`refuse()`); for
+        # free slots, from the shutdown on; for ready items, once the queue
+        # is shut down *and* empty (a peek may hold the turn of the last
+        # items for a moment: the getters waiting behind it must still get
+        # them).
+        self.is_shut_down = False
+        self.refusing = False
+
+    # A queue takes and gives units through these aliases (not wrappers: a
+    # put or a get pays no extra call).
+    green_take = Semaphore._green_acquire  # (None, blocking, timeout)
+    async_take = Semaphore._async_acquire  # (None, blocking, timeout)
+    take_nowait = Semaphore._try_take
+    give = Semaphore._release  # (count)
+
+    def shut_down(self) -> None:
+        self.is_shut_down = True
+
+    def refuse(self) -> None:
+        # From now on; then `wake_shut_down()` the waiters of now.
+        self.refusing = True
+
+    def wake_shut_down(self) -> None:
+        # Hand every waiter a "shut down" answer instead of a unit.
+        waiters = self._waiters
+        if waiters is None:
+            return
+        while True:
+            try:
+                token = waiters.popleft()
+            except IndexError:
+                return
+            token.data = _SHUT_DOWN
+            token.set()
 
     def _closed(self) -> bool:
-        return self._refusing
+        return self.refusing
 
 
 class _Gets(_GenericBase[_T]):
@@ -4547,7 +4580,7 @@ class _Gets(_GenericBase[_T]):
 
     @property
     def _shutdown(self) -> bool:
-        return self._ready._shut_down
+        return self._ready.is_shut_down
 
     def _storage_lock(self) -> LockType:
         mutex = self._mutex
@@ -4622,7 +4655,7 @@ class _Gets(_GenericBase[_T]):
         if timeout is not None:
             timeout = _check_timeout(timeout)
         blocking = bool(blocking)  # before a unit is taken: it may raise
-        if not self._ready._green_acquire(None, blocking, timeout):
+        if not self._ready.green_take(None, blocking, timeout):
             self._refuse_get()
         return self._take()
 
@@ -4637,10 +4670,10 @@ class _Gets(_GenericBase[_T]):
             timeout = _check_timeout(timeout)
         blocking = bool(blocking)  # before a unit is taken: it may raise
         ready = self._ready
-        if ready._try_take():  # `_async_acquire`'s uncontended path, inline
+        if ready.take_nowait():  # `async_take`'s uncontended path, inline
             if blocking and _async_checkpoint_due():
                 await ready._async_checkpoint(None)
-        elif not await ready._async_acquire(None, blocking, timeout):
+        elif not await ready.async_take(None, blocking, timeout):
             self._refuse_get()
         return self._take()
 
@@ -4653,7 +4686,7 @@ class _Gets(_GenericBase[_T]):
         """
         item, blocking, timeout = self._peek_first(blocking, timeout)
         if item is _NO_ITEM:
-            if not self._ready._green_acquire(None, blocking, timeout):
+            if not self._ready.green_take(None, blocking, timeout):
                 self._refuse_get()
             return self._peek_held()
         if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
@@ -4670,7 +4703,7 @@ class _Gets(_GenericBase[_T]):
         """
         item, blocking, timeout = self._peek_first(blocking, timeout)
         if item is _NO_ITEM:
-            if not await self._ready._async_acquire(None, blocking, timeout):
+            if not await self._ready.async_take(None, blocking, timeout):
                 self._refuse_get()
             return self._peek_held()
         if blocking and (_ASYNC_CHECKPOINTS_ANY or _overrides_active):
@@ -4754,10 +4787,10 @@ class SimpleQueue(_Gets[_T]):
     def put(self, item: _T, /) -> None:
         """Add *item*; never blocks. `QueueShutDown` after `shutdown()`."""
         with self._mutex or self._storage_lock():
-            if self._ready._shut_down:
+            if self._ready.is_shut_down:
                 raise QueueShutDown
             self._items.append(item)
-            self._ready._release(1)
+            self._ready.give(1)
 
     def put_nowait(self, item: _T, /) -> None:
         """Same as `put` (the stdlib's name)."""
@@ -4775,11 +4808,11 @@ class SimpleQueue(_Gets[_T]):
             items = self._items
             drop = items.pop if self._NEXT == 0 else items.popleft
             removed = 0
-            while len(items) > removed and ready._try_take():
+            while len(items) > removed and ready.take_nowait():
                 removed += 1
             for _ in range(removed):
                 drop()
-        if ready._shut_down and not items:
+        if ready.is_shut_down and not items:
             self._drained()
 
     def green_put(
@@ -4805,7 +4838,7 @@ class SimpleQueue(_Gets[_T]):
             item = items.popleft() if self._NEXT == 0 else items.pop()
         except IndexError:  # emptied by shutdown(immediate=True)
             raise QueueShutDown from None
-        if self._ready._shut_down and not items:
+        if self._ready.is_shut_down and not items:
             self._drained()
         return item
 
@@ -4815,8 +4848,8 @@ class SimpleQueue(_Gets[_T]):
         # that empties it reads the flag after the items: one of them, at
         # least, sees both.)
         ready = self._ready
-        ready._refusing = True
-        _wake_shut_down(ready)
+        ready.refuse()
+        ready.wake_shut_down()
 
     def _peek_now(self) -> Any:
         with self._storage_lock():
@@ -4830,7 +4863,7 @@ class SimpleQueue(_Gets[_T]):
             except IndexError:  # emptied by shutdown(immediate=True)
                 raise QueueShutDown from None
             # Inside the section: see Queue._peek_held.
-            self._ready._release(1)
+            self._ready.give(1)
         return item
 
     # Where the next get takes from.
@@ -4849,13 +4882,13 @@ class SimpleQueue(_Gets[_T]):
         immediate = bool(immediate)
         ready = self._ready
         with self._storage_lock():
-            ready._shut_down = True
+            ready.shut_down()
             if immediate:
                 self._items.clear()
         if immediate:
             # Retire the ready units of the dropped items (a getter holding
             # one finds the deque empty and raises); no put adds any now.
-            while ready._try_take():
+            while ready.take_nowait():
                 pass
         if not self._items:
             self._drained()
@@ -5016,19 +5049,21 @@ class Queue(_Gets[_T]):
                 # let in without a slot before this change owe one (`_store`).
                 size = self._qsize()
                 free = _QueueSemaphore(max(bound - size, 0))
-                free._shut_down = free._refusing = self._ready._shut_down
+                if self._ready.is_shut_down:
+                    free.shut_down()
+                    free.refuse()
                 self._free, self._debt = free, max(size - bound, 0)
             elif bound > self._maxsize:
                 self._free_slots(bound - self._maxsize)
             else:
                 # Lowered: take free slots, then owe the rest.
                 cut = self._maxsize - bound
-                while cut and free._try_take():
+                while cut and free.take_nowait():
                     cut -= 1
                 self._debt += cut
             self._maxsize = bound
         if flooded is not None:
-            flooded._release(sys.maxsize)
+            flooded.give(sys.maxsize)
 
     @property
     def putting(self) -> int:
@@ -5065,7 +5100,7 @@ class Queue(_Gets[_T]):
         # raises must not leave a slot taken): the semaphore of free slots to
         # wait on (None: unbounded) and the checked arguments.
         blocking, timeout = _wait_args(blocking, timeout)
-        if self._ready._shut_down:
+        if self._ready.is_shut_down:
             raise QueueShutDown
         return self._free, blocking, timeout
 
@@ -5075,14 +5110,14 @@ class Queue(_Gets[_T]):
             self._put_or_give_back(item, free)
             self._unfinished += 1
             # Inside the critical section: see _Gets.
-            self._ready._release(1)
+            self._ready.give(1)
 
     def _put_or_give_back(self, item: _T, free: _QueueSemaphore | None) -> None:
         # Under `_mutex`. A put refused, or whose hook raised, did not use
         # its slot: the slot goes back (to the oldest putter, or free).
         same_bound = free is self._free
         try:
-            if self._ready._shut_down:
+            if self._ready.is_shut_down:
                 raise QueueShutDown
             self._put(item)
         except BaseException:
@@ -5090,7 +5125,7 @@ class Queue(_Gets[_T]):
                 self._give_back_slot()
             raise
         free = self._free
-        if not same_bound and free is not None and not free._try_take():
+        if not same_bound and free is not None and not free.take_nowait():
             # The put was let in under a bound since replaced (see the maxsize
             # setter): the new bound counted the items of that moment only,
             # so this one takes a free slot, or owes one.
@@ -5109,7 +5144,7 @@ class Queue(_Gets[_T]):
             paid = min(self._debt, count)
             self._debt -= paid
             if count > paid:
-                free._release(count - paid)
+                free.give(count - paid)
 
     def _take(self) -> _T:
         # Called holding a ready unit; an immediate shutdown may have emptied
@@ -5121,13 +5156,13 @@ class Queue(_Gets[_T]):
             except BaseException:
                 # A hook raised, taking nothing: the item stays, and so does
                 # its ready unit (for the oldest getter, or free).
-                ready._release(1)
+                ready.give(1)
                 raise
             if item is not _SHUT_DOWN:
                 self._give_back_slot()
-            drained = ready._shut_down and self._drained()
+            drained = ready.is_shut_down and self._drained()
         if drained:
-            _wake_shut_down(ready)
+            ready.wake_shut_down()
         if item is _SHUT_DOWN:
             raise QueueShutDown
         return item
@@ -5138,9 +5173,9 @@ class Queue(_Gets[_T]):
         # those waiting, outside the lock). Until then, waiting getters stay:
         # a peek may hold the turn of the items left, and hands it on.
         ready = self._ready
-        if ready._refusing or self._qsize():
+        if ready.refusing or self._qsize():
             return False
-        ready._refusing = True
+        ready.refuse()
         return True
 
     def _peek_now(self) -> Any:
@@ -5158,7 +5193,7 @@ class Queue(_Gets[_T]):
             finally:
                 # Inside the section, so that a concurrent immediate shutdown
                 # retires the unit together with the items.
-                self._ready._release(1)
+                self._ready.give(1)
 
     def _refuse_put(self) -> NoReturn:
         if self._shutdown:
@@ -5175,7 +5210,7 @@ class Queue(_Gets[_T]):
         if free is None:
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
                 green_checkpoint()
-        elif not free._green_acquire(None, blocking, timeout):
+        elif not free.green_take(None, blocking, timeout):
             self._refuse_put()
         self._store(item, free)
 
@@ -5187,7 +5222,7 @@ class Queue(_Gets[_T]):
         if free is None:
             if blocking and _async_checkpoint_due():
                 await async_checkpoint()
-        elif not await free._async_acquire(None, blocking, timeout):
+        elif not await free.async_take(None, blocking, timeout):
             self._refuse_put()
         self._store(item, free)
 
@@ -5205,12 +5240,24 @@ class Queue(_Gets[_T]):
         maxsize = self._maxsize
         return 0 < maxsize <= self._qsize()
 
+    def _made_view(self, index: int) -> Any:
+        # The queue keeps its views by weak reference and a view keeps its
+        # queue: no reference cycle, and racing callers agree on one view.
+        with _creation_lock:
+            view = self._views[index]()
+            if view is None:
+                view = (SyncQueueView, AsyncQueueView)[index](self)
+                views = list(self._views)
+                views[index] = _weakref_ref(view)
+                self._views = (views[0], views[1])
+        return view
+
     @property
     def sync_q(self) -> SyncQueueView[_T]:
         """This queue as janus's ``sync_q``: blocking `put`/`get` and the rest."""
         view = self._views[0]()
         if view is None:
-            view = _made_view(self, 0)
+            view = self._made_view(0)
         return view  # type: ignore[no-any-return]
 
     @property
@@ -5218,7 +5265,7 @@ class Queue(_Gets[_T]):
         """This queue as janus's ``async_q``: awaitable `put`/`get`/`join`."""
         view = self._views[1]()
         if view is None:
-            view = _made_view(self, 1)
+            view = self._made_view(1)
         return view  # type: ignore[no-any-return]
 
     @property
@@ -5257,7 +5304,7 @@ class Queue(_Gets[_T]):
             # Only items whose ready unit is free: a unit held means a get or
             # peek in progress counts on its item, which is left to it.
             # (Units without items: an immediate shutdown is retiring them.)
-            while size > removed and ready._try_take():
+            while size > removed and ready.take_nowait():
                 removed += 1
             try:
                 self._drop(removed)
@@ -5265,13 +5312,13 @@ class Queue(_Gets[_T]):
                 # Items that a hook which raised left in place keep their unit.
                 left = removed - (size - self._qsize())
                 if left > 0:
-                    ready._release(left)
+                    ready.give(left)
                     removed -= left
                 self._free_slots(removed)
                 all_done = self._mark_done(removed)
-                drained = ready._shut_down and self._drained()
+                drained = ready.is_shut_down and self._drained()
         if drained:
-            _wake_shut_down(ready)
+            ready.wake_shut_down()
         if all_done is not None:
             all_done.set()
 
@@ -5335,18 +5382,19 @@ class Queue(_Gets[_T]):
         with self._storage_lock():
             # Read under the lock: a maxsize change may replace it.
             free = self._free
-            ready._shut_down = True
+            ready.shut_down()
             if free is not None:
-                free._shut_down = free._refusing = True
+                free.shut_down()
+                free.refuse()
             self._drained()
         try:
             if immediate:
                 self._drop_all()
         finally:
-            if ready._refusing:
-                _wake_shut_down(ready)
+            if ready.refusing:
+                ready.wake_shut_down()
             if free is not None:
-                _wake_shut_down(free)
+                free.wake_shut_down()
 
     def _drop_all(self) -> None:
         with self._storage_lock():
@@ -5358,7 +5406,7 @@ class Queue(_Gets[_T]):
             self._drained()  # the caller wakes the getters
         # Retire the ready units of the dropped items (a getter holding one
         # finds the storage empty and raises); no put adds any now.
-        while self._ready._try_take():
+        while self._ready.take_nowait():
             pass
         if all_done is not None:
             all_done.set()
@@ -5369,39 +5417,12 @@ _NOTHING_UNFINISHED: Final = Event()
 _NOTHING_UNFINISHED.set()
 
 
-def _wake_shut_down(semaphore: Semaphore) -> None:
-    # Hand every waiter a "shut down" answer instead of a unit.
-    waiters = semaphore._waiters
-    if waiters is None:
-        return
-    while True:
-        try:
-            token = waiters.popleft()
-        except IndexError:
-            return
-        token.data = _SHUT_DOWN
-        token.set()
-
-
 # What `_peek_now` returns from an empty queue.
 _NO_ITEM: Final[Any] = object()
 
 
 def _no_view() -> None:
     return None
-
-
-def _made_view(queue: Queue[Any], index: int) -> Any:
-    # The queue keeps its views by weak reference and a view keeps its queue:
-    # no reference cycle, and racing callers agree on one view.
-    with _creation_lock:
-        view = queue._views[index]()
-        if view is None:
-            view = (SyncQueueView, AsyncQueueView)[index](queue)
-            views = list(queue._views)
-            views[index] = _weakref_ref(view)
-            queue._views = (views[0], views[1])
-    return view
 
 
 class _QueueView(_GenericBase[_T]):
@@ -5421,7 +5442,7 @@ class _QueueView(_GenericBase[_T]):
 
     @property
     def closed(self) -> bool:
-        return self._queue._shutdown
+        return self._queue.closed
 
     @property
     def unfinished_tasks(self) -> int:
@@ -5628,12 +5649,13 @@ class RWLock:
 class _RWCore(_Waitable):
     """The state of one `RWLock`, shared by its two sides.
 
-    The waiting is `_Waitable`'s (a side calls `_green_acquire` or
-    `_async_acquire` with ``(kind, task)``), but a grant reads and changes
-    the holders and the queue together, so the steps that `_Waitable` does
-    with single atomic operations (`_begin`, the hand-off, `_withdraw`) run
-    here under `_mutex`: a plain lock held for a few operations, never while
-    anyone waits, and released before the granted waiters are woken.
+    The waiting is `_Waitable`'s (a side calls `green_acquire` or
+    `async_acquire` with ``(kind, task)``, then `release`), but a grant reads
+    and changes the holders and the queue together, so the steps that
+    `_Waitable` does with single atomic operations (`_begin`, the hand-off,
+    `_withdraw`) run here under `_mutex`: a plain lock held for a few
+    operations, never while anyone waits, and released before the granted
+    waiters are woken.
     """
 
     __slots__ = ("_mutex", "_readers", "_waiters", "_writer")
@@ -5658,6 +5680,11 @@ class _RWCore(_Waitable):
         if readers:
             return f"reading, readers={readers}"
         return "unlocked"
+
+    # What a side calls: `_Waitable`'s acquire (aliased, not wrapped: no
+    # extra call), `release`, and the three views of the state.
+    green_acquire = _Waitable._green_acquire  # ((kind, task), blocking, timeout)
+    async_acquire = _Waitable._async_acquire
 
     def held(self, kind: str) -> bool:
         if kind is _WRITE:
@@ -5802,7 +5829,7 @@ class _RWCore(_Waitable):
             granted = self._grant()
         self._wake(granted)
 
-    def _release(self, data: Any) -> None:
+    def release(self, data: Any) -> None:
         kind, task = data
         with self._mutex:
             if kind is _WRITE:
@@ -5831,10 +5858,10 @@ class _RWCore(_Waitable):
 
     def _undo(self, token: _Token) -> None:
         # Granted to a waiter that is leaving anyway: it releases.
-        self._release(token.data)
+        self.release(token.data)
 
     def _give_back(self, data: Any) -> None:
-        self._release(data)
+        self.release(data)
 
 
 class _RWSide:
@@ -5871,7 +5898,7 @@ class _RWSide:
         """Acquire this side in green code; False if not acquired."""
         blocking, timeout = _acquire_args(blocking, timeout)
         data = (self._kind, _green_task())
-        return self._core._green_acquire(data, blocking, timeout)
+        return self._core.green_acquire(data, blocking, timeout)
 
     async def async_acquire(
         self, *, blocking: bool = True, timeout: float | None = None
@@ -5879,15 +5906,15 @@ class _RWSide:
         """Acquire this side in async code; False if not acquired."""
         blocking, timeout = _acquire_args(blocking, timeout)
         data = (self._kind, _current_async_task())
-        return await self._core._async_acquire(data, blocking, timeout)
+        return await self._core.async_acquire(data, blocking, timeout)
 
     def green_release(self) -> None:
         """Release this side, held by the current green task."""
-        self._core._release((self._kind, _green_task()))
+        self._core.release((self._kind, _green_task()))
 
     def async_release(self) -> None:
         """Release this side, held by the current async task."""
-        self._core._release((self._kind, _current_async_task()))
+        self._core.release((self._kind, _current_async_task()))
 
     def __enter__(self) -> Self:
         self.green_acquire()

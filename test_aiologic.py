@@ -4657,7 +4657,7 @@ def test_limiter_waiter_withdraws_while_a_release_admits(factory: str) -> None:
     emptied under its feet (IndexError, leaving claimed waiters unwoken)."""
     limiter = getattr(aiologic, factory)(1)
     assert limiter.green_acquire_on_behalf_of("x")
-    pause = PauseAt(aiologic._green_park, "owner._withdraw(token)", occurrence=2)
+    pause = PauseAt(aiologic._Parking._park_ended, "self._withdraw(token)")
     waiter, out = pause.thread(lambda: limiter.green_acquire(timeout=SHORT))
     assert limiter.waiting == 1  # timed out, its token still queued
     release = lambda: limiter.green_release_on_behalf_of("x")
@@ -5792,7 +5792,7 @@ def test_graceful_shutdown_racing_a_put(factory: str) -> None:
     q = getattr(aiologic, factory)(maxsize=2)
     getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
     wait_until(lambda: q.getting == 1)
-    with PausedCall(lambda: q.green_put(7), "_store", "self._ready._release(1)"):
+    with PausedCall(lambda: q.green_put(7), "_store", "self._ready.give(1)"):
         stopper = _Thread(q.shutdown)
         # The shutdown either ran to the end, or waits for the put to finish.
         wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
@@ -5835,7 +5835,7 @@ def test_simple_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
 @pytest.mark.parametrize("factory", ["Queue", "LifoQueue", "PriorityQueue"])
 def test_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
     q = getattr(aiologic, factory)([1], maxsize=3)
-    with PausedCall(lambda: q.green_put(2), "_store", "self._ready._release(1)"):
+    with PausedCall(lambda: q.green_put(2), "_store", "self._ready.give(1)"):
         stopper = _Thread(lambda: q.shutdown(immediate=True))
         wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
     assert stopper.result() is None
@@ -6758,7 +6758,7 @@ def test_clear_racing_an_immediate_shutdown() -> None:
     """clear() between the drop and the retiring of units by an immediate
     shutdown finds no item and changes nothing."""
     q: aiologic.Queue[int] = aiologic.Queue([1, 2])
-    pause = PauseAt(aiologic.Queue._drop_all, "while self._ready._try_take():")
+    pause = PauseAt(aiologic.Queue._drop_all, "while self._ready.take_nowait():")
     thread, out = pause.thread(lambda: q.shutdown(immediate=True))
     q.clear()
     pause.resume(thread)
