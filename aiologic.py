@@ -6,7 +6,7 @@ loops, without a global lock. State changes are single operations on builtin
 containers that are atomic on their own (`list.pop`, `deque.append`...); where
 one operation is not enough, a primitive keeps a short critical section of its
 own (a plain lock, never held while anyone waits), and a module-wide one guards
-state made on first use. Every wait is a one-shot token that is either set by a releaser or given up by
+state made on first use. Every wait is a one-shot ticket that is either set by a releaser or given up by
 its owner, never both; a wake-up that can no longer be delivered (the waiter's
 loop closed, its run or hub gone) counts as given up.
 """
@@ -110,7 +110,7 @@ if TYPE_CHECKING:
     _OrderedT = TypeVar("_OrderedT", bound=SupportsRichComparison)
     _D = TypeVar("_D")
     _R_co = TypeVar("_R_co", covariant=True)
-    _TokenT = TypeVar("_TokenT", bound="_Token")
+    _TicketT = TypeVar("_TicketT", bound="_Ticket")
     _P = ParamSpec("_P")
     _R = TypeVar("_R")
     _ClassT = TypeVar("_ClassT", bound="type[Any]")
@@ -643,7 +643,7 @@ def _read_perfect_fairness() -> bool:
 
 
 # Read once at import: hand-offs peek at the head waiter and remove it only
-# after it has been handed the unit (see `_Waitable._hand_off`).
+# after it has been handed the unit (see `_Acquirable._hand_off`).
 _PERFECT_FAIRNESS: Final = _read_perfect_fairness()
 
 # The innermost enable_checkpoints()/disable_checkpoints() of this context.
@@ -804,16 +804,16 @@ def disable_checkpoints() -> _CheckpointsSwitch:
 
 
 # =============================================================================
-# Parkers and one-shot tokens
+# Parkers and one-shot tickets
 # =============================================================================
 #
-# Every blocking call makes one token and publishes it in the primitive's
-# waiter deque. From then on two parties race to decide the token exactly once:
+# Every blocking call makes one ticket and publishes it in the primitive's
+# waiter deque. From then on two parties race to decide the ticket exactly once:
 #
 # * a releaser (any thread, any loop) that wants to hand the resource over calls
-#   `set()`: it claims the token and wakes its owner;
+#   `set()`: it claims the ticket and wakes its owner;
 # * the owner, when its wait ends by timeout or cancellation, calls `cancel()`:
-#   it claims the token and withdraws.
+#   it claims the ticket and withdraws.
 #
 # The claim is `list.pop()` on a one-element list, atomic under the GIL and
 # under free-threading (each list has its own critical section). Whoever loses
@@ -821,42 +821,42 @@ def disable_checkpoints() -> _CheckpointsSwitch:
 # waiter; a waiter whose `cancel()` fails owns what was handed to it, and if it
 # is leaving anyway (an exception is in flight) it passes that on (`undo`).
 #
-# The token classes differ only in how they park and wake: a pre-acquired
+# The ticket classes differ only in how they park and wake: a pre-acquired
 # `_thread` lock for threads, a future for asyncio, `wait_task_rescheduled` for
 # trio, a hub switch for gevent and eventlet. Wakes from the waiter's own
 # thread take the direct path; wakes from elsewhere go through the backend's
 # thread-safe entry (built for eventlet, which has none).
 
 
-class _Token:
+class _Ticket:
     """One-shot decision between a releaser (`set`) and the waiter (`cancel`)."""
 
-    __slots__ = ("_pending", "data", "gave_up")
+    __slots__ = ("_pending", "payload", "withdrew")
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, payload: Any) -> None:
         # Invariants: `_pending` starts as [True, False] and only shrinks, by
         # `remove()`, which takes out the one item asked for or fails without
         # a change (a releaser that comes late changes nothing). Removing
-        # True decides the token: a releaser's claim() or the waiter's
+        # True decides the ticket: a releaser's claim() or the waiter's
         # cancel(). After a releaser's claim, removing False decides the
         # delivery: the waiter's cancel() (it runs, so what was handed over
         # is its own) or the releaser whose wake-up could not be delivered
-        # (it takes the hand-off back; the token counts as given up).
-        # `gave_up` is None until the waiter's first cancel(), then its
+        # (it takes the hand-off back; the ticket counts as given up).
+        # `withdrew` is None until the waiter's first cancel(), then its
         # answer; only the waiter writes it.
-        # `data` is what the primitive needs to finish the claim for the
+        # `payload` is what the primitive needs to finish the claim for the
         # waiter: None (Event, Semaphore, a queue's semaphores), its stamp
         # (CountdownEvent), its task (Lock), (task, depth) (RLock),
         # (borrower, depth) (CapacityLimiter), (kind, task) (RWLock); a
-        # Condition waiter's token carries what its lock's would, as a notify
+        # Condition waiter's ticket carries what its lock's would, as a notify
         # queues it on that lock. A queue's shutdown() overwrites it with
-        # _SHUT_DOWN before it sets the token ("no unit: shut down").
+        # _SHUT_DOWN before it sets the ticket ("no unit: shut down").
         self._pending = [True, False]
-        self.data = data
-        self.gave_up: bool | None = None
+        self.payload = payload
+        self.withdrew: bool | None = None
 
     def set(self) -> bool:
-        """Claim the token for the releaser and wake the waiter.
+        """Claim the ticket for the releaser and wake the waiter.
 
         False if the waiter gave up first, or if its wake-up cannot be
         delivered (its loop is closed, its run or hub is gone): the hand-off
@@ -869,7 +869,7 @@ class _Token:
         return self._wake() or self._take_back()
 
     def claim(self) -> bool:
-        """Claim the token for the releaser without waking the waiter yet.
+        """Claim the ticket for the releaser without waking the waiter yet.
 
         For hand-offs that record the new owner first: the record must only
         ever name a waiter that is certain to get the unit. Follow it with
@@ -882,9 +882,9 @@ class _Token:
         return True
 
     def wake(self) -> bool:
-        """Wake the waiter of a token claimed with `claim()`.
+        """Wake the waiter of a ticket claimed with `claim()`.
 
-        False if the wake-up cannot be delivered: the token then counts as
+        False if the wake-up cannot be delivered: the ticket then counts as
         given up (the waiter's cancel() says so if it ever runs) and the
         hand-off is the caller's again.
         """
@@ -900,14 +900,14 @@ class _Token:
         return False
 
     def cancel(self) -> bool:
-        """Claim the token for the waiter; True if it has given up (or had).
+        """Claim the ticket for the waiter; True if it has given up (or had).
 
         Called by the waiter only. False means a releaser handed it something
         that is now the waiter's to keep or to pass on.
         """
-        gave_up = self.gave_up
-        if gave_up is not None:
-            return gave_up
+        withdrew = self.withdrew
+        if withdrew is not None:
+            return withdrew
         pending = self._pending
         try:
             pending.remove(True)
@@ -917,14 +917,14 @@ class _Token:
             except ValueError:  # and found it undeliverable: nothing is ours
                 pass
             else:
-                self.gave_up = False
+                self.withdrew = False
                 return False
-        self.gave_up = True
+        self.withdrew = True
         return True
 
     @property
     def pending(self) -> bool:
-        """True until the token is decided (set or given up)."""
+        """True until the ticket is decided (set or given up)."""
         return True in self._pending
 
     def _wake(self) -> bool:
@@ -934,24 +934,24 @@ class _Token:
 
 if TYPE_CHECKING:
 
-    class _GreenToken(_Token):
+    class _GreenTicket(_Ticket):
         def park(self, timeout: float | None) -> None: ...
 
-    class _AsyncToken(_Token):
+    class _AsyncTicket(_Ticket):
         def park(self, timeout: float | None) -> Awaitable[None]: ...
 
 else:
-    # The two kinds of token, for type checkers only (`park` is sync or async).
-    _GreenToken = _AsyncToken = _Token
+    # The two kinds of ticket, for type checkers only (`park` is sync or async).
+    _GreenTicket = _AsyncTicket = _Ticket
 
 
-class _ThreadingToken(_GreenToken):
+class _ThreadingTicket(_GreenTicket):
     __slots__ = ("_lock",)
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, payload: Any) -> None:
         self._pending = [True, False]
-        self.data = data
-        self.gave_up = None
+        self.payload = payload
+        self.withdrew = None
         lock = _allocate_lock()
         lock.acquire()
         self._lock = lock
@@ -971,13 +971,13 @@ def _noop(*args: object) -> None:
     pass
 
 
-class _GeventToken(_GreenToken):
+class _GeventTicket(_GreenTicket):
     __slots__ = ("_greenlet", "_hub", "_parked", "_thread")
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, payload: Any) -> None:
         self._pending = [True, False]
-        self.data = data
-        self.gave_up = None
+        self.payload = payload
+        self.withdrew = None
         gevent = _modules["gevent"]
         self._hub = gevent.get_hub()
         self._greenlet = gevent.getcurrent()
@@ -1092,7 +1092,7 @@ class _EventletPortal:
 class _EventletPortalKeeper:
     # The thread-local owner of a thread's portal: dropped when the thread
     # ends (or its hub is replaced), it closes the portal, so a thread that
-    # ran a hub leaves no sockets behind. Tokens hold the portal, not this.
+    # ran a hub leaves no sockets behind. Tickets hold the portal, not this.
     __slots__ = ("hub", "portal")
 
     def __init__(self, hub: Any) -> None:
@@ -1124,13 +1124,13 @@ def _eventlet_portal(hub: Any) -> _EventletPortal:
     return keeper.portal
 
 
-class _EventletToken(_GreenToken):
+class _EventletTicket(_GreenTicket):
     __slots__ = ("_greenlet", "_hub", "_parked", "_portal", "_thread")
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, payload: Any) -> None:
         self._pending = [True, False]
-        self.data = data
-        self.gave_up = None
+        self.payload = payload
+        self.withdrew = None
         hub = _modules["eventlet.hubs"].get_hub()
         self._hub = hub
         self._greenlet = _modules["greenlet"].getcurrent()
@@ -1164,13 +1164,13 @@ class _EventletToken(_GreenToken):
                 timer.cancel()
 
 
-class _AsyncioToken(_AsyncToken):
+class _AsyncioTicket(_AsyncTicket):
     __slots__ = ("_future", "_loop", "_thread")
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, payload: Any) -> None:
         self._pending = [True, False]
-        self.data = data
-        self.gave_up = None
+        self.payload = payload
+        self.withdrew = None
         loop = _modules["asyncio"].get_running_loop()
         self._loop = loop
         self._future = loop.create_future()
@@ -1179,7 +1179,7 @@ class _AsyncioToken(_AsyncToken):
     @property
     def pending(self) -> bool:
         # Task.cancel() cancels the awaited future at once, before the task
-        # runs again to claim its token: it is leaving already.
+        # runs again to claim its ticket: it is leaving already.
         return True in self._pending and not self._future.cancelled()
 
     def _wake(self) -> bool:
@@ -1217,13 +1217,13 @@ class _AsyncioToken(_AsyncToken):
             handle.cancel()
 
 
-class _TrioToken(_AsyncToken):
+class _TrioTicket(_AsyncTicket):
     __slots__ = ("_parked", "_task", "_thread", "_trio_token")
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, payload: Any) -> None:
         self._pending = [True, False]
-        self.data = data
-        self.gave_up = None
+        self.payload = payload
+        self.withdrew = None
         lowlevel = _modules["trio"].lowlevel
         self._task = lowlevel.current_task()
         self._trio_token = lowlevel.current_trio_token()
@@ -1242,14 +1242,14 @@ class _TrioToken(_AsyncToken):
         return True
 
     def _in_own_run(self, trio: Any) -> bool:
-        # The run of this token is the one running here (not a later one).
+        # The run of this ticket is the one running here (not a later one).
         return (
             _in_trio_run(trio)
             and trio.lowlevel.current_trio_token() is self._trio_token
         )
 
     def _resume(self) -> None:
-        # In the trio thread. A token can be set while its task never parks
+        # In the trio thread. A ticket can be set while its task never parks
         # on it (the waiter served itself on its re-check); rescheduling a
         # task that is not blocked here would break trio.
         if self._parked:
@@ -1258,7 +1258,7 @@ class _TrioToken(_AsyncToken):
 
     def _abort(self, raise_cancel: object) -> object:
         # Runs in the trio thread when the task is cancelled: give up unless a
-        # releaser claimed the token first, in which case its reschedule is on
+        # releaser claimed the ticket first, in which case its reschedule is on
         # the way and the task succeeds (the cancellation comes at the next
         # checkpoint, as trio wants for operations that completed).
         abort = _modules["trio"].lowlevel.Abort
@@ -1277,31 +1277,31 @@ class _TrioToken(_AsyncToken):
             self._parked = False
 
 
-_GREEN_TOKENS: Final[dict[str, type[_GreenToken]]] = {
-    "threading": _ThreadingToken,
-    "gevent": _GeventToken,
-    "eventlet": _EventletToken,
+_GREEN_TICKETS: Final[dict[str, type[_GreenTicket]]] = {
+    "threading": _ThreadingTicket,
+    "gevent": _GeventTicket,
+    "eventlet": _EventletTicket,
 }
-_ASYNC_TOKENS: Final[dict[str, type[_AsyncToken]]] = {
-    "asyncio": _AsyncioToken,
-    "trio": _TrioToken,
+_ASYNC_TICKETS: Final[dict[str, type[_AsyncTicket]]] = {
+    "asyncio": _AsyncioTicket,
+    "trio": _TrioTicket,
 }
 
 
-def _green_token(data: Any = None) -> _GreenToken:
-    return _GREEN_TOKENS[current_green_library()](data)
+def _green_ticket(payload: Any = None) -> _GreenTicket:
+    return _GREEN_TICKETS[current_green_library()](payload)
 
 
-def _async_token(data: Any = None) -> _AsyncToken:
+def _async_ticket(payload: Any = None) -> _AsyncTicket:
     if _asyncio_task() is not None:  # the common case first
-        return _AsyncioToken(data)
+        return _AsyncioTicket(payload)
     library = current_async_library()
     try:
-        token_class = _ASYNC_TOKENS[library]
+        ticket_class = _ASYNC_TICKETS[library]
     except KeyError:
         msg = f"unsupported async library {library!r}"
         raise RuntimeError(msg) from None
-    return token_class(data)
+    return ticket_class(payload)
 
 
 def _discard(waiters: deque[Any], item: object) -> None:
@@ -1311,9 +1311,9 @@ def _discard(waiters: deque[Any], item: object) -> None:
         pass
 
 
-class _Parking:
+class _WaiterQueue:
     """A primitive's waiter deque, and parking on it: a waiter that leaves
-    early withdraws its token or passes on what was handed to it."""
+    early withdraws its ticket or passes on what was handed to it."""
 
     __slots__ = ()
 
@@ -1325,47 +1325,47 @@ class _Parking:
         waiters = self._waiters
         return 0 if waiters is None else len(waiters)
 
-    def _withdraw(self, token: _Token) -> None:
-        # The waiter gave up (its cancel() won): take its token out of the queue.
+    def _withdraw(self, ticket: _Ticket) -> None:
+        # The waiter gave up (its cancel() won): take its ticket out of the queue.
         waiters = self._waiters
         if waiters is not None:
-            _discard(waiters, token)
+            _discard(waiters, ticket)
 
-    def _undo(self, token: _Token) -> None:
+    def _undo(self, ticket: _Ticket) -> None:
         # Something was handed to a waiter that is leaving anyway: pass it on.
         pass
 
-    def _green_park(self, token: _GreenToken, timeout: float | None) -> bool:
-        """Park a published green token: True if it was set, False on timeout."""
+    def _green_park(self, ticket: _GreenTicket, timeout: float | None) -> bool:
+        """Park a published green ticket: True if it was set, False on timeout."""
         try:
             _check_green_park(self)  # a warning filtered as error leaves, too
-            token.park(timeout)
+            ticket.park(timeout)
         # Not only Exception: gevent's Timeout and GreenletExit, KeyboardInterrupt.
         except BaseException:
-            self._park_failed(token)
+            self._park_failed(ticket)
             raise
-        return self._park_ended(token)
+        return self._park_ended(ticket)
 
-    async def _async_park(self, token: _AsyncToken, timeout: float | None) -> bool:
-        """Park a published async token: True if it was set, False on timeout."""
+    async def _async_park(self, ticket: _AsyncTicket, timeout: float | None) -> bool:
+        """Park a published async ticket: True if it was set, False on timeout."""
         try:
-            await token.park(timeout)
+            await ticket.park(timeout)
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
-            self._park_failed(token)
+            self._park_failed(ticket)
             raise
-        return self._park_ended(token)
+        return self._park_ended(ticket)
 
-    def _park_failed(self, token: _Token) -> None:
+    def _park_failed(self, ticket: _Ticket) -> None:
         # The park raised: withdraw, or pass on what was handed over meanwhile.
-        if token.cancel():
-            self._withdraw(token)
+        if ticket.cancel():
+            self._withdraw(ticket)
         else:
-            self._undo(token)
+            self._undo(ticket)
 
-    def _park_ended(self, token: _Token) -> bool:
-        # The park returned: True if the token was set, False if timed out.
-        if token.cancel():
-            self._withdraw(token)
+    def _park_ended(self, ticket: _Ticket) -> bool:
+        # The park returned: True if the ticket was set, False if timed out.
+        if ticket.cancel():
+            self._withdraw(ticket)
             return False
         return True
 
@@ -1441,7 +1441,7 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class _Waitable(_Parking):
+class _Acquirable(_WaiterQueue):
     """The shared acquire algorithm: try, publish, re-check, park, hand off.
 
     A subclass keeps its free units in some atomic container and provides:
@@ -1450,8 +1450,8 @@ class _Waitable(_Parking):
     * `_put_back()`: make one unit free (no waiter wanted it);
     * `_claimed_by(data)`: bookkeeping by the caller once it holds a unit
       (the owner records itself);
-    * `_handing_to(token)`: what a releaser records *before* it claims the
-      token of the waiter it hands a unit to (a lock names the token, so a
+    * `_handing_to(ticket)`: what a releaser records *before* it claims the
+      ticket of the waiter it hands a unit to (a lock names the ticket, so a
       waiter whose cancel() lost never finds a stale owner);
     * `_reenter(data)`: True if the caller holds a unit already and takes
       one more without one being free (RLock; counted there);
@@ -1480,19 +1480,19 @@ class _Waitable(_Parking):
     def _put_back(self) -> None:
         raise NotImplementedError
 
-    def _claimed_by(self, data: Any) -> None:
+    def _claimed_by(self, payload: Any) -> None:
         pass
 
-    def _handing_to(self, token: _Token) -> None:
+    def _handing_to(self, ticket: _Ticket) -> None:
         pass
 
-    def _check_owner(self, data: Any) -> None:
+    def _check_owner(self, payload: Any) -> None:
         pass
 
-    def _check_wait(self, data: Any) -> None:
+    def _check_wait(self, payload: Any) -> None:
         pass
 
-    def _reenter(self, data: Any) -> bool:
+    def _reenter(self, payload: Any) -> bool:
         return False
 
     def _closed(self) -> bool:
@@ -1512,24 +1512,24 @@ class _Waitable(_Parking):
         if _PERFECT_FAIRNESS:
             while waiters:
                 try:
-                    token = waiters[0]
+                    ticket = waiters[0]
                 except IndexError:
                     return False
                 # Name the waiter before claiming: a waiter that wins the
-                # token runs at once (its cancel() lost), and it then records
+                # ticket runs at once (its cancel() lost), and it then records
                 # itself; nothing is written after that.
                 if self._names_owner:
-                    self._handing_to(token)
-                    taken = token.claim() and token.wake()
+                    self._handing_to(ticket)
+                    taken = ticket.claim() and ticket.wake()
                 else:
-                    taken = token.set()
+                    taken = ticket.set()
                 # Decided either way (by us, its waiter, or another releaser):
                 # out of the deque, unless someone else took it out. The
-                # deque only grows at the right, so a token once at the head
+                # deque only grows at the right, so a ticket once at the head
                 # is there or gone, and `remove()` finds it at once.
                 try:
-                    if waiters[0] is token:
-                        waiters.remove(token)
+                    if waiters[0] is ticket:
+                        waiters.remove(ticket)
                 except (IndexError, ValueError):
                     pass
                 if taken:
@@ -1537,14 +1537,14 @@ class _Waitable(_Parking):
             return False
         while waiters:
             try:
-                token = waiters.popleft()
+                ticket = waiters.popleft()
             except IndexError:
                 return False
             if self._names_owner:
-                self._handing_to(token)
-                if token.claim() and token.wake():
+                self._handing_to(ticket)
+                if ticket.claim() and ticket.wake():
                     return True
-            elif token.set():
+            elif ticket.set():
                 return True
         return False
 
@@ -1557,32 +1557,32 @@ class _Waitable(_Parking):
             if not self._waiters or not self._try_take():
                 return
 
-    def _undo(self, token: _Token) -> None:
+    def _undo(self, ticket: _Ticket) -> None:
         # A unit was handed to a waiter that is leaving: pass it on.
-        if token.data is not _SHUT_DOWN:
+        if ticket.payload is not _SHUT_DOWN:
             self._release_one()
 
-    def _enqueue(self, token: _Token) -> bool:
-        """Publish *token*, then look again: True if a unit is ours already."""
+    def _enqueue(self, ticket: _Ticket) -> bool:
+        """Publish *ticket*, then look again: True if a unit is ours already."""
         waiters = self._waiters
         if waiters is None:
             waiters = _new_waiters(self)
-        waiters.append(token)
+        waiters.append(ticket)
         if not self._try_take():
             return False
-        if token.cancel():
-            _discard(waiters, token)
+        if ticket.cancel():
+            _discard(waiters, ticket)
         else:
             # A releaser handed us a unit meanwhile: keep one, pass one on.
-            self._undo(token)
+            self._undo(ticket)
         return True
 
-    def _adopt(self, token: _Token) -> None:
-        """Queue someone else's token for a unit (a Condition's notify)."""
+    def _adopt(self, ticket: _Ticket) -> None:
+        """Queue someone else's ticket for a unit (a Condition's notify)."""
         waiters = self._waiters
         if waiters is None:
             waiters = _new_waiters(self)
-        waiters.append(token)
+        waiters.append(ticket)
         # The unit may have been freed before the append: take it and hand it
         # to the oldest waiter.
         if self._try_take():
@@ -1590,43 +1590,43 @@ class _Waitable(_Parking):
 
     def _begin(
         self,
-        data: Any,
+        payload: Any,
         blocking: bool,
         timeout: float | None,
-        make_token: Callable[[Any], _TokenT],
-    ) -> bool | _TokenT:
+        make_ticket: Callable[[Any], _TicketT],
+    ) -> bool | _TicketT:
         """The non-blocking part of an acquire.
 
-        True: taken; False: not available now; a token: published, park on
+        True: taken; False: not available now; a ticket: published, park on
         it, then call `_finish`.
         """
         if self._try_take():
-            self._claimed_by(data)
+            self._claimed_by(payload)
             return True
-        if self._reenter(data):
+        if self._reenter(payload):
             return True
-        self._check_owner(data)
+        self._check_owner(payload)
         if not blocking or timeout == 0:
             return False
-        self._check_wait(data)
-        token = make_token(data)
-        if self._enqueue(token):
-            self._claimed_by(data)
+        self._check_wait(payload)
+        ticket = make_ticket(payload)
+        if self._enqueue(ticket):
+            self._claimed_by(payload)
             return True
-        if self._closed() and token.cancel():
+        if self._closed() and ticket.cancel():
             # Published after close() looked at the waiters: leave again.
-            _discard(self._waiters, token)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+            _discard(self._waiters, ticket)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
             return False
-        return token
+        return ticket
 
-    def _finish(self, data: Any, token: _Token, woken: bool) -> bool:
+    def _finish(self, payload: Any, ticket: _Ticket, woken: bool) -> bool:
         """The end of an acquire that parked: was it handed a unit?"""
-        if not woken or token.data is _SHUT_DOWN:
+        if not woken or ticket.payload is _SHUT_DOWN:
             return False
-        self._claimed_by(data)
+        self._claimed_by(payload)
         return True
 
-    def _green_checkpoint(self, data: Any, held: bool = True) -> None:
+    def _green_checkpoint(self, payload: Any, held: bool = True) -> None:
         # The checkpoint of a blocking call that did not wait; a call that
         # took a unit (*held*) gives it back if the checkpoint raises.
         if _green_checkpoints_on():
@@ -1634,11 +1634,11 @@ class _Waitable(_Parking):
                 _green_yield(current_green_library())
             except BaseException:  # a green kill or Timeout: leave no unit held
                 if held:
-                    self._give_back(data)
+                    self._give_back(payload)
                 raise
 
     async def _async_checkpoint(
-        self, data: Any, held: bool = True, library: str | None = None
+        self, payload: Any, held: bool = True, library: str | None = None
     ) -> None:
         if library is None:
             library = _async_library()
@@ -1647,30 +1647,30 @@ class _Waitable(_Parking):
                 await _async_yield(library)
             except BaseException:  # cancelled at the checkpoint
                 if held:
-                    self._give_back(data)
+                    self._give_back(payload)
                 raise
 
     def _green_acquire(
-        self, data: Any, blocking: bool = True, timeout: float | None = None
+        self, payload: Any, blocking: bool = True, timeout: float | None = None
     ) -> bool:
-        result = self._begin(data, blocking, timeout, _green_token)
+        result = self._begin(payload, blocking, timeout, _green_ticket)
         if result is True or result is False:
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
-                self._green_checkpoint(data, result)
+                self._green_checkpoint(payload, result)
             return result
-        return self._finish(data, result, self._green_park(result, timeout))
+        return self._finish(payload, result, self._green_park(result, timeout))
 
     async def _async_acquire(
-        self, data: Any, blocking: bool = True, timeout: float | None = None
+        self, payload: Any, blocking: bool = True, timeout: float | None = None
     ) -> bool:
-        result = self._begin(data, blocking, timeout, _async_token)
+        result = self._begin(payload, blocking, timeout, _async_ticket)
         if result is True or result is False:
             if blocking and _async_checkpoint_due():
-                await self._async_checkpoint(data, result)
+                await self._async_checkpoint(payload, result)
             return result
-        return self._finish(data, result, await self._async_park(result, timeout))
+        return self._finish(payload, result, await self._async_park(result, timeout))
 
-    def _give_back(self, data: Any) -> None:
+    def _give_back(self, payload: Any) -> None:
         """Give back a unit the caller holds (undoing `_claimed_by`)."""
         self._release_one()
 
@@ -1680,7 +1680,7 @@ class _Waitable(_Parking):
 # =============================================================================
 
 
-class _Waiting:
+class _AwaitMixin:
     """Mixin for waitables: ``await obj``, ``await obj.with_(timeout)``."""
 
     __slots__ = ()
@@ -1701,9 +1701,9 @@ class _Waiting:
         return self._async_wait(timeout)
 
 
-class _StateEvent(_Waiting, _Parking):
+class _WaitUntil(_AwaitMixin, _WaiterQueue):
     """Waiting until a state holds (`_is_done`); the code that makes it hold
-    wakes the published tokens. One algorithm for Event and CountdownEvent."""
+    wakes the published tickets. One algorithm for Event and CountdownEvent."""
 
     __slots__ = ()
 
@@ -1711,41 +1711,41 @@ class _StateEvent(_Waiting, _Parking):
         raise NotImplementedError
 
     def _wait_data(self) -> Any:
-        # What a waiter's token carries (CountdownEvent: its stamp).
+        # What a waiter's ticket carries (CountdownEvent: its stamp).
         return None
 
-    def _publish(self, token: _Token) -> bool:
-        """Publish *token*; True if the state holds by now (token withdrawn)."""
+    def _publish(self, ticket: _Ticket) -> bool:
+        """Publish *ticket*; True if the state holds by now (ticket withdrawn)."""
         waiters = self._waiters
         if waiters is None:
             waiters = _new_waiters(self)
-        waiters.append(token)
+        waiters.append(ticket)
         if not self._is_done():
             return False
-        if token.cancel():
-            _discard(waiters, token)
+        if ticket.cancel():
+            _discard(waiters, ticket)
         return True
 
     def _begin(
-        self, timeout: float | None, make_token: Callable[[Any], _TokenT]
-    ) -> bool | _TokenT:
+        self, timeout: float | None, make_ticket: Callable[[Any], _TicketT]
+    ) -> bool | _TicketT:
         """The non-blocking part of a wait.
 
         True: the state holds; False: it does not and *timeout* is zero; a
-        token: published, park on it. (The faces look at `_is_done()` first.)
+        ticket: published, park on it. (The faces look at `_is_done()` first.)
         """
         if timeout == 0:
             return False
-        token = make_token(self._wait_data())
-        if self._publish(token):
+        ticket = make_ticket(self._wait_data())
+        if self._publish(ticket):
             return True
-        return token
+        return ticket
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set; False if *timeout* expires first."""
         if timeout is not None:
             timeout = _check_timeout(timeout, _AS_WAIT)
-        result = self._is_done() or self._begin(timeout, _green_token)
+        result = self._is_done() or self._begin(timeout, _green_ticket)
         if result is True or result is False:
             if _GREEN_CHECKPOINTS_ANY or _overrides_active:
                 green_checkpoint()
@@ -1755,7 +1755,7 @@ class _StateEvent(_Waiting, _Parking):
     async def _async_wait(self, timeout: float | None) -> bool:
         if timeout is not None:
             timeout = _check_timeout(timeout, _AS_WAIT)
-        result = self._is_done() or self._begin(timeout, _async_token)
+        result = self._is_done() or self._begin(timeout, _async_ticket)
         if result is True or result is False:
             if _async_checkpoint_due():
                 await async_checkpoint()
@@ -1763,7 +1763,7 @@ class _StateEvent(_Waiting, _Parking):
         return await self._async_park(result, timeout)
 
 
-class Event(_StateEvent):
+class Event(_WaitUntil):
     """A one-time event: once set, it stays set and every wait returns at once.
 
     ``ev.wait(timeout)`` blocks green code, ``await ev`` and
@@ -1776,7 +1776,7 @@ class Event(_StateEvent):
     def __init__(self) -> None:
         # Invariant: `_unset` is [True] until the first set() pops it.
         self._unset = [True]
-        self._waiters: deque[_Token] | None = None
+        self._waiters: deque[_Ticket] | None = None
 
     # copy.copy, copy.deepcopy and pickle rebuild every primitive from this:
     # its class and constructor arguments, never its live state (a held lock
@@ -1818,13 +1818,13 @@ _SET_EVENT: Final = Event()
 _SET_EVENT.set()
 
 
-def _wake_all(waiters: deque[_Token]) -> None:
+def _wake_all(waiters: deque[_Ticket]) -> None:
     while True:
         try:
-            token = waiters.popleft()
+            ticket = waiters.popleft()
         except IndexError:
             return
-        token.set()
+        ticket.set()
 
 
 def _qualname(obj: object) -> str:
@@ -1904,7 +1904,7 @@ class REvent(Event):
         return await self._generation.with_(timeout)
 
 
-class CountdownEvent(_Waiting):
+class CountdownEvent(_AwaitMixin):
     """An event that is set while its value is zero.
 
     ``up(n)`` raises the value, ``down()`` lowers it by one and wakes every
@@ -2322,7 +2322,7 @@ def _trio_task_here(trio: Any, task: Any) -> bool:
     return False
 
 
-class Lock(_Waitable):
+class Lock(_Acquirable):
     """A mutual-exclusion lock owned by the task that acquired it.
 
     Shared by threads, greenlets and coroutines of any loop: ``with lock:`` in
@@ -2341,7 +2341,7 @@ class Lock(_Waitable):
         # the lock, None when free.
         self._unlocked = [True]
         self._owner: object = None
-        self._waiters: deque[_Token] | None = None
+        self._waiters: deque[_Ticket] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), ()
@@ -2383,34 +2383,34 @@ class Lock(_Waitable):
         self._owner = None
         self._unlocked.append(True)
 
-    def _claimed_by(self, data: Any) -> None:
-        self._owner = data
+    def _claimed_by(self, payload: Any) -> None:
+        self._owner = payload
 
     _names_owner = True
 
-    def _handing_to(self, token: _Token) -> None:
-        # Until the new holder runs, `_owner` is its token: a marker that no
+    def _handing_to(self, ticket: _Ticket) -> None:
+        # Until the new holder runs, `_owner` is its ticket: a marker that no
         # task identity equals.
-        self._owner = token
+        self._owner = ticket
 
     def _holder(self) -> object:
         owner = self._owner
-        if isinstance(owner, _Token):
-            return owner.data
+        if isinstance(owner, _Ticket):
+            return owner.payload
         return owner
 
-    def _check_owner(self, data: Any) -> None:
-        if self._owner == data and data is not None:
+    def _check_owner(self, payload: Any) -> None:
+        if self._owner == payload and payload is not None:
             msg = "the current task is already holding this lock"
             raise RuntimeError(msg)
-        if _is_green(data):
+        if _is_green(payload):
             # A green acquire that would deadlock if it waited is refused
             # even when it would not wait (blocking=False, timeout): a loop
             # task holds the lock, and the green code blocks that loop.
-            self._check_wait(data)
+            self._check_wait(payload)
 
-    def _check_wait(self, data: Any) -> None:
-        reason = _deadlock(self._holder(), data)
+    def _check_wait(self, payload: Any) -> None:
+        reason = _deadlock(self._holder(), payload)
         if reason is not None:
             raise RuntimeError(reason)
 
@@ -2543,22 +2543,22 @@ class RLock(Lock):
     def count(self) -> int:
         """The owner's recursion depth (0 when free)."""
         owner = self._owner
-        if isinstance(owner, _Token):
-            return owner.data[1]  # type: ignore[no-any-return]
+        if isinstance(owner, _Ticket):
+            return owner.payload[1]  # type: ignore[no-any-return]
         return self._count
 
     def _put_back(self) -> None:
         self._count = 0
         Lock._put_back(self)
 
-    def _claimed_by(self, data: Any) -> None:
-        self._count = data[1]
-        self._owner = data[0]
+    def _claimed_by(self, payload: Any) -> None:
+        self._count = payload[1]
+        self._owner = payload[0]
 
     def _holder(self) -> object:
         owner = self._owner
-        if isinstance(owner, _Token):
-            return owner.data[0]
+        if isinstance(owner, _Ticket):
+            return owner.payload[0]
         return owner
 
     def _saved_for_wait(self, me: object) -> Any:
@@ -2568,27 +2568,27 @@ class RLock(Lock):
             _not_held(owner, me)
         return (me, self._count)
 
-    def _reenter(self, data: Any) -> bool:
+    def _reenter(self, payload: Any) -> bool:
         # Only the owner can see itself in `_owner`: no hand-off races with
         # it. The shared steps (checkpoint, give-back) treat a re-entry as
-        # one more acquire of data[1] levels.
-        if self._owner != data[0]:
+        # one more acquire of payload[1] levels.
+        if self._owner != payload[0]:
             return False
-        self._count += data[1]
+        self._count += payload[1]
         return True
 
-    def _give_back(self, data: Any) -> None:
-        # Undo an acquire of data[1] levels (a re-entry or the first one).
-        self._release_by(data[0], data[1])
+    def _give_back(self, payload: Any) -> None:
+        # Undo an acquire of payload[1] levels (a re-entry or the first one).
+        self._release_by(payload[0], payload[1])
 
-    def _check_owner(self, data: Any) -> None:
+    def _check_owner(self, payload: Any) -> None:
         # The owner re-entered already (`_reenter`); a green caller is refused at
         # once when a loop task of its thread holds the lock (see Lock).
-        if _is_green(data[0]):
-            self._check_wait(data)
+        if _is_green(payload[0]):
+            self._check_wait(payload)
 
-    def _check_wait(self, data: Any) -> None:
-        reason = _deadlock(self._holder(), data[0])
+    def _check_wait(self, payload: Any) -> None:
+        reason = _deadlock(self._holder(), payload[0])
         if reason is not None:
             raise RuntimeError(reason)
 
@@ -2693,7 +2693,7 @@ def _check_count(count: int) -> int:
     return count
 
 
-class Semaphore(_Waitable):
+class Semaphore(_Acquirable):
     """A counting semaphore: acquire takes a unit, release adds units.
 
     Any task may release. ``Semaphore(value, max_value)`` and
@@ -2753,7 +2753,7 @@ class Semaphore(_Waitable):
         # out of the list is in somebody's hands for a moment only, and that
         # somebody re-checks the waiters after putting it back.
         self._permits = [value] if value else []
-        self._waiters: deque[_Token] | None = None
+        self._waiters: deque[_Ticket] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -2903,7 +2903,7 @@ class _CappedSemaphore(Semaphore):
     def _init_room(self, room: int) -> None:
         self._room = [None] * room
 
-    def _claimed_by(self, data: Any) -> None:
+    def _claimed_by(self, payload: Any) -> None:
         self._room.append(None)
 
     def _take_room(self) -> bool:
@@ -2913,7 +2913,7 @@ class _CappedSemaphore(Semaphore):
             return False
         return True
 
-    def _give_back(self, data: Any) -> None:
+    def _give_back(self, payload: Any) -> None:
         self._take_room()  # never fails: the caller holds a unit
         self._release(1)
 
@@ -2977,7 +2977,7 @@ class BoundedSemaphore(_CappedSemaphore):
         self._spare = room
         self._spare_lock = _allocate_lock()
 
-    def _claimed_by(self, data: Any) -> None:
+    def _claimed_by(self, payload: Any) -> None:
         with self._spare_lock:
             self._spare += 1
 
@@ -3141,7 +3141,7 @@ def _check_tokens(total_tokens: float) -> float:
 _BEHALF: Final[Any] = object()
 
 
-class CapacityLimiter(_Parking):
+class CapacityLimiter(_WaiterQueue):
     """Lets at most ``total_tokens`` borrowers in at once, each holding one token.
 
     A borrower is the current task, or any hashable object named with the
@@ -3159,19 +3159,19 @@ class CapacityLimiter(_Parking):
         # Invariants, all kept under `_lock` (a critical section that is never
         # held while anyone waits, nor while a waiter is woken):
         # * `_borrowers` maps each borrower to its depth; a waiter is entered
-        #   at the moment its token is claimed for it (the hand-off), so
+        #   at the moment its ticket is claimed for it (the hand-off), so
         #   `borrowed_tokens` is exact at every moment;
         # * a borrower is added only while len(_borrowers) < _total_tokens
         #   (lowering the total below that admits no one until it holds);
         # * after every change, `_admit` has run: either len(_borrowers) >=
         #   _total_tokens or no live token is left in `_waiters`.
-        # * `_waiters` (published tokens, oldest first) changes only under
+        # * `_waiters` (published tickets, oldest first) changes only under
         #   `_lock`: appended by `_begin`, popped by `_admit`, removed by
         #   `_withdraw`.
-        # A waiter's token carries (borrower, depth); `_admit` replaces the
+        # A waiter's ticket carries (borrower, depth); `_admit` replaces the
         # depth by 0 when it refuses a borrower that got in meanwhile.
         self._borrowers: dict[object, int] = {}
-        self._waiters: deque[_Token] | None = None
+        self._waiters: deque[_Ticket] | None = None
         self._lock = _allocate_lock()
 
     def __repr__(self) -> str:
@@ -3231,42 +3231,42 @@ class CapacityLimiter(_Parking):
 
     # -- the one admission step
 
-    def _admit(self) -> list[_Token]:
+    def _admit(self) -> list[_Ticket]:
         """Hand tokens to the oldest waiters while borrowed < total.
 
         Called under `_lock` after every change (release, give-up, new
-        total); returns the claimed tokens, to be woken once it is left.
+        total); returns the claimed tickets, to be woken once it is left.
         """
-        woken: list[_Token] = []
+        woken: list[_Ticket] = []
         waiters = self._waiters
         borrowers = self._borrowers
         while waiters and len(borrowers) < self._total_tokens:
-            token = waiters.popleft()
-            if not token.claim():  # its waiter gave up first
+            ticket = waiters.popleft()
+            if not ticket.claim():  # its waiter gave up first
                 continue
-            key, depth = token.data
+            key, depth = ticket.payload
             held = borrowers.get(key)
             if held is None:
                 borrowers[key] = depth
             elif self._reentrant:
                 borrowers[key] = held + depth
             else:  # the same borrower got in by another call meanwhile
-                token.data = (key, 0)
-            woken.append(token)
+                ticket.payload = (key, 0)
+            woken.append(ticket)
         return woken
 
-    def _wake(self, woken: list[_Token]) -> None:
+    def _wake(self, woken: list[_Ticket]) -> None:
         # Outside `_lock`. A waiter whose wake-up cannot be delivered (its
         # loop or hub is gone) counts as given up: its borrow is taken back,
         # which may let the waiters behind it in.
         while woken:
-            lost = [token for token in woken if not token.wake()]
+            lost = [ticket for ticket in woken if not ticket.wake()]
             if not lost:
                 return
             with self._lock:
                 borrowers = self._borrowers
-                for token in lost:
-                    key, depth = token.data
+                for ticket in lost:
+                    key, depth = ticket.payload
                     held = borrowers.get(key)
                     # depth 0: `_admit` refused it; None: a named borrower
                     # released by another call meanwhile. Nothing to undo.
@@ -3299,50 +3299,50 @@ class CapacityLimiter(_Parking):
         depth: int,
         blocking: bool,
         timeout: float | None,
-        make_token: Callable[[Any], _TokenT],
-    ) -> bool | _TokenT:
+        make_ticket: Callable[[Any], _TicketT],
+    ) -> bool | _TicketT:
         """The non-blocking part of an acquire.
 
-        True: borrowed; False: not now; a token: published, wait on it.
+        True: borrowed; False: not now; a ticket: published, wait on it.
         """
         with self._lock:
             if self._take(key, depth):
                 return True
         if not blocking or timeout == 0:
             return False
-        token = make_token((key, depth))
+        ticket = make_ticket((key, depth))
         with self._lock:
             # Decided in one critical section with every release: either
-            # we get in now or a later `_admit` sees our token.
+            # we get in now or a later `_admit` sees our ticket.
             if self._take(key, depth):
                 return True
             waiters = self._waiters
             if waiters is None:
                 waiters = self._waiters = deque()
-            waiters.append(token)
-        return token
+            waiters.append(ticket)
+        return ticket
 
-    def _handed(self, token: _Token) -> bool:
+    def _handed(self, ticket: _Ticket) -> bool:
         """After a wait that was handed a token: borrowed, or refused."""
         with self._lock:  # `_admit` wrote the data under it
-            depth = token.data[1]
+            depth = ticket.payload[1]
         if not depth:
             msg = "this borrower is already holding one of this limiter's tokens"
             raise RuntimeError(msg)
         return True
 
-    def _withdraw(self, token: _Token) -> None:
-        # The waiter gave up: its token leaves the queue under `_lock`, as
+    def _withdraw(self, ticket: _Ticket) -> None:
+        # The waiter gave up: its ticket leaves the queue under `_lock`, as
         # every change of `_waiters` does (`_admit` tests, then pops).
         with self._lock:
             waiters = self._waiters
             if waiters is not None:
-                _discard(waiters, token)
+                _discard(waiters, ticket)
 
-    def _undo(self, token: _Token) -> None:
+    def _undo(self, ticket: _Ticket) -> None:
         # Handed a token while leaving with an exception: give it back.
         with self._lock:
-            key, depth = token.data
+            key, depth = ticket.payload
         if depth:
             self._release(key, depth)
 
@@ -3373,7 +3373,7 @@ class CapacityLimiter(_Parking):
     def _green(
         self, key: object, depth: int, blocking: bool, timeout: float | None
     ) -> bool:
-        result = self._begin(key, depth, blocking, timeout, _green_token)
+        result = self._begin(key, depth, blocking, timeout, _green_ticket)
         if result is True or result is False:
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
                 self._green_checkpoint(key, depth, result)
@@ -3383,7 +3383,7 @@ class CapacityLimiter(_Parking):
     async def _async(
         self, key: object, depth: int, blocking: bool, timeout: float | None
     ) -> bool:
-        result = self._begin(key, depth, blocking, timeout, _async_token)
+        result = self._begin(key, depth, blocking, timeout, _async_ticket)
         if result is True or result is False:
             if blocking and _async_checkpoint_due():
                 await self._async_checkpoint(key, depth, result)
@@ -3427,7 +3427,7 @@ class CapacityLimiter(_Parking):
     ) -> bool:
         """Borrow a token for *borrower* (any hashable object) in green code.
 
-        As trio's and anyio's ``acquire_on_behalf_of``: the token is held by
+        As trio's and anyio's ``acquire_on_behalf_of``: the ticket is held by
         *borrower*, not by the calling task, and is given back with
         `green_release_on_behalf_of` (or the async one) from any task.
         """
@@ -3547,14 +3547,14 @@ class RCapacityLimiter(CapacityLimiter):
 # the waiting algorithm below is written once for all of them.
 #
 # A wait publishes a `_ConditionWaiter` in `_waiters`, releases the lock and
-# parks on its token. Two one-shot claims decide what happened to it:
+# parks on its ticket. Two one-shot claims decide what happened to it:
 #
 # * `unnotified` is popped by the notify that wakes it, or by the waiter when
 #   it gives up (timeout, cancellation): a notify counts only waiters whose
 #   claim it won, and a waiter that lost it knows it was notified, even if its
 #   timeout fired at the same moment (it then returns True);
-# * the token is set by whoever hands it what it waits for: with our own
-#   locks, notify does not wake the waiter but queues its token on the lock
+# * the ticket is set by whoever hands it what it waits for: with our own
+#   locks, notify does not wake the waiter but queues its ticket on the lock
 #   ("wait morphing"), and the lock's release hands the lock over through it;
 #   otherwise notify sets it. The waiter claims it itself when it leaves early.
 #
@@ -3575,19 +3575,19 @@ class _ConditionWaiter:
         "relock",
         "saved",
         "stamp",
-        "token",
+        "ticket",
         "unnotified",
     )
 
     def __init__(
-        self, token: _Token, stamp: Any, predicate: Callable[[], object] | None
+        self, ticket: _Ticket, stamp: Any, predicate: Callable[[], object] | None
     ) -> None:
         # Invariants: `unnotified` holds one item until a notify or the
         # waiter pops it; `stamp` (the Condition's timer at publication) is
         # rewritten only by a notify whose delegated predicate said no, which
         # then moves the waiter to the back. The other fields belong to the
         # waiting task alone.
-        self.token = token
+        self.ticket = ticket
         self.stamp = stamp
         self.predicate = predicate
         self.unnotified = [None]
@@ -3630,22 +3630,22 @@ class _NoLock:
         """What the caller's hold of the lock is (checked), before waiting."""
         return None
 
-    def release_save(self, data: Any) -> Any:
+    def release_save(self, payload: Any) -> Any:
         return None
 
-    def wake(self, token: _Token) -> bool:
+    def wake(self, ticket: _Ticket) -> bool:
         """Hand the notification over; False if its waiter is gone (its loop
         closed, its hub or run ended) and cannot take it."""
-        if not token.claim():
+        if not ticket.claim():
             # It gave up as we notified it; having lost its claim on the
             # notification, it returns True: it is counted.
             return True
-        return token.wake()
+        return ticket.wake()
 
     def handed_over(self, waiter: _ConditionWaiter) -> None:
         pass
 
-    def withdraw(self, token: _Token) -> None:
+    def withdraw(self, ticket: _Ticket) -> None:
         pass
 
     def green_restore(self, waiter: _ConditionWaiter) -> None:
@@ -3702,7 +3702,7 @@ class _ForeignLock(_NoLock):
             _not_held()
         return None
 
-    def release_save(self, data: Any) -> Any:
+    def release_save(self, payload: Any) -> Any:
         lock = self.lock
         release_save = getattr(lock, "_release_save", None)
         return lock.release() if release_save is None else release_save()
@@ -3751,22 +3751,22 @@ class _OurLock(_NoLock):
             _not_held()
         return None
 
-    def release_save(self, data: Any) -> Any:
-        self.lock._give_back(data)
-        return data
+    def release_save(self, payload: Any) -> Any:
+        self.lock._give_back(payload)
+        return payload
 
-    def wake(self, token: _Token) -> bool:
+    def wake(self, ticket: _Ticket) -> bool:
         # The lock's hand-off skips a waiter whose wake-up cannot be
         # delivered; the notification itself is then spent.
-        self.lock._adopt(token)
+        self.lock._adopt(ticket)
         return True
 
     def handed_over(self, waiter: _ConditionWaiter) -> None:
         self.lock._claimed_by(waiter.saved)
 
-    def withdraw(self, token: _Token) -> None:
-        # Its token may wait in the lock's queue (a notify moved it there).
-        self.lock._withdraw(token)
+    def withdraw(self, ticket: _Ticket) -> None:
+        # Its ticket may wait in the lock's queue (a notify moved it there).
+        self.lock._withdraw(ticket)
 
     def green_restore(self, waiter: _ConditionWaiter) -> None:
         self.lock._green_acquire(waiter.saved)
@@ -3863,7 +3863,7 @@ class _Deadline:
         return self.left > 0
 
 
-class Condition(_Waiting):
+class Condition(_AwaitMixin):
     """A condition variable over any of our locks, a threading lock, or none.
 
     ``wait()`` releases the lock (all levels of an `RLock`), waits for a
@@ -3941,21 +3941,21 @@ class Condition(_Waiting):
         self,
         predicate: Callable[[], object] | None,
         current_task: Callable[[], object],
-        make_token: Callable[[Any], _TokenT],
-    ) -> tuple[_ConditionWaiter, _TokenT]:
+        make_ticket: Callable[[Any], _TicketT],
+    ) -> tuple[_ConditionWaiter, _TicketT]:
         """Check the caller holds the lock, publish a waiter, release the lock."""
         adapter = self._adapter
-        data = adapter.owned_data(current_task)
-        token = make_token(data)
-        waiter = _ConditionWaiter(token, self._timer(), predicate)
+        payload = adapter.owned_data(current_task)
+        ticket = make_ticket(payload)
+        waiter = _ConditionWaiter(ticket, self._timer(), predicate)
         # Published before the release: a notify right after it finds us.
         self._waiters.append(waiter)
         try:
-            waiter.saved = adapter.release_save(data)
+            waiter.saved = adapter.release_save(payload)
         except BaseException:
             _discard(self._waiters, waiter)
             raise
-        return waiter, token
+        return waiter, ticket
 
     def _settle(self, waiter: _ConditionWaiter) -> None:
         """After the park: was it notified, and is the lock still to take?"""
@@ -3966,12 +3966,12 @@ class Condition(_Waiting):
         else:  # no notify will count it now
             _discard(self._waiters, waiter)
         adapter = self._adapter
-        if waiter.token.cancel():
-            # Nothing handed over: take a token that a notify queued on our
+        if waiter.ticket.cancel():
+            # Nothing handed over: take a ticket that a notify queued on our
             # lock out again (or that it is about to queue: the lock then
             # skips it), and take the lock back ourselves.
             if waiter.notified:
-                adapter.withdraw(waiter.token)
+                adapter.withdraw(waiter.ticket)
             waiter.relock = adapter.lock is not None
         elif adapter.morphs:  # the lock was handed to us
             adapter.handed_over(waiter)
@@ -4002,10 +4002,10 @@ class Condition(_Waiting):
     def _green_wait(
         self, predicate: Callable[[], object] | None, timeout: float | None
     ) -> bool:
-        waiter, token = self._publish(predicate, _green_task, _green_token)
+        waiter, ticket = self._publish(predicate, _green_task, _green_ticket)
         try:
             _check_green_park(self)
-            token.park(timeout)
+            ticket.park(timeout)
         except BaseException:  # gevent Timeout/GreenletExit, KeyboardInterrupt
             self._green_reacquire(waiter, True)
             raise
@@ -4024,9 +4024,9 @@ class Condition(_Waiting):
     async def _async_wait_core(
         self, predicate: Callable[[], object] | None, timeout: float | None
     ) -> bool:
-        waiter, token = self._publish(predicate, _current_async_task, _async_token)
+        waiter, ticket = self._publish(predicate, _current_async_task, _async_ticket)
         try:
-            await token.park(timeout)
+            await ticket.park(timeout)
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
             await self._async_reacquire(waiter, True)
             raise
@@ -4129,9 +4129,9 @@ class Condition(_Waiting):
                 waiters.remove(waiter)  # the head: found at once
             except ValueError:  # another notify, or the waiter, took it
                 continue
-            # A token that was claimed, or whose future was cancelled, belongs
+            # A ticket that was claimed, or whose future was cancelled, belongs
             # to a waiter that is leaving: it needs no notification.
-            if not waiter.token.pending:
+            if not waiter.ticket.pending:
                 continue
             predicate = waiter.predicate
             if predicate is not None and not _predicate_holds(predicate):
@@ -4146,7 +4146,7 @@ class Condition(_Waiting):
                 waiter.unnotified.pop()
             except IndexError:  # it gave up first
                 continue
-            if self._adapter.wake(waiter.token):
+            if self._adapter.wake(waiter.ticket):
                 woken += 1
         return woken
 
@@ -4251,7 +4251,7 @@ class _Outsider:
 _OUTSIDER: Final = _Outsider()
 
 
-class _BarrierBase(_Waiting):
+class _BarrierBase(_AwaitMixin):
     __slots__ = ("__weakref__", "_cycle", "_parties")
 
     # Does a passed round make way for a new one?
@@ -4555,11 +4555,11 @@ class _QueueSemaphore(Semaphore):
             return
         while True:
             try:
-                token = waiters.popleft()
+                ticket = waiters.popleft()
             except IndexError:
                 return
-            token.data = _SHUT_DOWN
-            token.set()
+            ticket.payload = _SHUT_DOWN
+            ticket.set()
 
     def _closed(self) -> bool:
         return self.refusing
@@ -5646,13 +5646,13 @@ class RWLock:
         return self._core.waiting
 
 
-class _RWCore(_Waitable):
+class _RWCore(_Acquirable):
     """The state of one `RWLock`, shared by its two sides.
 
-    The waiting is `_Waitable`'s (a side calls `green_acquire` or
+    The waiting is `_Acquirable`'s (a side calls `green_acquire` or
     `async_acquire` with ``(kind, task)``, then `release`), but a grant reads
     and changes the holders and the queue together, so the steps that
-    `_Waitable` does with single atomic operations (`_begin`, the hand-off,
+    `_Acquirable` does with single atomic operations (`_begin`, the hand-off,
     `_withdraw`) run here under `_mutex`: a plain lock held for a few
     operations, never while anyone waits, and released before the granted
     waiters are woken.
@@ -5664,14 +5664,14 @@ class _RWCore(_Waitable):
         # Invariants (all changed under `_mutex`): `_readers` maps each task
         # that reads to how many read locks it holds; `_writer` is the task
         # that writes, or None; never both. `_waiters` (made on first wait)
-        # holds tokens whose data is (kind, task), in arrival order; a token
+        # holds tickets whose payload is (kind, task), in arrival order; a ticket
         # leaves it when granted or withdrawn. Whenever the mutex is free the
         # head of `_waiters` cannot enter yet (every change ends with
         # `_grant()`), so a newcomer may enter only when nobody waits.
         self._mutex = _allocate_lock()
         self._readers: dict[object, int] = {}
         self._writer: object = None
-        self._waiters: deque[_Token] | None = None
+        self._waiters: deque[_Ticket] | None = None
 
     def state(self) -> str:
         if self._writer is not None:
@@ -5681,10 +5681,10 @@ class _RWCore(_Waitable):
             return f"reading, readers={readers}"
         return "unlocked"
 
-    # What a side calls: `_Waitable`'s acquire (aliased, not wrapped: no
+    # What a side calls: `_Acquirable`'s acquire (aliased, not wrapped: no
     # extra call), `release`, and the three views of the state.
-    green_acquire = _Waitable._green_acquire  # ((kind, task), blocking, timeout)
-    async_acquire = _Waitable._async_acquire
+    green_acquire = _Acquirable._green_acquire  # ((kind, task), blocking, timeout)
+    async_acquire = _Acquirable._async_acquire
 
     def held(self, kind: str) -> bool:
         if kind is _WRITE:
@@ -5695,18 +5695,18 @@ class _RWCore(_Waitable):
         waiters = self._waiters
         if waiters is None:
             return 0
-        return sum(1 for token in waiters.copy() if token.data[0] is kind)
+        return sum(1 for ticket in waiters.copy() if ticket.payload[0] is kind)
 
     # -- the hooks of the shared algorithm, under `_mutex`
 
     def _begin(
         self,
-        data: Any,
+        payload: Any,
         blocking: bool,
         timeout: float | None,
-        make_token: Callable[[Any], _TokenT],
-    ) -> bool | _TokenT:
-        kind, task = data
+        make_ticket: Callable[[Any], _TicketT],
+    ) -> bool | _TicketT:
+        kind, task = payload
         with self._mutex:
             if self._enter(kind, task):
                 return True
@@ -5719,12 +5719,12 @@ class _RWCore(_Waitable):
                     raise RuntimeError(reason)
             if not waits:
                 return False
-            token = make_token(data)
+            ticket = make_ticket(payload)
             waiters = self._waiters
             if waiters is None:
                 waiters = self._waiters = deque()
-            waiters.append(token)
-            return token
+            waiters.append(ticket)
+            return ticket
 
     def _enter(self, kind: str, task: object) -> bool:
         # Take `kind` for `task` now if it may enter without waiting; refuse
@@ -5767,17 +5767,17 @@ class _RWCore(_Waitable):
                 return reason
         return None
 
-    def _grant(self) -> Iterable[_Token]:
-        # Let the head of the queue in while it fits; returns the tokens
+    def _grant(self) -> Iterable[_Ticket]:
+        # Let the head of the queue in while it fits; returns the tickets
         # claimed, for the caller to wake once the mutex is free.
         waiters = self._waiters
         if not waiters:
             return ()
-        granted: list[_Token] = []
+        granted: list[_Ticket] = []
         readers = self._readers
         while waiters and self._writer is None:
-            token = waiters[0]
-            kind, task = token.data
+            ticket = waiters[0]
+            kind, task = ticket.payload
             if kind is _WRITE and readers:
                 break
             waiters.popleft()
@@ -5787,25 +5787,25 @@ class _RWCore(_Waitable):
                 self._writer = task
             else:
                 readers[task] = readers.get(task, 0) + 1
-            if token.claim():
-                granted.append(token)
+            if ticket.claim():
+                granted.append(ticket)
                 if kind is _WRITE:
                     break
             else:  # it gave up first; its `_withdraw` finds it gone
                 self._forget(kind, task)
         return granted
 
-    def _wake(self, granted: Iterable[_Token]) -> None:
+    def _wake(self, granted: Iterable[_Ticket]) -> None:
         # Outside the mutex. A waiter whose wake-up cannot be delivered (its
         # loop or hub is gone) counts as given up: take its grant back, which
         # may let the waiters behind it in.
         while True:
-            lost = [token for token in granted if not token.wake()]
+            lost = [ticket for ticket in granted if not ticket.wake()]
             if not lost:
                 return
             with self._mutex:
-                for token in lost:
-                    self._forget(*token.data)
+                for ticket in lost:
+                    self._forget(*ticket.payload)
                 granted = self._grant()
 
     def _forget(self, kind: str, task: object) -> None:
@@ -5819,18 +5819,18 @@ class _RWCore(_Waitable):
         else:
             del readers[task]
 
-    def _withdraw(self, token: _Token) -> None:
+    def _withdraw(self, ticket: _Ticket) -> None:
         # A waiter gave up; a writer leaving the head lets the readers
         # behind it in.
         with self._mutex:
             waiters = self._waiters
             if waiters is not None:
-                _discard(waiters, token)
+                _discard(waiters, ticket)
             granted = self._grant()
         self._wake(granted)
 
-    def release(self, data: Any) -> None:
-        kind, task = data
+    def release(self, payload: Any) -> None:
+        kind, task = payload
         with self._mutex:
             if kind is _WRITE:
                 writer = self._writer
@@ -5856,12 +5856,12 @@ class _RWCore(_Waitable):
             granted = self._grant()
         self._wake(granted)
 
-    def _undo(self, token: _Token) -> None:
+    def _undo(self, ticket: _Ticket) -> None:
         # Granted to a waiter that is leaving anyway: it releases.
-        self.release(token.data)
+        self.release(ticket.payload)
 
-    def _give_back(self, data: Any) -> None:
-        self.release(data)
+    def _give_back(self, payload: Any) -> None:
+        self.release(payload)
 
 
 class _RWSide:
@@ -5897,16 +5897,16 @@ class _RWSide:
     ) -> bool:
         """Acquire this side in green code; False if not acquired."""
         blocking, timeout = _acquire_args(blocking, timeout)
-        data = (self._kind, _green_task())
-        return self._core.green_acquire(data, blocking, timeout)
+        payload = (self._kind, _green_task())
+        return self._core.green_acquire(payload, blocking, timeout)
 
     async def async_acquire(
         self, *, blocking: bool = True, timeout: float | None = None
     ) -> bool:
         """Acquire this side in async code; False if not acquired."""
         blocking, timeout = _acquire_args(blocking, timeout)
-        data = (self._kind, _current_async_task())
-        return await self._core.async_acquire(data, blocking, timeout)
+        payload = (self._kind, _current_async_task())
+        return await self._core.async_acquire(payload, blocking, timeout)
 
     def green_release(self) -> None:
         """Release this side, held by the current green task."""

@@ -3140,7 +3140,7 @@ def test_condition_timeout_while_notify_hands_over(lock_name: str) -> None:
 
     w = _NamedThread("waiter", waiter)
     wait_until(lambda: cv.waiting == 1)
-    text = "self._adapter.wake(waiter.token)"
+    text = "self._adapter.wake(waiter.ticket)"
     with PauseNewThreadsAt(aiologic.Condition._notify, text, "notifier") as pause:
         n = _NamedThread("notifier", notifier)
         pause.reached()
@@ -4657,11 +4657,11 @@ def test_limiter_waiter_withdraws_while_a_release_admits(factory: str) -> None:
     emptied under its feet (IndexError, leaving claimed waiters unwoken)."""
     limiter = getattr(aiologic, factory)(1)
     assert limiter.green_acquire_on_behalf_of("x")
-    pause = PauseAt(aiologic._Parking._park_ended, "self._withdraw(token)")
+    pause = PauseAt(aiologic._WaiterQueue._park_ended, "self._withdraw(ticket)")
     waiter, out = pause.thread(lambda: limiter.green_acquire(timeout=SHORT))
     assert limiter.waiting == 1  # timed out, its token still queued
     release = lambda: limiter.green_release_on_behalf_of("x")
-    with PausedCall(release, "_admit", "token = waiters.popleft()") as call:
+    with PausedCall(release, "_admit", "ticket = waiters.popleft()") as call:
         pause.resumed.set()  # it withdraws now (or waits for the release)
         wait_until(lambda: _done_or_stuck_in(waiter, "_withdraw"))
     assert call.outcome is None, call.outcome
@@ -7323,7 +7323,7 @@ def test_rwlock_hand_off_lost_to_a_cancelled_waiter(world_name: str) -> None:
     the waiter is cancelled in between and claims it first. The release must
     take the name back: the lock ends free, not held by a task that left."""
     rw = aiologic.RWLock()
-    pause = PauseAt(aiologic._RWCore._grant, "if token.claim():")
+    pause = PauseAt(aiologic._RWCore._grant, "if ticket.claim():")
     granter, release, released = _writer_released_from_a_thread(rw, pause)
     tokens: list[Any] = []
 
@@ -7338,7 +7338,7 @@ def test_rwlock_hand_off_lost_to_a_cancelled_waiter(world_name: str) -> None:
         return await task.join()
 
     actor = Actor(world_name, body)
-    wait_until(lambda: tokens and tokens[0].gave_up, actors=[actor])
+    wait_until(lambda: tokens and tokens[0].withdrew, actors=[actor])
     pause.resume(granter)
     assert actor.join() is CANCELLED
     granter.join(DEADLINE)
@@ -7355,7 +7355,7 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
     (the reader side is owned) without waiting for the releaser, and the
     other reader still gets in."""
     rw = aiologic.RWLock()
-    pause = PauseAt(aiologic._RWCore._wake, "if not token.wake()")
+    pause = PauseAt(aiologic._RWCore._wake, "if not ticket.wake()")
     granter, release, released = _writer_released_from_a_thread(rw, pause)
     entered: list[str] = []
     go = ["R2"]
@@ -11544,7 +11544,7 @@ def test_fault_dead_waiter_closed_while_its_wake_up_is_taken_back() -> None:
     passes the lock on, to the waiter behind."""
     lock = aiologic.Lock()
     held, go = threading.Event(), threading.Event()
-    pause = PauseAt(aiologic._Token._take_back, "self._pending.remove(False)")
+    pause = PauseAt(aiologic._Ticket._take_back, "self._pending.remove(False)")
     outcome = Outcome()
 
     def holder() -> None:
@@ -11811,7 +11811,7 @@ def test_fault_limiter_dead_waiter_closed_while_its_wake_up_is_taken_back() -> N
 
     actor = Actor("threading", other)
     wait_until(lambda: limiter.waiting == 2, actors=[actor])
-    pause = PauseAt(aiologic._Token._take_back, "self._pending.remove(False)")
+    pause = PauseAt(aiologic._Ticket._take_back, "self._pending.remove(False)")
     releaser, out = pause.thread(lambda: limiter.green_release_on_behalf_of("holder"))
     keep[0].get_coro().close()  # the waiter leaves: its admission is its own
     assert actor.join() is True
