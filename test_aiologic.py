@@ -9893,12 +9893,12 @@ def test_long_runs_keep_nothing(world_name: str) -> None:
     async def body(w: World) -> list[tuple[int, int]]:
         measures = []
         lasting = _soak_lasting()
-        for round_ in range(SOAK_WARM_UP + 2 * SOAK_ROUNDS + 1):
+        for round_ in range(SOAK_WARM_UP + 3 * SOAK_ROUNDS + 1):
             if round_ == SOAK_WARM_UP:
                 tracemalloc.start()
             if round_ >= SOAK_WARM_UP and (round_ - SOAK_WARM_UP) % SOAK_ROUNDS == 0:
                 measures.append((_aiologic_memory(), _open_sockets()))
-                if len(measures) == 3:
+                if len(measures) == 4:
                     break
             await _soak_use_lasting(w, lasting)
             made: list[Any] = []
@@ -9919,11 +9919,15 @@ def test_long_runs_keep_nothing(world_name: str) -> None:
     finally:
         gc.enable()
         tracemalloc.stop()
-    (memory0, fds0), (memory1, fds1), (memory2, fds2) = measures
+    (memory0, fds0), (memory1, fds1), (memory2, fds2), (memory3, fds3) = measures
     # Never more than at the first measure (sockets left by earlier tests of
     # the process may close meanwhile).
-    assert fds0 >= fds1 >= fds2, f"open sockets: {fds0}, {fds1}, {fds2}"
-    assert memory2 - memory1 < SOAK_GROWTH, (memory0, memory1, memory2)
+    assert fds0 >= fds1 >= fds2 >= fds3, f"open sockets: {fds0}, {fds1}, {fds2}, {fds3}"
+    # What leaks grows round after round, so both later measures are above
+    # the second; one that is not shows a passing peak (an object a backend
+    # lets go of a moment later), once seen at 2.6 kB in a full run on 3.8.
+    growth = min(memory2, memory3) - memory1
+    assert growth < SOAK_GROWTH, (memory0, memory1, memory2, memory3)
 
 
 # ============================================================================
