@@ -11416,33 +11416,53 @@ def _close_abandoned(keep: list[Any]) -> None:
             item.close()
 
 
+def _past_a_dead_waiter(
+    dead: str,
+    keep: list[Any],
+    green: Callable[[], Any],
+    make_coro: Callable[[], Coroutine[Any, Any, Any]],
+    waiting: Callable[[], int],
+    release: Callable[[], Any],
+    live: Body | None = None,
+    *args: Any,
+) -> Any:
+    """The caller holds a primitive. Park a waiter that can never run again
+    on it (`_abandoned_waiter`, by its green and async faces; what keeps it
+    is added to *keep*), then, given *live*, a live one behind it (an Actor
+    in a thread running live(w, *args)); then call release(). Returns what
+    the live one returned. waiting() counts the waiters parked."""
+    keep += _abandoned_waiter(dead, green, make_coro, lambda: waiting() == 1)
+    if live is None:
+        release()
+        return None
+    actor = Actor("threading", live, *args)
+    wait_until(lambda: waiting() == 2, actors=[actor])
+    release()
+    return actor.join()
+
+
+async def _acquires(w: World, primitive: Any) -> bool:
+    """A live waiter: acquires *primitive* (with the deadline), releases it."""
+    assert await w.acquire(primitive, timeout=DEADLINE)
+    w.release(primitive)
+    return True
+
+
 @pytest.mark.parametrize("dead", DEAD_WAITERS)
 def test_fault_lock_passes_over_a_waiter_that_can_no_longer_run(dead: str) -> None:
     """A release whose head waiter can never run again (its loop closed, its
     run or hub gone) hands the lock to the next waiter, or frees it."""
     lock = aiologic.Lock()
+    keep: list[Any] = []
+    faces = (lock.green_acquire, lock.async_acquire, lambda: lock.waiting)
     assert lock.green_acquire()
-    keep = _abandoned_waiter(
-        dead, lock.green_acquire, lock.async_acquire, lambda: lock.waiting == 1
-    )
-
-    async def other(w: World) -> Any:
-        assert await w.acquire(lock, timeout=DEADLINE)
-        w.release(lock)
-        return True
-
-    actor = Actor("threading", other)
-    wait_until(lambda: lock.waiting == 2, actors=[actor])
-    lock.green_release()
-    assert actor.join() is True
+    live = _past_a_dead_waiter(dead, keep, *faces, lock.green_release, _acquires, lock)
+    assert live is True
     assert not lock.locked() and lock.waiting == 0
 
     # The same with nobody behind it: the lock ends up free.
     assert lock.green_acquire()
-    keep += _abandoned_waiter(
-        dead, lock.green_acquire, lock.async_acquire, lambda: lock.waiting == 1
-    )
-    lock.green_release()
+    _past_a_dead_waiter(dead, keep, *faces, lock.green_release)
     assert not lock.locked() and lock.owner is None and lock.waiting == 0
     _close_abandoned(keep)
     assert not lock.locked() and lock.waiting == 0
@@ -11470,24 +11490,16 @@ def test_fault_dead_waiter_closed_while_its_wake_up_is_taken_back() -> None:
     releaser = threading.Thread(target=outcome.capture, args=((), holder))
     releaser.start()
     assert held.wait(DEADLINE)
-    keep = _abandoned_waiter(
-        "asyncio-closed",
-        lock.green_acquire,
-        lock.async_acquire,
-        lambda: lock.waiting == 1,
-    )
+    keep: list[Any] = []
 
-    async def other(w: World) -> Any:
-        assert await w.acquire(lock, timeout=DEADLINE)
-        w.release(lock)
-        return True
+    def release() -> None:
+        go.set()
+        pause.wait_reached()
+        keep[0].get_coro().close()  # the waiter leaves: it owns the lock, passes it
 
-    actor = Actor("threading", other)
-    wait_until(lambda: lock.waiting == 2, actors=[actor])
-    go.set()
-    pause.wait_reached()
-    keep[0].get_coro().close()  # the waiter leaves: it owns the lock, passes it
-    assert actor.join() is True
+    faces = (lock.green_acquire, lock.async_acquire, lambda: lock.waiting)
+    live = _past_a_dead_waiter("asyncio-closed", keep, *faces, release, _acquires, lock)
+    assert live is True
     pause.release()
     releaser.join(DEADLINE)
     assert not releaser.is_alive()
@@ -11502,23 +11514,16 @@ def test_fault_semaphore_permit_survives_a_waiter_that_can_no_longer_run(
     dead: str,
 ) -> None:
     sem = aiologic.Semaphore(0)
-    keep = _abandoned_waiter(
-        dead, sem.green_acquire, sem.async_acquire, lambda: sem.waiting == 1
-    )
+    keep: list[Any] = []
+    faces = (sem.green_acquire, sem.async_acquire, lambda: sem.waiting)
 
-    async def other(w: World) -> Any:
+    async def acquires(w: World) -> Any:
         return await w.acquire(sem, timeout=DEADLINE)
 
-    actor = Actor("threading", other)
-    wait_until(lambda: sem.waiting == 2, actors=[actor])
-    sem.release()
-    assert actor.join() is True
+    assert _past_a_dead_waiter(dead, keep, *faces, sem.release, acquires) is True
     assert sem.value == 0 and sem.waiting == 0
 
-    keep += _abandoned_waiter(
-        dead, sem.green_acquire, sem.async_acquire, lambda: sem.waiting == 1
-    )
-    sem.release()
+    _past_a_dead_waiter(dead, keep, *faces, sem.release)
     assert sem.value == 1 and sem.waiting == 0
     _close_abandoned(keep)
     assert sem.value == 1 and sem.waiting == 0
@@ -11529,10 +11534,9 @@ def test_fault_queue_item_survives_a_getter_that_can_no_longer_run(
     dead: str,
 ) -> None:
     queue = aiologic.Queue()
-    keep = _abandoned_waiter(
-        dead, queue.green_get, queue.async_get, lambda: queue.waiting == 1
-    )
-    queue.green_put("item")
+    keep: list[Any] = []
+    faces = (queue.green_get, queue.async_get, lambda: queue.waiting)
+    _past_a_dead_waiter(dead, keep, *faces, lambda: queue.green_put("item"))
     assert queue.green_get(blocking=False) == "item"
     assert queue.waiting == 0 and len(queue) == 0
     _close_abandoned(keep)
@@ -11549,18 +11553,15 @@ def test_fault_queue_item_goes_past_a_getter_that_can_no_longer_run(
     """The item put for a getter that can never run again goes to the getter
     behind it; with nobody behind, it stays in the queue."""
     q = getattr(aiologic, factory)()
-    keep = _abandoned_waiter(dead, q.green_get, q.async_get, lambda: q.getting == 1)
+    keep: list[Any] = []
+    faces = (q.green_get, q.async_get, lambda: q.getting)
 
-    async def other(w: World) -> Any:
+    async def gets(w: World) -> Any:
         return await w.get(q, timeout=DEADLINE)
 
-    actor = Actor("threading", other)
-    wait_until(lambda: q.getting == 2, actors=[actor])
-    q.green_put(1)
-    assert actor.join() == 1
+    assert _past_a_dead_waiter(dead, keep, *faces, lambda: q.green_put(1), gets) == 1
     assert q.getting == 0 and len(q) == 0
-    keep += _abandoned_waiter(dead, q.green_get, q.async_get, lambda: q.getting == 1)
-    q.green_put(2)
+    _past_a_dead_waiter(dead, keep, *faces, lambda: q.green_put(2))
     assert q.getting == 0 and len(q) == 1
     _close_abandoned(keep)
     assert q.green_get(blocking=False) == 2
@@ -11576,28 +11577,19 @@ def test_fault_queue_slot_goes_past_a_putter_that_can_no_longer_run(
     putter behind it; with nobody behind, it stays free."""
     q = getattr(aiologic, factory)(maxsize=1)
     q.green_put(0)
+    keep: list[Any] = []
+    faces = (lambda: q.green_put(-1), lambda: q.async_put(-1), lambda: q.putting)
+    got: list[Any] = []
 
-    def parked() -> bool:
-        return q.putting == 1  # type: ignore[no-any-return]
-
-    keep = _abandoned_waiter(
-        dead, lambda: q.green_put(-1), lambda: q.async_put(-1), parked
-    )
-
-    async def other(w: World) -> Any:
+    async def puts(w: World) -> Any:
         await w.put(q, 1, timeout=DEADLINE)
         return True
 
-    actor = Actor("threading", other)
-    wait_until(lambda: q.putting == 2, actors=[actor])
-    assert q.green_get(blocking=False) == 0
-    assert actor.join() is True
-    assert q.putting == 0 and len(q) == 1
-    keep += _abandoned_waiter(
-        dead, lambda: q.green_put(-1), lambda: q.async_put(-1), parked
-    )
-    assert q.green_get(blocking=False) == 1
-    assert q.putting == 0 and len(q) == 0
+    release = lambda: got.append(q.green_get(blocking=False))
+    assert _past_a_dead_waiter(dead, keep, *faces, release, puts) is True
+    assert got == [0] and q.putting == 0 and len(q) == 1
+    _past_a_dead_waiter(dead, keep, *faces, release)
+    assert got == [0, 1] and q.putting == 0 and len(q) == 0
     _close_abandoned(keep)
     q.green_put(2, blocking=False)  # the slot is free
     assert q.putting == 0 and list(q.green_get(blocking=False) for _ in "x") == [2]
@@ -11612,40 +11604,24 @@ def test_fault_limiter_token_goes_past_a_waiter_that_can_no_longer_run(
     waiter behind one that can never run again; with nobody behind, it stays
     free. The dead waiter is never left counted as a borrower."""
     limiter = getattr(aiologic, factory)(1)
-
-    def parked() -> bool:
-        return limiter.waiting == 1  # type: ignore[no-any-return]
-
-    async def other(w: World) -> Any:
-        assert await w.acquire(limiter, timeout=DEADLINE)
-        w.release(limiter)
-        return True
-
+    keep: list[Any] = []
+    faces = (limiter.green_acquire, limiter.async_acquire, lambda: limiter.waiting)
+    release = lambda: limiter.green_release_on_behalf_of("holder")
     assert limiter.green_acquire_on_behalf_of("holder")
-    keep = _abandoned_waiter(dead, limiter.green_acquire, limiter.async_acquire, parked)
-    actor = Actor("threading", other)
-    wait_until(lambda: limiter.waiting == 2, actors=[actor])
-    limiter.green_release_on_behalf_of("holder")
-    assert actor.join() is True
+    live = _past_a_dead_waiter(dead, keep, *faces, release, _acquires, limiter)
+    assert live is True
     assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
 
     # A raised total admits past it too.
     limiter.total_tokens = 0
-    keep += _abandoned_waiter(
-        dead, limiter.green_acquire, limiter.async_acquire, parked
-    )
-    actor = Actor("threading", other)
-    wait_until(lambda: limiter.waiting == 2, actors=[actor])
-    limiter.total_tokens = 1
-    assert actor.join() is True
+    raise_total = lambda: setattr(limiter, "total_tokens", 1)
+    live = _past_a_dead_waiter(dead, keep, *faces, raise_total, _acquires, limiter)
+    assert live is True
     assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
 
     # Nobody behind: the token ends up free.
     assert limiter.green_acquire_on_behalf_of("holder")
-    keep += _abandoned_waiter(
-        dead, limiter.green_acquire, limiter.async_acquire, parked
-    )
-    limiter.green_release_on_behalf_of("holder")
+    _past_a_dead_waiter(dead, keep, *faces, release)
     assert dict(limiter.borrowers) == {} and limiter.waiting == 0
     _close_abandoned(keep)
     assert limiter.borrowed_tokens == 0 and limiter.available_tokens == 1
@@ -11708,24 +11684,18 @@ def test_fault_limiter_dead_waiter_closed_while_its_wake_up_is_taken_back() -> N
     and the token goes to the waiter behind."""
     limiter = aiologic.CapacityLimiter(1)
     assert limiter.green_acquire_on_behalf_of("holder")
-    keep = _abandoned_waiter(
-        "asyncio-closed",
-        limiter.green_acquire,
-        limiter.async_acquire,
-        lambda: limiter.waiting == 1,
-    )
-
-    async def other(w: World) -> Any:
-        assert await w.acquire(limiter, timeout=DEADLINE)
-        w.release(limiter)
-        return True
-
-    actor = Actor("threading", other)
-    wait_until(lambda: limiter.waiting == 2, actors=[actor])
+    keep: list[Any] = []
     pause = Pause(aiologic._Ticket._take_back, "self._pending.remove(False)")
-    pause.start(lambda: limiter.green_release_on_behalf_of("holder"))
-    keep[0].get_coro().close()  # the waiter leaves: its admission is its own
-    assert actor.join() is True
+
+    def release() -> None:
+        pause.start(lambda: limiter.green_release_on_behalf_of("holder"))
+        keep[0].get_coro().close()  # the waiter leaves: its admission is its own
+
+    faces = (limiter.green_acquire, limiter.async_acquire, lambda: limiter.waiting)
+    live = _past_a_dead_waiter(
+        "asyncio-closed", keep, *faces, release, _acquires, limiter
+    )
+    assert live is True
     assert pause.join() is None
     assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
     assert limiter.available_tokens == 1
@@ -11737,22 +11707,13 @@ def test_fault_rwlock_passes_over_a_waiter_that_can_no_longer_run(dead: str) -> 
     run or hub gone) does not keep its side: a dead writer at the head lets
     the reader behind it in, a dead reader leaves the live one reading."""
     rw = aiologic.RWLock()
-
-    async def reader(w: World) -> Any:
-        assert await w.acquire(rw.reader, timeout=DEADLINE)
-        w.release(rw.reader)
-        return True
-
     keep: list[Any] = []
     for side in (rw.writer, rw.reader):
         assert rw.writer.green_acquire()
-        keep += _abandoned_waiter(
-            dead, side.green_acquire, side.async_acquire, lambda: rw.waiting == 1
-        )
-        actor = Actor("threading", reader)
-        wait_until(lambda: rw.waiting == 2, actors=[actor])
-        rw.writer.green_release()
-        assert actor.join() is True
+        faces = (side.green_acquire, side.async_acquire, lambda: rw.waiting)
+        release = rw.writer.green_release
+        live = _past_a_dead_waiter(dead, keep, *faces, release, _acquires, rw.reader)
+        assert live is True
         assert not rw.reader.locked() and not rw.writer.locked()
         assert rw.waiting == 0
     _close_abandoned(keep)
