@@ -3548,8 +3548,8 @@ class Pause:
       or the exception it raised; ``with pause.start(fn):`` joins on leaving.
       `outcome` is that value in a list, empty while fn runs; `thread`
       the thread.
-    - ``with pause.new_threads(name):`` threads started inside the block
-      whose name starts with *name* (``actor-trio``, a `_NamedThread`'s).
+    - ``with pause.new_threads(prefix):`` threads started inside the block
+      whose name starts with *prefix* (``actor-trio``, a `_NamedThread`'s).
       Leaving the block releases the stopped thread only if the block raised.
     - ``with pause.this_thread():`` the calling thread, inside the block.
     """
@@ -3564,7 +3564,7 @@ class Pause:
             assert len(found) == 1, (function, text, found)
         self.line = found[occurrence - 1 if occurrence else 0]
         self._code = function.__code__
-        self._names = ""  # of the threads traced by new_threads()
+        self._prefix = ""  # of the names of threads that new_threads() traces
         self._first = threading.Lock()  # taken by the thread that stops
         self._released = threading.Event()
         self.reached = threading.Event()
@@ -3574,7 +3574,7 @@ class Pause:
     def _calls(self, frame: Any, event: str, arg: Any) -> Any:
         if frame.f_code is not self._code or self.reached.is_set():
             return None
-        if not threading.current_thread().name.startswith(self._names):
+        if not threading.current_thread().name.startswith(self._prefix):
             return None
         return self._lines
 
@@ -3618,8 +3618,8 @@ class Pause:
         self.join()
 
     @contextlib.contextmanager
-    def new_threads(self, names: str = "") -> Iterator[Pause]:
-        self._names = names
+    def new_threads(self, prefix: str = "") -> Iterator[Pause]:
+        self._prefix = prefix
         threading.settrace(self._calls)
         try:
             yield self
