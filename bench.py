@@ -36,8 +36,10 @@ culsans, janus, trio, gevent, eventlet if wanted). bench.py then starts
 aiologic, not the aiologic.py here, and times, on request, every
 implementation it has. Its aiologic is added to each row as "anchor ..." (the
 no-regression column), and baselines only installed there (culsans) are
-measured there, interleaved with ours as any other baseline. Without it,
-bench.py needs the standard library only.
+measured there, interleaved with ours as any other baseline. A row of ours
+that needs what the anchor's aiologic lacks (``Impl.needs``, checked in the
+anchor process) has no anchor column. Without it, bench.py needs the standard
+library only.
 """
 
 from __future__ import annotations
@@ -196,6 +198,20 @@ class Impl:
     error: str | None = None
     kind: Kind = "baseline"
     mine: str = ""  # an anchor: the name of our implementation it stands for
+    # Of ours: the aiologic attributes it uses that an older aiologic may
+    # lack ("Queue.sync_q"); an anchor without them is not offered the row.
+    needs: tuple[str, ...] = ()
+
+
+def has_all(needs: Sequence[str]) -> bool:
+    """Whether this process's aiologic has every dotted attribute named."""
+    for dotted in needs:
+        obj: Any = aiologic
+        for part in dotted.split("."):
+            if not hasattr(obj, part):
+                return False
+            obj = getattr(obj, part)
+    return True
 
 
 def floor(name: str, measure: Measure) -> Impl:
@@ -363,9 +379,10 @@ def compare(
     """Time every implementation, interleaved, and pair ours with each baseline."""
     if CFG.serving:
         for impl in ours:
-            CFG.registry[scenario, impl.name] = Impl(
-                impl.name, impl.measure, kind="ours"
-            )
+            if has_all(impl.needs):
+                CFG.registry[scenario, impl.name] = Impl(
+                    impl.name, impl.measure, kind="ours"
+                )
         for impl in baselines:
             if impl.kind == "baseline":
                 CFG.registry[scenario, impl.name] = impl
@@ -1512,18 +1529,25 @@ def janus_workload(make: Callable[[], Any], faces: str, join: bool) -> Measure:
 
 
 def scenario_janus_workload() -> Iterator[list[Row]]:
-    """janus's mixed thread <-> asyncio workload, through our sync_q/async_q."""
+    """janus's mixed thread <-> asyncio workload, through our sync_q/async_q.
+    The published aiologic before these views and task_done/join has no
+    anchor column here."""
+    views = ("Queue.sync_q", "Queue.async_q", "Queue.aclose")
+    direct = ("Queue.task_done", "Queue.async_join", "Queue.aclose")
     for join in (False, True):
         what = "sync put, async join" if join else "executor sync put, async get"
         yield compare(
             f"janus workload: {what}, rounds of 5",
             [
                 Impl(
-                    "aiologic.Queue() views", janus_workload(lib.Queue, "views", join)
+                    "aiologic.Queue() views",
+                    janus_workload(lib.Queue, "views", join),
+                    needs=views,
                 ),
                 Impl(
                     "aiologic.Queue() direct",
                     janus_workload(lib.Queue, "direct", join),
+                    needs=direct,
                 ),
             ],
             [Impl("janus.Queue()", janus_workload(janus.Queue, "views", join))]

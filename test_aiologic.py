@@ -50,7 +50,7 @@ import traceback
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine
+from typing import Any, Awaitable, Callable, Coroutine, Iterator
 
 import pytest
 
@@ -2526,15 +2526,13 @@ def test_semaphore_hand_offs_in_queue_order(fair: bool, monkeypatch: Any) -> Non
         threads.append(thread)
         wait_until(lambda n=n: sem.waiting == n)  # type: ignore[misc]
     # Right after the head waiter is picked (the fair branch comes first).
-    pause = PauseAt(
+    pause = Pause(
         aiologic.Semaphore._hand_off, "if self._names_owner:", 1 if fair else 2
-    )
-    releaser, out = pause.thread(sem.release)
+    ).start(sem.release)
     sem.release()  # the second releaser
     first = 1 if fair else 2
     wait_until(lambda: order == [first])
-    pause.resume(releaser)
-    assert out == [None]
+    assert pause.join() is None
     for thread in threads:
         thread.join(DEADLINE)
         assert not thread.is_alive()
@@ -2889,7 +2887,7 @@ def test_condition_repr_slots_weakref() -> None:
 # The tests below force each interleaving of a wait with a notify, a timeout
 # and a cancellation, for every kind of lock a Condition takes. In the
 # cooperative worlds the order is set by where the test yields; in threads a
-# `PauseNewThreadsAt` stops a thread (an OS thread running any world) at a
+# `Pause` stops a thread (an OS thread running any world) at a
 # chosen line of aiologic.py.
 
 ANY_CONDITION_LOCKS: dict[str, Callable[[], Any]] = {
@@ -2901,61 +2899,8 @@ ANY_CONDITION_LOCKS: dict[str, Callable[[], Any]] = {
 QUEUEING_LOCKS = ("Lock", "RLock", "BinarySemaphore")
 
 
-class PauseNewThreadsAt:
-    """Stop a thread at a line of aiologic.py, found by its text.
-
-    Threads started inside ``with PauseNewThreadsAt(function, text):`` are traced; the
-    first of them (whose name starts with `thread`, if given) to reach the
-    line waits there until `resume()` (for at most DEADLINE seconds).
-    `reached()` waits until one has.
-    """
-
-    def __init__(self, function: Any, text: str, thread: str = "") -> None:
-        function = getattr(function, "__func__", function)
-        lines, first = inspect.getsourcelines(function)
-        found = [first + i for i, line in enumerate(lines) if text in line]
-        assert len(found) == 1, (text, found)
-        self.code = function.__code__
-        self.line = found[0]
-        self.thread = thread
-        self.claim = [None]
-        self.stopped = threading.Event()
-        self.go = threading.Event()
-
-    def _trace(self, frame: Any, event: str, arg: Any) -> Any:
-        if frame.f_code is not self.code:
-            return None
-        if not threading.current_thread().name.startswith(self.thread):
-            return None
-        return self._trace_lines
-
-    def _trace_lines(self, frame: Any, event: str, arg: Any) -> Any:
-        if event == "line" and frame.f_lineno == self.line and self.claim:
-            self.claim.pop()
-            self.stopped.set()
-            assert self.go.wait(DEADLINE), "PauseNewThreadsAt was never resumed"
-        return self._trace_lines
-
-    def __enter__(self) -> PauseNewThreadsAt:
-        threading.settrace(self._trace)
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        # Threads started inside stay traced; the paused one waits for
-        # resume(), unless the test is failing already.
-        threading.settrace(None)  # type: ignore[arg-type]
-        if exc_info[0] is not None:
-            self.go.set()
-
-    def reached(self) -> None:
-        assert self.stopped.wait(DEADLINE), f"no thread reached line {self.line}"
-
-    def resume(self) -> None:
-        self.go.set()
-
-
 class _NamedThread:
-    """fn() run in a new thread called `name` (picked by PauseNewThreadsAt)."""
+    """fn() run in a new thread called `name` (picked by Pause.new_threads)."""
 
     def __init__(self, name: str, fn: Callable[[], Any]) -> None:
         self.outcome = Outcome()
@@ -3108,15 +3053,14 @@ def test_condition_timeout_after_notify_counts_as_notified(
         async with w.hold(cv):
             return await w.wait(cv, SHORT)
 
-    with PauseNewThreadsAt(
-        aiologic.Condition._settle, "waiter.unnotified.pop()"
-    ) as pause:
+    pause = Pause(aiologic.Condition._settle, "waiter.unnotified.pop()")
+    with pause.new_threads():
         actor = Actor(waiter_world, waiter)
-        pause.reached()  # timed out, not yet looked at its claim
+        pause.wait_reached()  # timed out, not yet looked at its claim
     assert cv.waiting == 1
     with cv:
         assert cv.notify() == counted
-    pause.resume()
+    pause.release()
     assert actor.join() is counted
     assert cv.waiting == 0 and not cv
     if lock_name in QUEUEING_LOCKS:
@@ -3141,14 +3085,15 @@ def test_condition_timeout_while_notify_hands_over(lock_name: str) -> None:
     w = _NamedThread("waiter", waiter)
     wait_until(lambda: cv.waiting == 1)
     text = "self._adapter.wake(waiter.ticket)"
-    with PauseNewThreadsAt(aiologic.Condition._notify, text, "notifier") as pause:
+    pause = Pause(aiologic.Condition._notify, text)
+    with pause.new_threads("notifier"):
         n = _NamedThread("notifier", notifier)
-        pause.reached()
+        pause.wait_reached()
     if lock_name == "None":
         assert w.join() == (True, True)
     else:  # the waiter timed out and now queues for the lock
         wait_until(lambda: cv.lock.waiting == 1)
-    pause.resume()
+    pause.release()
     assert n.join() == 1
     assert w.join() == (True, True)
     assert cv.waiting == 0 and not cv
@@ -3245,12 +3190,13 @@ def test_condition_notify_does_not_hide_a_waiter_from_another_notify() -> None:
     cv = aiologic.Condition(None, _scripted_timer(10, 5, 20))
     waiter = _Thread(lambda: cv.wait(DEADLINE))
     wait_until(lambda: cv.waiting == 1)
-    with PausedCall(cv.notify, "_notify", "if waiter is requeued") as first:
+    notify = Pause(aiologic.Condition._notify, "if waiter is requeued")
+    with notify.start(cv.notify) as first:
         woken = cv.notify()  # N2
         if not woken:  # the bug: set W free before failing the test
-            first.resume()
+            first.join()
             cv.notify()
-    assert first.outcome == 0
+    assert first.outcome == [0]
     assert woken == 1
     assert waiter.result() is True
     assert cv.waiting == 0
@@ -3263,9 +3209,10 @@ def test_condition_notify_does_not_keep_a_waiter_that_left() -> None:
     cv = aiologic.Condition(None, _scripted_timer(10, 5))
     waiter = _Thread(lambda: cv.wait(SHORT))
     wait_until(lambda: cv.waiting == 1)
-    with PausedCall(cv.notify, "_notify", "if waiter is requeued") as first:
+    notify = Pause(aiologic.Condition._notify, "if waiter is requeued")
+    with notify.start(cv.notify) as first:
         assert waiter.result() is False  # timed out, withdrawn
-    assert first.outcome == 0
+    assert first.outcome == [0]
     assert cv.waiting == 0
 
 
@@ -3585,57 +3532,110 @@ class TestSimpleQueue:
 # ============================================================================
 
 
-class PauseAt:
-    """Pauses the thread that reaches a line of an aiologic function.
+class Pause:
+    """Stop one thread at a line of aiologic.py until `release()`.
 
-    The line is found by its text, so the test survives edits around it.
-    Only a thread that calls `install()` is traced, and it pauses once.
+    ``Pause(function, text)`` picks the line of *function* (of aiologic)
+    whose source contains *text* (it must be on one line only, or name its
+    *occurrence*, from 1), so the test survives edits around it. The first
+    traced thread to reach the line stops there, for at most DEADLINE
+    seconds, and sets `reached`; threads after it, and it once released,
+    pass. Which threads are traced:
+
+    - ``pause.start(fn)``: a new thread that runs fn(), returned once it
+      stands at the line (with ``wait=False`` at once: `wait_reached()`
+      later). `join()` releases it, joins it and returns what fn returned
+      or the exception it raised; ``with pause.start(fn):`` joins on leaving.
+      `outcome` is that value in a list, empty while fn runs; `thread`
+      the thread.
+    - ``with pause.new_threads(prefix):`` threads started inside the block
+      whose name starts with *prefix* (``actor-trio``, a `_NamedThread`'s).
+      Leaving the block releases the stopped thread only if the block raised.
+    - ``with pause.this_thread():`` the calling thread, inside the block.
     """
 
-    def __init__(self, function: Any, text: str, occurrence: int = 1) -> None:
-        lines, start = inspect.getsourcelines(function)
-        found = [start + i for i, line in enumerate(lines) if text in line]
-        assert len(found) >= occurrence, (function, text)
-        self.code = function.__code__
-        self.lineno = found[occurrence - 1]
+    def __init__(self, function: Any, text: str, occurrence: int = 0) -> None:
+        function = getattr(function, "__func__", function)
+        lines, first = inspect.getsourcelines(function)
+        found = [first + i for i, line in enumerate(lines) if text in line]
+        if occurrence:
+            assert len(found) >= occurrence, (function, text, found)
+        else:
+            assert len(found) == 1, (function, text, found)
+        self.line = found[occurrence - 1 if occurrence else 0]
+        self._code = function.__code__
+        self._prefix = ""  # of the names of threads that new_threads() traces
+        self._first = threading.Lock()  # taken by the thread that stops
+        self._released = threading.Event()
         self.reached = threading.Event()
-        self.resumed = threading.Event()
+        self.outcome: list[Any] = []
+        self.thread: threading.Thread | None = None
 
-    def _local(self, frame: Any, event: str, arg: Any) -> Any:
-        line = event == "line" and frame.f_lineno == self.lineno
-        if line and not self.reached.is_set():
+    def _calls(self, frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not self._code or self.reached.is_set():
+            return None
+        if not threading.current_thread().name.startswith(self._prefix):
+            return None
+        return self._lines
+
+    def _lines(self, frame: Any, event: str, arg: Any) -> Any:
+        here = event == "line" and frame.f_lineno == self.line
+        if here and self._first.acquire(blocking=False):
             self.reached.set()
-            assert self.resumed.wait(DEADLINE)
-        return self._local
+            assert self._released.wait(DEADLINE), f"line {self.line} not released"
+        return self._lines
 
-    def _global(self, frame: Any, event: str, arg: Any) -> Any:
-        return self._local if frame.f_code is self.code else None
+    def wait_reached(self) -> None:
+        assert self.reached.wait(DEADLINE), f"no thread reached line {self.line}"
 
-    def install(self) -> None:
-        sys.settrace(self._global)
+    def release(self) -> None:
+        self._released.set()
 
-    def thread(self, fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-        """Run *fn* in a traced thread; its result lands in the list."""
-        out: list[Any] = []
-
-        def run() -> None:
-            self.install()
+    def start(self, fn: Callable[[], Any], *, wait: bool = True) -> Pause:
+        def traced() -> Any:
+            sys.settrace(self._calls)
             try:
-                out.append(fn())
-            except BaseException as exc:  # handed to the test
-                out.append(exc)
+                return fn()
             finally:
                 sys.settrace(None)
 
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        assert self.reached.wait(DEADLINE), "the line was never reached"
-        return thread, out
+        self.thread, self.outcome = _other_thread(traced)
+        if wait:
+            self.wait_reached()
+        return self
 
-    def resume(self, thread: threading.Thread) -> None:
-        self.resumed.set()
-        thread.join(DEADLINE)
-        assert not thread.is_alive()
+    def join(self) -> Any:
+        self.release()
+        assert self.thread is not None, "join() is for a thread of start()"
+        self.thread.join(DEADLINE)
+        assert not self.thread.is_alive(), _stack_of(self.thread)
+        return self.outcome[0]
+
+    def __enter__(self) -> Pause:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.join()
+
+    @contextlib.contextmanager
+    def new_threads(self, prefix: str = "") -> Iterator[Pause]:
+        self._prefix = prefix
+        threading.settrace(self._calls)
+        try:
+            yield self
+        except BaseException:
+            self.release()  # the test is failing already
+            raise
+        finally:
+            threading.settrace(None)  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def this_thread(self) -> Iterator[Pause]:
+        sys.settrace(self._calls)
+        try:
+            yield self
+        finally:
+            sys.settrace(None)
 
 
 # ============================================================================
@@ -3788,12 +3788,11 @@ def test_countdown_wait_begun_before_zero_survives_a_quick_up() -> None:
     """Issue 12: a wait that began while the value was above zero is woken
     by the fall to zero even when up() follows before it parks."""
     ce = aiologic.CountdownEvent(1)
-    pause = PauseAt(aiologic.CountdownEvent.wait, "return zero.wait(timeout)")
-    waiter, got = pause.thread(lambda: ce.wait(DEADLINE))
+    pause = Pause(aiologic.CountdownEvent.wait, "return zero.wait(timeout)")
+    pause.start(lambda: ce.wait(DEADLINE))
     ce.down()
     ce.up()
-    pause.resume(waiter)
-    assert got == [True] and ce.value == 1 and ce.waiting == 0
+    assert pause.join() is True and ce.value == 1 and ce.waiting == 0
     assert ce.wait(0) is False
 
 
@@ -3808,12 +3807,11 @@ def test_countdown_up_while_down_is_waking() -> None:
     )
     thread.start()
     wait_until(lambda: ce.waiting == 1)
-    pause = PauseAt(aiologic.CountdownEvent.down, "zero.set()")
-    downer, _ = pause.thread(ce.down)
+    pause = Pause(aiologic.CountdownEvent.down, "zero.set()").start(ce.down)
     assert ce.value == 0 and ce.wait(0) is True
     ce.up()
     assert ce.wait(0) is False and parked == []
-    pause.resume(downer)
+    pause.join()
     thread.join(DEADLINE)
     assert parked == [True] and ce.value == 1
 
@@ -3969,11 +3967,12 @@ class TestLatch:
         latch = aiologic.Latch(2)
         first = _Thread(latch.wait)
         wait_until(lambda: latch.waiting == 1)
-        with PausedCall(latch.wait, "_arrive", "if index == last") as last:
+        arrive = Pause(aiologic._BarrierBase._arrive, "if index == last")
+        with arrive.start(latch.wait) as last:
             late = _Thread(lambda: latch.wait(0))
             # It gave up (and broke the latch), or waits beside the first.
             wait_until(lambda: not late.thread.is_alive() or latch.waiting == 2)
-        assert last.outcome is None
+        assert last.outcome == [None]
         assert late.result() is None
         assert first.result() is None
         assert latch and not latch.broken and latch.waiting == 0
@@ -3989,9 +3988,10 @@ class TestBarrier:
         first = _Thread(b.wait)
         wait_until(lambda: b.waiting == 1)
         # The last party stands after the pass, before the next round is in.
-        with PausedCall(b.wait, "_arrive", "self._cycle = ") as last:
+        arrive = Pause(aiologic._BarrierBase._arrive, "self._cycle = ")
+        with arrive.start(b.wait) as last:
             b.abort()
-        assert last.outcome == 1 and first.result() == 0  # the round passed
+        assert last.outcome == [1] and first.result() == 0  # the round passed
         assert b.broken
         with pytest.raises(aiologic.BrokenBarrierError):
             b.wait(DEADLINE)
@@ -4107,12 +4107,13 @@ def test_rbarrier_reset_while_a_round_passes(abort: bool) -> None:
     b = aiologic.RBarrier(2)
     first = _Thread(b.wait)
     wait_until(lambda: b.waiting == 1)
-    with PausedCall(b.wait, "_arrive", "self._cycle = ") as last:
+    arrive = Pause(aiologic._BarrierBase._arrive, "self._cycle = ")
+    with arrive.start(b.wait) as last:
         if abort:
             b.abort()
         b.reset()
         assert not b.broken
-    assert last.outcome == 1 and first.result() == 0
+    assert last.outcome == [1] and first.result() == 0
     assert not b.broken and b.waiting == 0
     other = _Thread(lambda: b.wait(DEADLINE))
     wait_until(lambda: b.waiting == 1)
@@ -4127,7 +4128,7 @@ def test_barrier_party_that_read_a_full_round_joins_the_next(face: str) -> None:
     pass that round meanwhile. It then finds the round full, waits it out
     and joins the next round as its first party."""
     barrier = aiologic.Barrier(2)
-    pause = PauseAt(aiologic.Barrier._arrive, "index = cycle.arrivals()")
+    pause = Pause(aiologic.Barrier._arrive, "index = cycle.arrivals()")
 
     def late() -> int:
         if face == "green":
@@ -4135,7 +4136,7 @@ def test_barrier_party_that_read_a_full_round_joins_the_next(face: str) -> None:
         asyncio = _import("asyncio")
         return asyncio.run(barrier.with_(DEADLINE))  # type: ignore[no-any-return]
 
-    thread, got = pause.thread(late)
+    pause.start(late)
     others: list[int] = []
     fillers = [
         threading.Thread(target=lambda: others.append(barrier.wait(DEADLINE)))
@@ -4145,12 +4146,11 @@ def test_barrier_party_that_read_a_full_round_joins_the_next(face: str) -> None:
         filler.start()
     for filler in fillers:
         filler.join(DEADLINE)
-    assert sorted(others) == [0, 1] and got == []
-    pause.resumed.set()
+    assert sorted(others) == [0, 1] and pause.outcome == []
+    pause.release()
     wait_until(lambda: barrier.waiting == 1)
     assert barrier.wait(DEADLINE) == 1
-    thread.join(DEADLINE)
-    assert got == [0] and not barrier.broken and barrier.waiting == 0
+    assert pause.join() == 0 and not barrier.broken and barrier.waiting == 0
 
 
 def test_rbarrier_reset(world: str) -> None:
@@ -4524,10 +4524,10 @@ def test_limiter_lowered_while_a_holder_releases_in_another_thread() -> None:
     assert limiter.green_acquire_on_behalf_of("B")
     waiter, got = _named_waiter(limiter, "W")
     wait_until(lambda: limiter.waiting == 1)
-    pause = PauseAt(aiologic.CapacityLimiter._release, "with self._lock:")
-    releaser, _ = pause.thread(lambda: limiter.green_release_on_behalf_of("A"))
+    pause = Pause(aiologic.CapacityLimiter._release, "with self._lock:")
+    pause.start(lambda: limiter.green_release_on_behalf_of("A"))
     limiter.total_tokens = 1
-    pause.resume(releaser)
+    pause.join()
     assert dict(limiter.borrowers) == {"B": 1}  # 1 == total: W stays out
     assert limiter.waiting == 1 and limiter.available_tokens == 0 and got == []
     limiter.green_release_on_behalf_of("B")
@@ -4545,14 +4545,14 @@ def test_limiter_count_is_exact_right_after_a_hand_off() -> None:
     waiter, got = _named_waiter(limiter, "W")
     wait_until(lambda: limiter.waiting == 1)
     # Pause the releaser after the hand-off was decided, before the wake.
-    pause = PauseAt(aiologic.CapacityLimiter._release, "self._wake(woken)")
-    releaser, _ = pause.thread(lambda: limiter.green_release_on_behalf_of("A"))
+    pause = Pause(aiologic.CapacityLimiter._release, "self._wake(woken)")
+    pause.start(lambda: limiter.green_release_on_behalf_of("A"))
     assert dict(limiter.borrowers) == {"W": 1} and limiter.borrowed_tokens == 1
     assert limiter.available_tokens == 0 and limiter.waiting == 0
     limiter.total_tokens = 0
     assert limiter.borrowed_tokens == 1 and limiter.available_tokens == 0
     assert limiter.green_acquire_on_behalf_of("X", blocking=False) is False
-    pause.resume(releaser)
+    pause.join()
     waiter.join(DEADLINE)
     assert got == [True]
     limiter.green_release_on_behalf_of("W")
@@ -4562,18 +4562,15 @@ def test_limiter_count_is_exact_right_after_a_hand_off() -> None:
 def test_limiter_from_inf_to_a_number_while_another_thread_acquires() -> None:
     limiter = aiologic.CapacityLimiter(math.inf)
     assert limiter.green_acquire_on_behalf_of("A")
-    pause = PauseAt(aiologic.CapacityLimiter._begin, "with self._lock:")
-    acquirer, got = pause.thread(
-        lambda: limiter.green_acquire_on_behalf_of("T", timeout=DEADLINE)
-    )
+    pause = Pause(aiologic.CapacityLimiter._begin, "with self._lock:", 1)
+    pause.start(lambda: limiter.green_acquire_on_behalf_of("T", timeout=DEADLINE))
     limiter.total_tokens = 1
     assert limiter.available_tokens == 0
-    pause.resumed.set()
+    pause.release()
     wait_until(lambda: limiter.waiting == 1)
-    assert got == [] and dict(limiter.borrowers) == {"A": 1}
+    assert pause.outcome == [] and dict(limiter.borrowers) == {"A": 1}
     limiter.green_release_on_behalf_of("A")
-    acquirer.join(DEADLINE)
-    assert got == [True] and dict(limiter.borrowers) == {"T": 1}
+    assert pause.join() is True and dict(limiter.borrowers) == {"T": 1}
     assert limiter.available_tokens == 0
     limiter.green_release_on_behalf_of("T")
     assert limiter.available_tokens == 1 and limiter.total_tokens == 1
@@ -4657,16 +4654,15 @@ def test_limiter_waiter_withdraws_while_a_release_admits(factory: str) -> None:
     emptied under its feet (IndexError, leaving claimed waiters unwoken)."""
     limiter = getattr(aiologic, factory)(1)
     assert limiter.green_acquire_on_behalf_of("x")
-    pause = PauseAt(aiologic._WaiterQueue._park_ended, "self._withdraw(ticket)")
-    waiter, out = pause.thread(lambda: limiter.green_acquire(timeout=SHORT))
+    pause = Pause(aiologic._WaiterQueue._park_ended, "self._withdraw(ticket)")
+    waiter = pause.start(lambda: limiter.green_acquire(timeout=SHORT))
     assert limiter.waiting == 1  # timed out, its token still queued
-    release = lambda: limiter.green_release_on_behalf_of("x")
-    with PausedCall(release, "_admit", "ticket = waiters.popleft()") as call:
-        pause.resumed.set()  # it withdraws now (or waits for the release)
-        wait_until(lambda: _done_or_stuck_in(waiter, "_withdraw"))
-    assert call.outcome is None, call.outcome
-    waiter.join(DEADLINE)
-    assert not waiter.is_alive() and out == [False]
+    admit = Pause(aiologic.CapacityLimiter._admit, "ticket = waiters.popleft()")
+    with admit.start(lambda: limiter.green_release_on_behalf_of("x")) as call:
+        waiter.release()  # it withdraws now (or waits for the release)
+        wait_until(lambda: _done_or_stuck_in(waiter.thread, "_withdraw"))
+    assert call.outcome == [None], call.outcome
+    assert waiter.join() is False
     assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
     assert limiter.green_acquire(blocking=False)
     limiter.green_release()
@@ -5533,80 +5529,6 @@ def test_join_across_worlds() -> None:
 # ============================================================================
 
 
-def _source_line(function: str, text: str) -> int:
-    """The number of the one line of aiologic.py inside `def function` whose
-    stripped text starts with `text`: a pause point that survives edits."""
-    lines = inspect.getsource(aiologic).splitlines()
-    found = []
-    inside = False
-    for number, line in enumerate(lines, 1):
-        stripped = line.strip()
-        if stripped.startswith(("def ", "async def ")):
-            inside = stripped.split("def ", 1)[1].startswith(function + "(")
-        elif inside and stripped.startswith(text):
-            found.append(number)
-    assert len(found) == 1, (function, text, found)
-    return found[0]
-
-
-class PausedCall:
-    """Run `fn` in a thread of its own that stops the first time it reaches
-    a line of aiologic.py (a `sys.settrace` hook) until `resume()`.
-
-    `with PausedCall(...) as call:` starts the thread and returns once it
-    stands at the line; leaving the block resumes it and joins it.
-    """
-
-    def __init__(self, fn: Callable[[], Any], function: str, text: str) -> None:
-        self.line = _source_line(function, text)
-        self.function = function
-        self.fn = fn
-        self.reached = threading.Event()
-        self._resume = threading.Event()
-        self.outcome: Any = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        sys.settrace(self._trace_calls)
-        try:
-            self.outcome = self.fn()
-        except Exception as exc:  # the outcome is checked
-            self.outcome = exc
-        finally:
-            sys.settrace(None)
-
-    def _trace_calls(self, frame: Any, event: str, arg: Any) -> Any:
-        if self.reached.is_set() or frame.f_code.co_name != self.function:
-            return None
-        if frame.f_code.co_filename != aiologic.__file__:
-            return None
-        return self._trace_lines
-
-    def _trace_lines(self, frame: Any, event: str, arg: Any) -> Any:
-        if (
-            event == "line"
-            and frame.f_lineno == self.line
-            and not self.reached.is_set()
-        ):
-            self.reached.set()
-            assert self._resume.wait(DEADLINE), "never resumed"
-        return self._trace_lines
-
-    def __enter__(self) -> PausedCall:
-        self.thread.start()
-        assert self.reached.wait(DEADLINE), f"line {self.line} never reached"
-        return self
-
-    def resume(self) -> Any:
-        self._resume.set()
-        self.thread.join(DEADLINE)
-        assert not self.thread.is_alive(), _stack_of(self.thread)
-        return self.outcome
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.resume()
-
-
 def _done_or_stuck_in(thread: threading.Thread, function: str) -> bool:
     """True once `thread` has ended or waits inside aiologic's `function`
     (blocked on a lock held by a paused thread)."""
@@ -5792,7 +5714,8 @@ def test_graceful_shutdown_racing_a_put(factory: str) -> None:
     q = getattr(aiologic, factory)(maxsize=2)
     getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
     wait_until(lambda: q.getting == 1)
-    with PausedCall(lambda: q.green_put(7), "_store", "self._ready.give(1)"):
+    store = Pause(aiologic.Queue._store, "self._ready.give(1)")
+    with store.start(lambda: q.green_put(7)):
         stopper = _Thread(q.shutdown)
         # The shutdown either ran to the end, or waits for the put to finish.
         wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
@@ -5808,7 +5731,8 @@ def test_simple_queue_graceful_shutdown_racing_a_put(factory: str) -> None:
     q = getattr(aiologic, factory)()
     getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
     wait_until(lambda: q.getting == 1)
-    with PausedCall(lambda: q.put(7), "put", "self._items.append(item)"):
+    put = Pause(aiologic.SimpleQueue.put, "self._items.append(item)")
+    with put.start(lambda: q.put(7)):
         stopper = _Thread(q.shutdown)
         wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
     assert stopper.result() is None
@@ -5822,11 +5746,13 @@ def test_simple_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
     `shutdown(immediate=True)` runs is ordered with it: it raises, or its
     item is dropped; the shut-down queue holds nothing afterwards."""
     q = getattr(aiologic, factory)([1])
-    with PausedCall(lambda: q.put(2), "put", "self._items.append(item)") as put:
+    put = Pause(aiologic.SimpleQueue.put, "self._items.append(item)")
+    with put.start(lambda: q.put(2)):
         stopper = _Thread(lambda: q.shutdown(immediate=True))
         wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
     assert stopper.result() is None
-    assert put.outcome is None or isinstance(put.outcome, aiologic.QueueShutDown)
+    [outcome] = put.outcome
+    assert outcome is None or isinstance(outcome, aiologic.QueueShutDown)
     assert len(q) == 0 and not q
     with pytest.raises(aiologic.QueueShutDown):
         q.green_get(blocking=False)
@@ -5835,7 +5761,8 @@ def test_simple_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
 @pytest.mark.parametrize("factory", ["Queue", "LifoQueue", "PriorityQueue"])
 def test_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
     q = getattr(aiologic, factory)([1], maxsize=3)
-    with PausedCall(lambda: q.green_put(2), "_store", "self._ready.give(1)"):
+    store = Pause(aiologic.Queue._store, "self._ready.give(1)")
+    with store.start(lambda: q.green_put(2)):
         stopper = _Thread(lambda: q.shutdown(immediate=True))
         wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
     assert stopper.result() is None
@@ -5857,13 +5784,14 @@ def test_graceful_shutdown_while_a_getter_splits_a_batch(factory: str) -> None:
     shutdown at that moment must not refuse a second getter while the
     other item is still in the queue."""
     q = getattr(aiologic, factory)([1, 1])
-    with PausedCall(q.green_get, "_try_take", "self._release(batch - 1)") as first:
+    take = Pause(aiologic.Semaphore._try_take, "self._release(batch - 1)")
+    with take.start(q.green_get) as first:
         q.shutdown()
         second = _Thread(lambda: q.green_get(timeout=DEADLINE))
         # Refused (the bug), or waiting for the unit the first gives back.
         wait_until(lambda: not second.thread.is_alive() or q.getting == 1)
     outcome = second.result()
-    assert first.outcome == 1
+    assert first.outcome == [1]
     assert outcome == 1, outcome
     assert len(q) == 0 and q.waiting == 0
     with pytest.raises(aiologic.QueueShutDown):
@@ -5899,13 +5827,12 @@ def test_graceful_shutdown_while_a_cancelled_getter_passes_its_item_on(
         except asyncio.CancelledError:
             return "cancelled"
 
-    with PausedCall(
-        lambda: asyncio.run(main()), "_undo", "self._release_one()"
-    ) as call:
+    undo = Pause(aiologic._Acquirable._undo, "self._release_one()")
+    with undo.start(lambda: asyncio.run(main())) as call:
         q.shutdown()  # wakes the threading getter while the item is in flight
         # Refused (the bug), or still waiting for the item in flight.
         wait_until(lambda: not other[0].thread.is_alive() or q.getting == 1)
-    assert call.outcome == "cancelled", call.outcome
+    assert call.outcome == ["cancelled"], call.outcome
     assert other[0].result() == 7
     assert len(q) == 0 and q.waiting == 0
 
@@ -6427,27 +6354,15 @@ class TestPeek:
         run_in(world, body)
 
 
-def _peeker_handed_a_unit(q: Any) -> tuple[PauseAt, threading.Thread, list[Any]]:
+def _peeker_handed_a_unit(q: Any) -> Pause:
     """A thread peeks at the empty queue *q*; an item is put, handed to it,
     and the peeker pauses as it holds the item's unit."""
-    pause = PauseAt(type(q)._peek_held, "with self._storage_lock():")
-    out: list[Any] = []
-
-    def peek() -> None:
-        pause.install()
-        try:
-            out.append(q.green_peek(timeout=DEADLINE))
-        except Exception as exc:  # handed to the test
-            out.append(exc)
-        finally:
-            sys.settrace(None)
-
-    peeker = threading.Thread(target=peek, daemon=True)
-    peeker.start()
+    pause = Pause(type(q)._peek_held, "with self._storage_lock():")
+    pause.start(lambda: q.green_peek(timeout=DEADLINE), wait=False)
     wait_until(lambda: q.getting == 1)
     q.green_put(7)
-    assert pause.reached.wait(DEADLINE)
-    return pause, peeker, out
+    pause.wait_reached()
+    return pause
 
 
 @pytest.mark.parametrize("factory", ["Queue", "SimpleQueue"])
@@ -6459,7 +6374,7 @@ def test_peek_holding_the_unit_hands_it_to_a_parked_getter(
     once the peek is over, also across a graceful shutdown (which tells the
     getters only once the queue is empty)."""
     q = getattr(aiologic, factory)()
-    pause, peeker, out = _peeker_handed_a_unit(q)
+    pause = _peeker_handed_a_unit(q)
     got: list[Any] = []
     getter = threading.Thread(
         target=lambda: got.append(q.green_get(timeout=DEADLINE)), daemon=True
@@ -6469,9 +6384,9 @@ def test_peek_holding_the_unit_hands_it_to_a_parked_getter(
     if shut_down:
         q.shutdown()
         assert q.getting == 1  # the item is still there: the getter waits
-    pause.resume(peeker)
+    assert pause.join() == 7
     getter.join(DEADLINE)
-    assert out == [7] and got == [7]
+    assert got == [7]
     assert len(q) == 0 and q.waiting == 0 and q._ready.value == 0
     if shut_down:
         with pytest.raises(aiologic.QueueShutDown):
@@ -6481,10 +6396,9 @@ def test_peek_holding_the_unit_hands_it_to_a_parked_getter(
 @pytest.mark.parametrize("factory", ["Queue", "SimpleQueue"])
 def test_peek_holding_a_unit_through_an_immediate_shutdown(factory: str) -> None:
     q = getattr(aiologic, factory)()
-    pause, peeker, out = _peeker_handed_a_unit(q)
+    pause = _peeker_handed_a_unit(q)
     q.shutdown(immediate=True)
-    pause.resume(peeker)
-    assert len(out) == 1 and isinstance(out[0], aiologic.QueueShutDown)
+    assert isinstance(pause.join(), aiologic.QueueShutDown)
     assert len(q) == 0 and q._ready.value == 0 and q.waiting == 0
     with pytest.raises(aiologic.QueueShutDown):
         q.peek_nowait()
@@ -6611,12 +6525,11 @@ def test_put_let_in_unbounded_owes_a_slot_after_the_bound_is_set() -> None:
     """A put that found the queue unbounded, paused before it stores: the
     bound set meanwhile counts its item once it lands."""
     q: aiologic.Queue[int] = aiologic.Queue()
-    pause = PauseAt(aiologic.Queue.green_put, "self._store(item, free)")
-    thread, out = pause.thread(lambda: q.green_put(1))
+    pause = Pause(aiologic.Queue.green_put, "self._store(item, free)")
+    pause.start(lambda: q.green_put(1))
     q.maxsize = 1  # the queue is empty: one free slot
     assert _slots_balance(q) == 1
-    pause.resume(thread)
-    assert out == [None] and len(q) == 1 and q.full()
+    assert pause.join() is None and len(q) == 1 and q.full()
     assert _slots_balance(q) == 0
     with pytest.raises(aiologic.QueueFull):
         q.put_nowait(2)
@@ -6631,19 +6544,19 @@ def test_put_holding_a_slot_of_a_replaced_bound() -> None:
     nothing back to it."""
     for shut_down in (False, True):
         q: aiologic.Queue[int] = aiologic.Queue(maxsize=2)
-        pause = PauseAt(aiologic.Queue.green_put, "self._store(item, free)")
-        thread, out = pause.thread(functools.partial(q.green_put, 1))
+        pause = Pause(aiologic.Queue.green_put, "self._store(item, free)")
+        pause.start(functools.partial(q.green_put, 1))
         q.maxsize = 0
         q.maxsize = 2
         assert _slots_balance(q) == 2
         if shut_down:
             q.shutdown()
-        pause.resume(thread)
+        outcome = pause.join()
         if shut_down:
-            assert isinstance(out[0], aiologic.QueueShutDown)
+            assert isinstance(outcome, aiologic.QueueShutDown)
             assert len(q) == 0 and _slots_balance(q) == 2
         else:
-            assert out == [None] and len(q) == 1 and _slots_balance(q) == 1
+            assert outcome is None and len(q) == 1 and _slots_balance(q) == 1
 
 
 def test_maxsize_changed_under_getters_of_other_threads() -> None:
@@ -6744,12 +6657,10 @@ def test_clear_leaves_the_item_of_a_get_in_progress(factory: str) -> None:
     line = "with self._mutex or self._storage_lock():"
     if factory == "SimpleQueue":
         line = "items = self._items"
-    pause = PauseAt(cls._take, line)
-    thread, out = pause.thread(q.green_get)
+    pause = Pause(cls._take, line).start(q.green_get)
     q.clear()
     assert len(q) == 1
-    pause.resume(thread)
-    assert out == [1] and len(q) == 0 and q._ready.value == 0
+    assert pause.join() == 1 and len(q) == 0 and q._ready.value == 0
     if factory == "Queue":
         assert q.unfinished_tasks == 1  # the item got, not yet done
 
@@ -6758,11 +6669,10 @@ def test_clear_racing_an_immediate_shutdown() -> None:
     """clear() between the drop and the retiring of units by an immediate
     shutdown finds no item and changes nothing."""
     q: aiologic.Queue[int] = aiologic.Queue([1, 2])
-    pause = PauseAt(aiologic.Queue._drop_all, "while self._ready.take_nowait():")
-    thread, out = pause.thread(lambda: q.shutdown(immediate=True))
+    pause = Pause(aiologic.Queue._drop_all, "while self._ready.take_nowait():")
+    pause.start(lambda: q.shutdown(immediate=True))
     q.clear()
-    pause.resume(thread)
-    assert out == [None] and len(q) == 0 and q._ready.value == 0
+    assert pause.join() is None and len(q) == 0 and q._ready.value == 0
     assert q.unfinished_tasks == 0
 
 
@@ -7286,7 +7196,7 @@ def test_rwlock_strict_order_across_worlds() -> None:
 
 
 def _writer_released_from_a_thread(
-    rw: Any, pause: PauseAt
+    rw: Any, pause: Pause
 ) -> tuple[threading.Thread, threading.Event, Outcome]:
     """A thread that holds the writer and, once the event returned is set,
     releases it under `pause`."""
@@ -7298,11 +7208,8 @@ def _writer_released_from_a_thread(
         assert rw.writer.green_acquire()
         holding.set()
         assert release.wait(DEADLINE)
-        pause.install()
-        try:
+        with pause.this_thread():
             rw.writer.green_release()
-        finally:
-            sys.settrace(None)
 
     thread = threading.Thread(target=outcome.capture, args=((), run), daemon=True)
     thread.start()
@@ -7323,7 +7230,7 @@ def test_rwlock_hand_off_lost_to_a_cancelled_waiter(world_name: str) -> None:
     the waiter is cancelled in between and claims it first. The release must
     take the name back: the lock ends free, not held by a task that left."""
     rw = aiologic.RWLock()
-    pause = PauseAt(aiologic._RWCore._grant, "if ticket.claim():")
+    pause = Pause(aiologic._RWCore._grant, "if ticket.claim():")
     granter, release, released = _writer_released_from_a_thread(rw, pause)
     tokens: list[Any] = []
 
@@ -7339,9 +7246,10 @@ def test_rwlock_hand_off_lost_to_a_cancelled_waiter(world_name: str) -> None:
 
     actor = Actor(world_name, body)
     wait_until(lambda: tokens and tokens[0].withdrew, actors=[actor])
-    pause.resume(granter)
+    pause.release()
     assert actor.join() is CANCELLED
     granter.join(DEADLINE)
+    assert not granter.is_alive()
     released.unwrap()
     assert not rw.writer.locked() and not rw.reader.locked() and rw.waiting == 0
     assert rw.writer.green_acquire(blocking=False)
@@ -7355,7 +7263,7 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
     (the reader side is owned) without waiting for the releaser, and the
     other reader still gets in."""
     rw = aiologic.RWLock()
-    pause = PauseAt(aiologic._RWCore._wake, "if not ticket.wake()")
+    pause = Pause(aiologic._RWCore._wake, "if not ticket.wake()")
     granter, release, released = _writer_released_from_a_thread(rw, pause)
     entered: list[str] = []
     go = ["R2"]
@@ -7371,12 +7279,13 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
         r1.cancel()
         assert await r1.join() is CANCELLED
         assert "readers=1" in repr(rw)
-        pause.resumed.set()
+        pause.release()
         assert await r2.join() == "R2"
         return entered
 
     assert Actor(world_name, body).join() == ["R2"]
     granter.join(DEADLINE)
+    assert not granter.is_alive()
     released.unwrap()
     assert not rw.writer.locked() and not rw.reader.locked() and rw.waiting == 0
 
@@ -11507,33 +11416,53 @@ def _close_abandoned(keep: list[Any]) -> None:
             item.close()
 
 
+def _past_a_dead_waiter(
+    dead: str,
+    keep: list[Any],
+    green: Callable[[], Any],
+    make_coro: Callable[[], Coroutine[Any, Any, Any]],
+    waiting: Callable[[], int],
+    release: Callable[[], Any],
+    live: Body | None = None,
+    *args: Any,
+) -> Any:
+    """The caller holds a primitive. Park a waiter that can never run again
+    on it (`_abandoned_waiter`, by its green and async faces; what keeps it
+    is added to *keep*), then, given *live*, a live one behind it (an Actor
+    in a thread running live(w, *args)); then call release(). Returns what
+    the live one returned. waiting() counts the waiters parked."""
+    keep += _abandoned_waiter(dead, green, make_coro, lambda: waiting() == 1)
+    if live is None:
+        release()
+        return None
+    actor = Actor("threading", live, *args)
+    wait_until(lambda: waiting() == 2, actors=[actor])
+    release()
+    return actor.join()
+
+
+async def _acquires(w: World, primitive: Any) -> bool:
+    """A live waiter: acquires *primitive* (with the deadline), releases it."""
+    assert await w.acquire(primitive, timeout=DEADLINE)
+    w.release(primitive)
+    return True
+
+
 @pytest.mark.parametrize("dead", DEAD_WAITERS)
 def test_fault_lock_passes_over_a_waiter_that_can_no_longer_run(dead: str) -> None:
     """A release whose head waiter can never run again (its loop closed, its
     run or hub gone) hands the lock to the next waiter, or frees it."""
     lock = aiologic.Lock()
+    keep: list[Any] = []
+    faces = (lock.green_acquire, lock.async_acquire, lambda: lock.waiting)
     assert lock.green_acquire()
-    keep = _abandoned_waiter(
-        dead, lock.green_acquire, lock.async_acquire, lambda: lock.waiting == 1
-    )
-
-    async def other(w: World) -> Any:
-        assert await w.acquire(lock, timeout=DEADLINE)
-        w.release(lock)
-        return True
-
-    actor = Actor("threading", other)
-    wait_until(lambda: lock.waiting == 2, actors=[actor])
-    lock.green_release()
-    assert actor.join() is True
+    live = _past_a_dead_waiter(dead, keep, *faces, lock.green_release, _acquires, lock)
+    assert live is True
     assert not lock.locked() and lock.waiting == 0
 
     # The same with nobody behind it: the lock ends up free.
     assert lock.green_acquire()
-    keep += _abandoned_waiter(
-        dead, lock.green_acquire, lock.async_acquire, lambda: lock.waiting == 1
-    )
-    lock.green_release()
+    _past_a_dead_waiter(dead, keep, *faces, lock.green_release)
     assert not lock.locked() and lock.owner is None and lock.waiting == 0
     _close_abandoned(keep)
     assert not lock.locked() and lock.waiting == 0
@@ -11548,41 +11477,32 @@ def test_fault_dead_waiter_closed_while_its_wake_up_is_taken_back() -> None:
     passes the lock on, to the waiter behind."""
     lock = aiologic.Lock()
     held, go = threading.Event(), threading.Event()
-    pause = PauseAt(aiologic._Ticket._take_back, "self._pending.remove(False)")
+    pause = Pause(aiologic._Ticket._take_back, "self._pending.remove(False)")
     outcome = Outcome()
 
     def holder() -> None:
         assert lock.green_acquire()
         held.set()
         assert go.wait(DEADLINE)
-        pause.install()
-        try:
+        with pause.this_thread():
             lock.green_release()
-        finally:
-            sys.settrace(None)
 
     releaser = threading.Thread(target=outcome.capture, args=((), holder))
     releaser.start()
     assert held.wait(DEADLINE)
-    keep = _abandoned_waiter(
-        "asyncio-closed",
-        lock.green_acquire,
-        lock.async_acquire,
-        lambda: lock.waiting == 1,
-    )
+    keep: list[Any] = []
 
-    async def other(w: World) -> Any:
-        assert await w.acquire(lock, timeout=DEADLINE)
-        w.release(lock)
-        return True
+    def release() -> None:
+        go.set()
+        pause.wait_reached()
+        keep[0].get_coro().close()  # the waiter leaves: it owns the lock, passes it
 
-    actor = Actor("threading", other)
-    wait_until(lambda: lock.waiting == 2, actors=[actor])
-    go.set()
-    assert pause.reached.wait(DEADLINE)
-    keep[0].get_coro().close()  # the waiter leaves: it owns the lock, passes it
-    assert actor.join() is True
-    pause.resume(releaser)
+    faces = (lock.green_acquire, lock.async_acquire, lambda: lock.waiting)
+    live = _past_a_dead_waiter("asyncio-closed", keep, *faces, release, _acquires, lock)
+    assert live is True
+    pause.release()
+    releaser.join(DEADLINE)
+    assert not releaser.is_alive()
     outcome.unwrap()
     assert not lock.locked() and lock.waiting == 0
     assert lock.green_acquire(blocking=False)
@@ -11594,23 +11514,16 @@ def test_fault_semaphore_permit_survives_a_waiter_that_can_no_longer_run(
     dead: str,
 ) -> None:
     sem = aiologic.Semaphore(0)
-    keep = _abandoned_waiter(
-        dead, sem.green_acquire, sem.async_acquire, lambda: sem.waiting == 1
-    )
+    keep: list[Any] = []
+    faces = (sem.green_acquire, sem.async_acquire, lambda: sem.waiting)
 
-    async def other(w: World) -> Any:
+    async def acquires(w: World) -> Any:
         return await w.acquire(sem, timeout=DEADLINE)
 
-    actor = Actor("threading", other)
-    wait_until(lambda: sem.waiting == 2, actors=[actor])
-    sem.release()
-    assert actor.join() is True
+    assert _past_a_dead_waiter(dead, keep, *faces, sem.release, acquires) is True
     assert sem.value == 0 and sem.waiting == 0
 
-    keep += _abandoned_waiter(
-        dead, sem.green_acquire, sem.async_acquire, lambda: sem.waiting == 1
-    )
-    sem.release()
+    _past_a_dead_waiter(dead, keep, *faces, sem.release)
     assert sem.value == 1 and sem.waiting == 0
     _close_abandoned(keep)
     assert sem.value == 1 and sem.waiting == 0
@@ -11621,10 +11534,9 @@ def test_fault_queue_item_survives_a_getter_that_can_no_longer_run(
     dead: str,
 ) -> None:
     queue = aiologic.Queue()
-    keep = _abandoned_waiter(
-        dead, queue.green_get, queue.async_get, lambda: queue.waiting == 1
-    )
-    queue.green_put("item")
+    keep: list[Any] = []
+    faces = (queue.green_get, queue.async_get, lambda: queue.waiting)
+    _past_a_dead_waiter(dead, keep, *faces, lambda: queue.green_put("item"))
     assert queue.green_get(blocking=False) == "item"
     assert queue.waiting == 0 and len(queue) == 0
     _close_abandoned(keep)
@@ -11641,18 +11553,15 @@ def test_fault_queue_item_goes_past_a_getter_that_can_no_longer_run(
     """The item put for a getter that can never run again goes to the getter
     behind it; with nobody behind, it stays in the queue."""
     q = getattr(aiologic, factory)()
-    keep = _abandoned_waiter(dead, q.green_get, q.async_get, lambda: q.getting == 1)
+    keep: list[Any] = []
+    faces = (q.green_get, q.async_get, lambda: q.getting)
 
-    async def other(w: World) -> Any:
+    async def gets(w: World) -> Any:
         return await w.get(q, timeout=DEADLINE)
 
-    actor = Actor("threading", other)
-    wait_until(lambda: q.getting == 2, actors=[actor])
-    q.green_put(1)
-    assert actor.join() == 1
+    assert _past_a_dead_waiter(dead, keep, *faces, lambda: q.green_put(1), gets) == 1
     assert q.getting == 0 and len(q) == 0
-    keep += _abandoned_waiter(dead, q.green_get, q.async_get, lambda: q.getting == 1)
-    q.green_put(2)
+    _past_a_dead_waiter(dead, keep, *faces, lambda: q.green_put(2))
     assert q.getting == 0 and len(q) == 1
     _close_abandoned(keep)
     assert q.green_get(blocking=False) == 2
@@ -11668,28 +11577,19 @@ def test_fault_queue_slot_goes_past_a_putter_that_can_no_longer_run(
     putter behind it; with nobody behind, it stays free."""
     q = getattr(aiologic, factory)(maxsize=1)
     q.green_put(0)
+    keep: list[Any] = []
+    faces = (lambda: q.green_put(-1), lambda: q.async_put(-1), lambda: q.putting)
+    got: list[Any] = []
 
-    def parked() -> bool:
-        return q.putting == 1  # type: ignore[no-any-return]
-
-    keep = _abandoned_waiter(
-        dead, lambda: q.green_put(-1), lambda: q.async_put(-1), parked
-    )
-
-    async def other(w: World) -> Any:
+    async def puts(w: World) -> Any:
         await w.put(q, 1, timeout=DEADLINE)
         return True
 
-    actor = Actor("threading", other)
-    wait_until(lambda: q.putting == 2, actors=[actor])
-    assert q.green_get(blocking=False) == 0
-    assert actor.join() is True
-    assert q.putting == 0 and len(q) == 1
-    keep += _abandoned_waiter(
-        dead, lambda: q.green_put(-1), lambda: q.async_put(-1), parked
-    )
-    assert q.green_get(blocking=False) == 1
-    assert q.putting == 0 and len(q) == 0
+    release = lambda: got.append(q.green_get(blocking=False))
+    assert _past_a_dead_waiter(dead, keep, *faces, release, puts) is True
+    assert got == [0] and q.putting == 0 and len(q) == 1
+    _past_a_dead_waiter(dead, keep, *faces, release)
+    assert got == [0, 1] and q.putting == 0 and len(q) == 0
     _close_abandoned(keep)
     q.green_put(2, blocking=False)  # the slot is free
     assert q.putting == 0 and list(q.green_get(blocking=False) for _ in "x") == [2]
@@ -11704,40 +11604,24 @@ def test_fault_limiter_token_goes_past_a_waiter_that_can_no_longer_run(
     waiter behind one that can never run again; with nobody behind, it stays
     free. The dead waiter is never left counted as a borrower."""
     limiter = getattr(aiologic, factory)(1)
-
-    def parked() -> bool:
-        return limiter.waiting == 1  # type: ignore[no-any-return]
-
-    async def other(w: World) -> Any:
-        assert await w.acquire(limiter, timeout=DEADLINE)
-        w.release(limiter)
-        return True
-
+    keep: list[Any] = []
+    faces = (limiter.green_acquire, limiter.async_acquire, lambda: limiter.waiting)
+    release = lambda: limiter.green_release_on_behalf_of("holder")
     assert limiter.green_acquire_on_behalf_of("holder")
-    keep = _abandoned_waiter(dead, limiter.green_acquire, limiter.async_acquire, parked)
-    actor = Actor("threading", other)
-    wait_until(lambda: limiter.waiting == 2, actors=[actor])
-    limiter.green_release_on_behalf_of("holder")
-    assert actor.join() is True
+    live = _past_a_dead_waiter(dead, keep, *faces, release, _acquires, limiter)
+    assert live is True
     assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
 
     # A raised total admits past it too.
     limiter.total_tokens = 0
-    keep += _abandoned_waiter(
-        dead, limiter.green_acquire, limiter.async_acquire, parked
-    )
-    actor = Actor("threading", other)
-    wait_until(lambda: limiter.waiting == 2, actors=[actor])
-    limiter.total_tokens = 1
-    assert actor.join() is True
+    raise_total = lambda: setattr(limiter, "total_tokens", 1)
+    live = _past_a_dead_waiter(dead, keep, *faces, raise_total, _acquires, limiter)
+    assert live is True
     assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
 
     # Nobody behind: the token ends up free.
     assert limiter.green_acquire_on_behalf_of("holder")
-    keep += _abandoned_waiter(
-        dead, limiter.green_acquire, limiter.async_acquire, parked
-    )
-    limiter.green_release_on_behalf_of("holder")
+    _past_a_dead_waiter(dead, keep, *faces, release)
     assert dict(limiter.borrowers) == {} and limiter.waiting == 0
     _close_abandoned(keep)
     assert limiter.borrowed_tokens == 0 and limiter.available_tokens == 1
@@ -11757,13 +11641,13 @@ def test_fault_limiter_dead_waiter_of_a_borrower_that_reentered() -> None:
     )
     # Pause the releaser once B is admitted, before its wake-up; B then
     # gets in by another call.
-    pause = PauseAt(aiologic.CapacityLimiter._release, "self._wake(woken)")
-    releaser, _ = pause.thread(lambda: limiter.green_release_on_behalf_of("holder"))
+    pause = Pause(aiologic.CapacityLimiter._release, "self._wake(woken)")
+    pause.start(lambda: limiter.green_release_on_behalf_of("holder"))
     assert dict(limiter.borrowers) == {"B": 1}
     limiter.total_tokens = 2
     assert limiter.green_acquire_on_behalf_of("B", blocking=False)
     assert dict(limiter.borrowers) == {"B": 2}
-    pause.resume(releaser)
+    pause.join()
     assert dict(limiter.borrowers) == {"B": 1} and limiter.waiting == 0
     limiter.green_release_on_behalf_of("B")
     assert limiter.borrowed_tokens == 0
@@ -11782,13 +11666,12 @@ def test_fault_limiter_dead_waiter_of_a_borrower_released_meanwhile() -> None:
         lambda: limiter.async_acquire_on_behalf_of("B"),
         lambda: limiter.waiting == 1,
     )
-    pause = PauseAt(aiologic.CapacityLimiter._release, "self._wake(woken)")
-    releaser, out = pause.thread(lambda: limiter.green_release_on_behalf_of("holder"))
+    pause = Pause(aiologic.CapacityLimiter._release, "self._wake(woken)")
+    pause.start(lambda: limiter.green_release_on_behalf_of("holder"))
     assert dict(limiter.borrowers) == {"B": 1}
     limiter.green_release_on_behalf_of("B")
     assert dict(limiter.borrowers) == {}
-    pause.resume(releaser)
-    assert out == [None]
+    assert pause.join() is None
     assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
     assert limiter.available_tokens == 1
     _close_abandoned(keep)
@@ -11801,26 +11684,19 @@ def test_fault_limiter_dead_waiter_closed_while_its_wake_up_is_taken_back() -> N
     and the token goes to the waiter behind."""
     limiter = aiologic.CapacityLimiter(1)
     assert limiter.green_acquire_on_behalf_of("holder")
-    keep = _abandoned_waiter(
-        "asyncio-closed",
-        limiter.green_acquire,
-        limiter.async_acquire,
-        lambda: limiter.waiting == 1,
+    keep: list[Any] = []
+    pause = Pause(aiologic._Ticket._take_back, "self._pending.remove(False)")
+
+    def release() -> None:
+        pause.start(lambda: limiter.green_release_on_behalf_of("holder"))
+        keep[0].get_coro().close()  # the waiter leaves: its admission is its own
+
+    faces = (limiter.green_acquire, limiter.async_acquire, lambda: limiter.waiting)
+    live = _past_a_dead_waiter(
+        "asyncio-closed", keep, *faces, release, _acquires, limiter
     )
-
-    async def other(w: World) -> Any:
-        assert await w.acquire(limiter, timeout=DEADLINE)
-        w.release(limiter)
-        return True
-
-    actor = Actor("threading", other)
-    wait_until(lambda: limiter.waiting == 2, actors=[actor])
-    pause = PauseAt(aiologic._Ticket._take_back, "self._pending.remove(False)")
-    releaser, out = pause.thread(lambda: limiter.green_release_on_behalf_of("holder"))
-    keep[0].get_coro().close()  # the waiter leaves: its admission is its own
-    assert actor.join() is True
-    pause.resume(releaser)
-    assert out == [None]
+    assert live is True
+    assert pause.join() is None
     assert limiter.borrowed_tokens == 0 and limiter.waiting == 0
     assert limiter.available_tokens == 1
 
@@ -11831,22 +11707,13 @@ def test_fault_rwlock_passes_over_a_waiter_that_can_no_longer_run(dead: str) -> 
     run or hub gone) does not keep its side: a dead writer at the head lets
     the reader behind it in, a dead reader leaves the live one reading."""
     rw = aiologic.RWLock()
-
-    async def reader(w: World) -> Any:
-        assert await w.acquire(rw.reader, timeout=DEADLINE)
-        w.release(rw.reader)
-        return True
-
     keep: list[Any] = []
     for side in (rw.writer, rw.reader):
         assert rw.writer.green_acquire()
-        keep += _abandoned_waiter(
-            dead, side.green_acquire, side.async_acquire, lambda: rw.waiting == 1
-        )
-        actor = Actor("threading", reader)
-        wait_until(lambda: rw.waiting == 2, actors=[actor])
-        rw.writer.green_release()
-        assert actor.join() is True
+        faces = (side.green_acquire, side.async_acquire, lambda: rw.waiting)
+        release = rw.writer.green_release
+        live = _past_a_dead_waiter(dead, keep, *faces, release, _acquires, rw.reader)
+        assert live is True
         assert not rw.reader.locked() and not rw.writer.locked()
         assert rw.waiting == 0
     _close_abandoned(keep)
