@@ -9446,10 +9446,13 @@ def test_slots_and_weakref(make: Callable[[], Any]) -> None:
 # flat over the later rounds.
 
 SOAK_WORLDS = ("threading", "gevent", "eventlet", "asyncio", "trio")
-SOAK_WARM_UP = 2  # rounds before the first measure
-SOAK_ROUNDS = 2  # rounds between two measures
+SOAK_WARM_UP = 3  # rounds before tracing starts
+SOAK_MEASURED = 9  # rounds traced, each followed by a measure
 SOAK_TIMEOUT = 0.0002  # a wait that is meant to expire (it parks first)
-SOAK_GROWTH = 2048  # bytes of aiologic's memory a few rounds may add
+# Bytes of aiologic's memory the measured rounds may add. CPython < 3.11
+# keeps one frame per function once it has run (for reuse): a path first hit
+# late, in a race, adds one, up to about 2 kB in nine rounds on 3.8.
+SOAK_GROWTH = 2048 if sys.version_info >= (3, 11) else 6144
 
 
 async def _soak_contend(
@@ -9802,13 +9805,9 @@ def test_long_runs_keep_nothing(world_name: str) -> None:
     async def body(w: World) -> list[tuple[int, int]]:
         measures = []
         lasting = _soak_lasting()
-        for round_ in range(SOAK_WARM_UP + 3 * SOAK_ROUNDS + 1):
+        for round_ in range(SOAK_WARM_UP + SOAK_MEASURED):
             if round_ == SOAK_WARM_UP:
                 tracemalloc.start()
-            if round_ >= SOAK_WARM_UP and (round_ - SOAK_WARM_UP) % SOAK_ROUNDS == 0:
-                measures.append((_aiologic_memory(), _open_sockets()))
-                if len(measures) == 4:
-                    break
             await _soak_use_lasting(w, lasting)
             made: list[Any] = []
             for part in _SOAK_PARTS:
@@ -9820,6 +9819,8 @@ def test_long_runs_keep_nothing(world_name: str) -> None:
             del made
             alive = _alive(refs)
             assert not alive, f"round {round_}: kept alive with gc off: {alive}"
+            if round_ >= SOAK_WARM_UP:
+                measures.append((_aiologic_memory(), _open_sockets()))
         return measures
 
     gc.disable()
@@ -9828,15 +9829,15 @@ def test_long_runs_keep_nothing(world_name: str) -> None:
     finally:
         gc.enable()
         tracemalloc.stop()
-    (memory0, fds0), (memory1, fds1), (memory2, fds2), (memory3, fds3) = measures
-    # Never more than at the first measure (sockets left by earlier tests of
-    # the process may close meanwhile).
-    assert fds0 >= fds1 >= fds2 >= fds3, f"open sockets: {fds0}, {fds1}, {fds2}, {fds3}"
-    # What leaks grows round after round, so both later measures are above
-    # the second; one that is not shows a passing peak (an object a backend
-    # lets go of a moment later), once seen at 2.6 kB in a full run on 3.8.
-    growth = min(memory2, memory3) - memory1
-    assert growth < SOAK_GROWTH, (memory0, memory1, memory2, memory3)
+    # One measure can catch a passing peak: tasks parked at that moment, or
+    # the frame that CPython < 3.11 keeps for reuse once a rare path first
+    # runs (2.6 kB at one measure failed CI once, on 3.8). What leaks grows
+    # round after round: the least of the last three measures is above the
+    # least of the first three.
+    memory = [bytes_ for bytes_, _ in measures]
+    sockets = [count for _, count in measures]
+    assert min(sockets[-3:]) <= min(sockets[:3]), f"open sockets: {sockets}"
+    assert min(memory[-3:]) - min(memory[:3]) < SOAK_GROWTH, memory
 
 
 # ============================================================================
