@@ -3942,7 +3942,7 @@ class Condition(_AwaitMixin):
     woke, and wakes only waits that began before it.
     """
 
-    __slots__ = ("__weakref__", "_adapter", "_timer", "_waiters")
+    __slots__ = ("__weakref__", "_adapter", "_left_unheld", "_timer", "_waiters")
 
     def __init__(
         self, lock: Any = MISSING, timer: Callable[[], object] = MISSING
@@ -3950,6 +3950,10 @@ class Condition(_AwaitMixin):
         if lock is MISSING:
             lock = RLock()
         self._adapter = _lock_adapter(lock)
+        # Threads closing a waiting coroutine that took no lock back: the
+        # `async with` it closes through next must not release (_abandon).
+        # At most one mark per thread.
+        self._left_unheld: set[int] = set()
         self._timer = _count().__next__ if timer is MISSING else timer
         # Published waits, oldest first; see _ConditionWaiter for who pops.
         self._waiters: deque[_ConditionWaiter] = deque()
@@ -3999,8 +4003,13 @@ class Condition(_AwaitMixin):
         return await self._adapter.async_enter()
 
     async def __aexit__(self, *exc_info: Any) -> Any:
-        if getattr(exc_info[1], "_aiologic_left_unheld", None) is self:
-            return None  # see _abandon
+        if exc_info[0] is GeneratorExit and self._left_unheld:
+            try:
+                self._left_unheld.remove(_get_ident())
+            except KeyError:  # not this thread's
+                pass
+            else:
+                return None  # see _abandon
         return await self._adapter.async_exit(exc_info)
 
     # -- waiting: the non-blocking steps, then two thin faces
@@ -4095,8 +4104,8 @@ class Condition(_AwaitMixin):
         waiter, ticket = self._publish(predicate, _current_async_task, _async_ticket)
         try:
             await ticket.park(timeout)
-        except GeneratorExit as exc:
-            self._abandon(waiter, exc)
+        except GeneratorExit:
+            self._abandon(waiter)
             raise
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
             await self._async_reacquire(waiter, True)
@@ -4104,19 +4113,21 @@ class Condition(_AwaitMixin):
         await self._async_reacquire(waiter, False)
         return waiter.notified
 
-    def _abandon(self, waiter: _ConditionWaiter, exc: GeneratorExit) -> None:
+    def _abandon(self, waiter: _ConditionWaiter) -> None:
         # The waiting coroutine is being closed, never to run again (it is
         # collected once its loop or run is gone): it must not wait for the
-        # lock. It takes none back and gives back one handed to it; *exc*
-        # tells our `__aexit__` that the lock is not the coroutine's to
-        # release. A notification is passed on.
+        # lock. It takes none back and gives back one handed to it; the
+        # `async with cv:` it closes through next, in this thread and at
+        # once, leaves the lock alone (each frame of a closed coroutine gets
+        # a GeneratorExit of its own: the mark cannot ride on it). A
+        # notification is passed on.
         self._settle(waiter)
         adapter = self._adapter
         if not waiter.relock and adapter.morphs:  # the lock was handed to it
             adapter.release_save(waiter.saved)
         waiter.relock = False
         if adapter.lock is not None:
-            exc._aiologic_left_unheld = self  # type: ignore[attr-defined]
+            self._left_unheld.add(_get_ident())
         if waiter.notified:
             self._notify(1)
 

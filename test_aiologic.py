@@ -11837,6 +11837,54 @@ def test_fault_condition_notified_waiter_that_can_no_longer_run_by_the_release(
     assert cv.waiting == 0 and not cv.lock.locked() and cv.lock.waiting == 0
 
 
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+@pytest.mark.parametrize("notified", [False, True], ids=["waiting", "notified"])
+def test_fault_condition_waiter_closed_once_its_loop_is_gone(
+    lock_name: str, notified: bool
+) -> None:
+    """A coroutine waiting in ``async with cv:`` that is closed once its loop
+    is closed (what the garbage collector does to a task left pending there)
+    closes quietly: it takes no lock back (that could mean waiting), its
+    ``async with`` leaves the lock to whoever holds it, and a notification
+    it got goes to the next waiter."""
+    import asyncio
+
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+
+    async def dead() -> None:
+        async with cv:
+            await cv
+
+    async def other(w: World) -> Any:
+        async with w.hold(cv):
+            return await w.wait(cv, DEADLINE)
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(dead())
+    deadline = time.monotonic() + DEADLINE
+    while cv.waiting == 0 and time.monotonic() < deadline:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    actor = Actor("threading", other)
+    wait_until(lambda: cv.waiting == 2, actors=[actor])
+    lock = cv.lock
+    with cv:
+        if notified:  # its loop is still open: it is woken, or queued
+            assert cv.notify() == 1
+        loop.close()
+        task._log_destroy_pending = False
+        assert task.get_coro().close() is None  # nothing raised
+        if lock is not None:
+            assert lock.locked()  # still ours
+        if not notified:
+            assert cv.notify() == 1
+    assert actor.join() is True
+    assert cv.waiting == 0
+    if lock is not None:
+        assert not lock.locked()
+    if lock_name in QUEUEING_LOCKS:
+        assert lock.waiting == 0
+
+
 @pytest.mark.parametrize("factory", ["Event", "REvent", "CountdownEvent"])
 @pytest.mark.parametrize("dead", DEAD_WAITERS)
 def test_fault_event_set_passes_over_a_waiter_that_can_no_longer_run(
