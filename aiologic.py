@@ -3997,20 +3997,26 @@ class Condition(_AwaitMixin):
         return self._adapter.enter()
 
     def __exit__(self, *exc_info: Any) -> Any:
+        if exc_info[0] is GeneratorExit and self._closing_unheld():
+            return None
         return self._adapter.exit(exc_info)
 
     async def __aenter__(self) -> object:
         return await self._adapter.async_enter()
 
     async def __aexit__(self, *exc_info: Any) -> Any:
-        if exc_info[0] is GeneratorExit and self._left_unheld:
-            try:
-                self._left_unheld.remove(_get_ident())
-            except KeyError:  # not this thread's
-                pass
-            else:
-                return None  # see _abandon
+        if exc_info[0] is GeneratorExit and self._closing_unheld():
+            return None
         return await self._adapter.async_exit(exc_info)
+
+    def _closing_unheld(self) -> bool:
+        # In a coroutine being closed: did its wait, just now in this
+        # thread, leave the lock unheld (see _abandon)?
+        try:
+            self._left_unheld.remove(_get_ident())
+        except KeyError:
+            return False
+        return True
 
     # -- waiting: the non-blocking steps, then two thin faces
 

@@ -3967,7 +3967,7 @@ class TestLatch:
         latch = aiologic.Latch(2)
         first = _Thread(latch.wait)
         wait_until(lambda: latch.waiting == 1)
-        arrive = Pause(aiologic._BarrierBase._arrive, "if index == last")
+        arrive = Pause(aiologic._BarrierBase._arrive, "if index == last and")
         with arrive.start(latch.wait) as last:
             late = _Thread(lambda: latch.wait(0))
             # It gave up (and broke the latch), or waits beside the first.
