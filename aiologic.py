@@ -931,6 +931,12 @@ class _Ticket:
         # Deliver the wake-up; False if the waiter's scheduler is gone.
         raise NotImplementedError
 
+    def _gone(self) -> bool:
+        # True once the waiter's scheduler is gone (its loop closed, its run
+        # finished, its hub destroyed or its thread ended): a wake-up would
+        # not be delivered. False may turn True at any moment; True stays.
+        return False
+
 
 if TYPE_CHECKING:
 
@@ -996,6 +1002,9 @@ class _GeventTicket(_GreenTicket):
         except Exception:  # noqa: BLE001 - a destroyed loop refuses callbacks
             return False
         return True
+
+    def _gone(self) -> bool:
+        return self._hub.loop is None
 
     def _resume(self) -> None:
         # Runs in the hub. A wake that arrives after the wait ended (timeout,
@@ -1145,6 +1154,9 @@ class _EventletTicket(_GreenTicket):
         # False once the portal is closed: its hub (and thread) are gone.
         return self._portal.call(self._resume)
 
+    def _gone(self) -> bool:
+        return self._portal.closed
+
     def _resume(self) -> None:
         if self._parked:
             self._parked = False
@@ -1195,6 +1207,9 @@ class _AsyncioTicket(_AsyncTicket):
             return False
         return True
 
+    def _gone(self) -> bool:
+        return self._loop.is_closed()  # type: ignore[no-any-return]
+
     def _resolve(self) -> None:
         future = self._future
         if not future.done():
@@ -1240,6 +1255,11 @@ class _TrioTicket(_AsyncTicket):
         except trio.RunFinishedError:  # the run ended: its tasks never run again
             return False
         return True
+
+    def _gone(self) -> bool:
+        # trio tells only by refusing a callback; its entry queue knows.
+        queue = getattr(self._trio_token, "_reentry_queue", None)
+        return getattr(queue, "done", False) is True
 
     def _in_own_run(self, trio: Any) -> bool:
         # The run of this ticket is the one running here (not a later one).
@@ -1324,6 +1344,11 @@ class _WaiterQueue:
         """How many tasks are waiting now."""
         waiters = self._waiters
         return 0 if waiters is None else len(waiters)
+
+    def _any_gone(self) -> bool:
+        """True if a waiter can no longer run (its loop, run or hub is gone)."""
+        waiters = self._waiters
+        return waiters is not None and any(ticket._gone() for ticket in waiters.copy())
 
     def _withdraw(self, ticket: _Ticket) -> None:
         # The waiter gave up (its cancel() won): take its ticket out of the queue.
@@ -3564,10 +3589,18 @@ class RCapacityLimiter(CapacityLimiter):
 # counted. Every waiter takes the lock back before it returns or raises.
 
 
-class _ConditionWaiter:
-    """One wait on a Condition, from its publication to its return."""
+class _ConditionWaiter(_Ticket):
+    """One wait on a Condition, from its publication to its return.
+
+    With our locks it is also what a notify queues on the lock (wait
+    morphing): the lock hands itself over through it as through the
+    waiter's own ticket (`claim`, then `wake`). A wake-up that cannot be
+    delivered then (the waiter's loop, run or hub went away after the
+    notify) passes the notification on to the Condition's next waiter.
+    """
 
     __slots__ = (
+        "condition",
         "error",
         "fatal",
         "notified",
@@ -3580,14 +3613,21 @@ class _ConditionWaiter:
     )
 
     def __init__(
-        self, ticket: _Ticket, stamp: Any, predicate: Callable[[], object] | None
+        self,
+        condition: Condition,
+        ticket: _Ticket,
+        stamp: Any,
+        predicate: Callable[[], object] | None,
     ) -> None:
         # Invariants: `unnotified` holds one item until a notify or the
         # waiter pops it; `stamp` (the Condition's timer at publication) is
         # rewritten only by a notify whose delegated predicate said no, which
         # then moves the waiter to the back. The other fields belong to the
-        # waiting task alone.
+        # waiting task alone. `payload` is its ticket's: what the lock names
+        # as its next owner.
+        self.condition = condition
         self.ticket = ticket
+        self.payload = ticket.payload
         self.stamp = stamp
         self.predicate = predicate
         self.unnotified = [None]
@@ -3596,6 +3636,28 @@ class _ConditionWaiter:
         self.relock = False  # the lock is still to be taken back
         self.fatal = False  # `error` is not a cancellation: no more retries
         self.error: BaseException | None = None
+
+    # -- as a ticket in our lock's queue (the waiter's own `cancel()` is on
+    # `ticket`)
+
+    def set(self) -> bool:
+        return self.claim() and self.wake()
+
+    def claim(self) -> bool:
+        return self.ticket.claim()
+
+    def wake(self) -> bool:
+        if self.ticket.wake():
+            return True
+        # Not notified after all (should its coroutine ever be closed, it
+        # passes nothing on): the next waiter is.
+        self.unnotified.append(None)
+        self.condition._notify(1)
+        return False
+
+    @property
+    def pending(self) -> bool:
+        return self.ticket.pending
 
 
 class _NoLock:
@@ -3633,9 +3695,10 @@ class _NoLock:
     def release_save(self, payload: Any) -> Any:
         return None
 
-    def wake(self, ticket: _Ticket) -> bool:
+    def wake(self, waiter: _ConditionWaiter) -> bool:
         """Hand the notification over; False if its waiter is gone (its loop
         closed, its hub or run ended) and cannot take it."""
+        ticket = waiter.ticket
         if not ticket.claim():
             # It gave up as we notified it; having lost its claim on the
             # notification, it returns True: it is counted.
@@ -3645,7 +3708,7 @@ class _NoLock:
     def handed_over(self, waiter: _ConditionWaiter) -> None:
         pass
 
-    def withdraw(self, ticket: _Ticket) -> None:
+    def withdraw(self, waiter: _ConditionWaiter) -> None:
         pass
 
     def green_restore(self, waiter: _ConditionWaiter) -> None:
@@ -3755,18 +3818,21 @@ class _OurLock(_NoLock):
         self.lock._give_back(payload)
         return payload
 
-    def wake(self, ticket: _Ticket) -> bool:
-        # The lock's hand-off skips a waiter whose wake-up cannot be
-        # delivered; the notification itself is then spent.
-        self.lock._adopt(ticket)
+    def wake(self, waiter: _ConditionWaiter) -> bool:
+        # Woken later, by the lock's hand-off; a waiter that can no longer
+        # run is not queued (and if it cannot by then, it passes the
+        # notification on: see _ConditionWaiter.wake).
+        if waiter.ticket._gone():
+            return False
+        self.lock._adopt(waiter)
         return True
 
     def handed_over(self, waiter: _ConditionWaiter) -> None:
         self.lock._claimed_by(waiter.saved)
 
-    def withdraw(self, ticket: _Ticket) -> None:
-        # Its ticket may wait in the lock's queue (a notify moved it there).
-        self.lock._withdraw(ticket)
+    def withdraw(self, waiter: _ConditionWaiter) -> None:
+        # It may wait in the lock's queue (a notify moved it there).
+        self.lock._withdraw(waiter)
 
     def green_restore(self, waiter: _ConditionWaiter) -> None:
         self.lock._green_acquire(waiter.saved)
@@ -3876,7 +3942,7 @@ class Condition(_AwaitMixin):
     woke, and wakes only waits that began before it.
     """
 
-    __slots__ = ("__weakref__", "_adapter", "_timer", "_waiters")
+    __slots__ = ("__weakref__", "_adapter", "_left_unheld", "_timer", "_waiters")
 
     def __init__(
         self, lock: Any = MISSING, timer: Callable[[], object] = MISSING
@@ -3884,6 +3950,10 @@ class Condition(_AwaitMixin):
         if lock is MISSING:
             lock = RLock()
         self._adapter = _lock_adapter(lock)
+        # Threads closing a waiting coroutine that took no lock back: the
+        # `async with` it closes through next must not release (_abandon).
+        # At most one mark per thread.
+        self._left_unheld: set[int] = set()
         self._timer = _count().__next__ if timer is MISSING else timer
         # Published waits, oldest first; see _ConditionWaiter for who pops.
         self._waiters: deque[_ConditionWaiter] = deque()
@@ -3927,13 +3997,26 @@ class Condition(_AwaitMixin):
         return self._adapter.enter()
 
     def __exit__(self, *exc_info: Any) -> Any:
+        if exc_info[0] is GeneratorExit and self._closing_unheld():
+            return None
         return self._adapter.exit(exc_info)
 
     async def __aenter__(self) -> object:
         return await self._adapter.async_enter()
 
     async def __aexit__(self, *exc_info: Any) -> Any:
+        if exc_info[0] is GeneratorExit and self._closing_unheld():
+            return None
         return await self._adapter.async_exit(exc_info)
+
+    def _closing_unheld(self) -> bool:
+        # In a coroutine being closed: did its wait, just now in this
+        # thread, leave the lock unheld (see _abandon)?
+        try:
+            self._left_unheld.remove(_get_ident())
+        except KeyError:
+            return False
+        return True
 
     # -- waiting: the non-blocking steps, then two thin faces
 
@@ -3947,7 +4030,7 @@ class Condition(_AwaitMixin):
         adapter = self._adapter
         payload = adapter.owned_data(current_task)
         ticket = make_ticket(payload)
-        waiter = _ConditionWaiter(ticket, self._timer(), predicate)
+        waiter = _ConditionWaiter(self, ticket, self._timer(), predicate)
         # Published before the release: a notify right after it finds us.
         self._waiters.append(waiter)
         try:
@@ -3971,7 +4054,7 @@ class Condition(_AwaitMixin):
             # lock out again (or that it is about to queue: the lock then
             # skips it), and take the lock back ourselves.
             if waiter.notified:
-                adapter.withdraw(waiter.ticket)
+                adapter.withdraw(waiter)
             waiter.relock = adapter.lock is not None
         elif adapter.morphs:  # the lock was handed to us
             adapter.handed_over(waiter)
@@ -4027,11 +4110,32 @@ class Condition(_AwaitMixin):
         waiter, ticket = self._publish(predicate, _current_async_task, _async_ticket)
         try:
             await ticket.park(timeout)
+        except GeneratorExit:
+            self._abandon(waiter)
+            raise
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
             await self._async_reacquire(waiter, True)
             raise
         await self._async_reacquire(waiter, False)
         return waiter.notified
+
+    def _abandon(self, waiter: _ConditionWaiter) -> None:
+        # The waiting coroutine is being closed, never to run again (it is
+        # collected once its loop or run is gone): it must not wait for the
+        # lock. It takes none back and gives back one handed to it; the
+        # `async with cv:` it closes through next, in this thread and at
+        # once, leaves the lock alone (each frame of a closed coroutine gets
+        # a GeneratorExit of its own: the mark cannot ride on it). A
+        # notification is passed on.
+        self._settle(waiter)
+        adapter = self._adapter
+        if not waiter.relock and adapter.morphs:  # the lock was handed to it
+            adapter.release_save(waiter.saved)
+        waiter.relock = False
+        if adapter.lock is not None:
+            self._left_unheld.add(_get_ident())
+        if waiter.notified:
+            self._notify(1)
 
     async def _async_reacquire(self, waiter: _ConditionWaiter, failed: bool) -> None:
         self._settle(waiter)
@@ -4146,8 +4250,13 @@ class Condition(_AwaitMixin):
                 waiter.unnotified.pop()
             except IndexError:  # it gave up first
                 continue
-            if self._adapter.wake(waiter.ticket):
+            if self._adapter.wake(waiter):
                 woken += 1
+            else:
+                # It can no longer run (its loop, run or hub is gone): not
+                # counted, and not notified should its coroutine ever be
+                # closed; the next waiter is.
+                waiter.unnotified.append(None)
         return woken
 
 
@@ -4321,7 +4430,11 @@ class _BarrierBase(_AwaitMixin):
             if self._cyclic and cycle.outcome.get(None) is not _BROKEN:
                 return cycle, -1
             return cycle, index  # a latch stays open (or broken) for good
-        if index == last:
+        if index == last and cycle.done._any_gone():
+            # A party that can no longer run (its loop, run or hub is gone)
+            # breaks the round, as a cancelled one would.
+            cycle.break_()
+        elif index == last:
             # The last party: open the round for everybody. The next round
             # is linked first, so that whoever sees the pass finds it.
             following = _Cycle() if self._cyclic else None

@@ -3084,7 +3084,7 @@ def test_condition_timeout_while_notify_hands_over(lock_name: str) -> None:
 
     w = _NamedThread("waiter", waiter)
     wait_until(lambda: cv.waiting == 1)
-    text = "self._adapter.wake(waiter.ticket)"
+    text = "self._adapter.wake(waiter)"
     pause = Pause(aiologic.Condition._notify, text)
     with pause.new_threads("notifier"):
         n = _NamedThread("notifier", notifier)
@@ -3967,7 +3967,7 @@ class TestLatch:
         latch = aiologic.Latch(2)
         first = _Thread(latch.wait)
         wait_until(lambda: latch.waiting == 1)
-        arrive = Pause(aiologic._BarrierBase._arrive, "if index == last")
+        arrive = Pause(aiologic._BarrierBase._arrive, "if index == last and")
         with arrive.start(latch.wait) as last:
             late = _Thread(lambda: latch.wait(0))
             # It gave up (and broke the latch), or waits beside the first.
@@ -11721,6 +11721,230 @@ def test_fault_rwlock_passes_over_a_waiter_that_can_no_longer_run(dead: str) -> 
     assert repr(rw).endswith("[unlocked, waiting=0]>")
     assert rw.writer.green_acquire(blocking=False)
     rw.writer.green_release()
+
+
+async def _enter_at_once(cv: Any, green: bool) -> None:
+    # Take a Condition's free lock without a checkpoint (a non-blocking
+    # acquire has none), so that the trio world's one step reaches the wait.
+    lock = cv.lock
+    if isinstance(lock, (aiologic.Lock, aiologic.Semaphore)):
+        if green:
+            assert lock.green_acquire(blocking=False)
+        else:
+            assert await lock.async_acquire(blocking=False)
+    elif lock is not None:
+        assert lock.acquire(False)
+
+
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+@pytest.mark.parametrize("dead", DEAD_WAITERS)
+def test_fault_condition_notify_passes_over_a_waiter_that_can_no_longer_run(
+    dead: str, lock_name: str
+) -> None:
+    """A waiter that can never run again is not counted by notify, and the
+    notification goes to the waiter behind it; the lock is never left with
+    it."""
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+
+    def green() -> Any:
+        drive(_enter_at_once(cv, green=True))
+        return cv.wait()
+
+    async def coro() -> Any:
+        await _enter_at_once(cv, green=False)
+        return await cv
+
+    def parked() -> bool:
+        return cv.waiting == 1 and not cv  # type: ignore[no-any-return]
+
+    async def other(w: World) -> Any:
+        async with w.hold(cv):
+            return await w.wait(cv, DEADLINE)
+
+    def settled() -> bool:
+        lock = cv.lock
+        return cv.waiting == 0 and (lock is None or not lock.locked())
+
+    keep = _abandoned_waiter(dead, green, coro, parked)
+    actor = Actor("threading", other)
+    wait_until(lambda: cv.waiting == 2, actors=[actor])
+    with cv:
+        assert cv.notify() == 1
+    assert actor.join() is True
+    assert settled()
+
+    # notify_all counts only those that can run.
+    keep += _abandoned_waiter(dead, green, coro, parked)
+    actor = Actor("threading", other)
+    wait_until(lambda: cv.waiting == 2, actors=[actor])
+    with cv:
+        assert cv.notify_all() == 1
+    assert actor.join() is True
+    assert settled()
+
+    # Nobody behind it: nothing is woken.
+    keep += _abandoned_waiter(dead, green, coro, parked)
+    with cv:
+        assert cv.notify() == 0
+    assert settled()
+    if lock_name in QUEUEING_LOCKS:
+        assert cv.lock.waiting == 0
+
+
+@pytest.mark.parametrize("lock_name", QUEUEING_LOCKS)
+@pytest.mark.parametrize(
+    "dead", ["asyncio-closed", "gevent-destroyed", "eventlet-ended"]
+)
+def test_fault_condition_notified_waiter_that_can_no_longer_run_by_the_release(
+    dead: str, lock_name: str
+) -> None:
+    """notify queues a live waiter on the lock; its loop or hub goes away
+    before the lock is released: the release passes over it, and its
+    notification goes to the waiter behind it."""
+    _import(dead.split("-")[0])  # skipped here, not in the thread below
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+    notified = threading.Event()
+
+    def green() -> Any:
+        drive(_enter_at_once(cv, green=True))
+        return cv.wait()
+
+    async def coro() -> Any:
+        await _enter_at_once(cv, green=False)
+        return await cv
+
+    async def other(w: World) -> Any:
+        async with w.hold(cv):
+            return await w.wait(cv, DEADLINE)
+
+    keep: list[Any] = []
+    abandon = threading.Thread(
+        target=lambda: keep.extend(
+            _abandoned_waiter(dead, green, coro, notified.is_set)
+        ),
+        daemon=True,
+    )
+    abandon.start()
+    wait_until(lambda: cv.waiting == 1 and not cv)
+    actor = Actor("threading", other)
+    wait_until(lambda: cv.waiting == 2, actors=[actor])
+    with cv:
+        assert cv.notify() == 1  # the first waiter: queued on the lock
+        assert cv.lock.waiting == 1
+        notified.set()
+        abandon.join(DEADLINE)  # its world is gone now
+        assert not abandon.is_alive() and keep
+    assert actor.join() is True
+    assert cv.waiting == 0 and not cv.lock.locked() and cv.lock.waiting == 0
+
+
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+@pytest.mark.parametrize("notified", [False, True], ids=["waiting", "notified"])
+def test_fault_condition_waiter_closed_once_its_loop_is_gone(
+    lock_name: str, notified: bool
+) -> None:
+    """A coroutine waiting in ``async with cv:`` that is closed once its loop
+    is closed (what the garbage collector does to a task left pending there)
+    closes quietly: it takes no lock back (that could mean waiting), its
+    ``async with`` leaves the lock to whoever holds it, and a notification
+    it got goes to the next waiter."""
+    import asyncio
+
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+
+    async def dead() -> None:
+        async with cv:
+            await cv
+
+    async def other(w: World) -> Any:
+        async with w.hold(cv):
+            return await w.wait(cv, DEADLINE)
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(dead())
+    deadline = time.monotonic() + DEADLINE
+    while cv.waiting == 0 and time.monotonic() < deadline:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    actor = Actor("threading", other)
+    wait_until(lambda: cv.waiting == 2, actors=[actor])
+    lock = cv.lock
+    with cv:
+        if notified:  # its loop is still open: it is woken, or queued
+            assert cv.notify() == 1
+        loop.close()
+        task._log_destroy_pending = False
+        assert task.get_coro().close() is None  # nothing raised
+        if lock is not None:
+            assert lock.locked()  # still ours
+        if not notified:
+            assert cv.notify() == 1
+    assert actor.join() is True
+    assert cv.waiting == 0
+    if lock is not None:
+        assert not lock.locked()
+    if lock_name in QUEUEING_LOCKS:
+        assert lock.waiting == 0
+
+
+@pytest.mark.parametrize("factory", ["Event", "REvent", "CountdownEvent"])
+@pytest.mark.parametrize("dead", DEAD_WAITERS)
+def test_fault_event_set_passes_over_a_waiter_that_can_no_longer_run(
+    dead: str, factory: str
+) -> None:
+    """A waiter that can never run again is counted in `waiting` until the
+    event is set, then no longer; the other waiters are woken."""
+    ev = getattr(aiologic, factory)(*([1] if factory == "CountdownEvent" else []))
+    keep = _abandoned_waiter(
+        dead, ev.wait, lambda: ev.with_(None), lambda: ev.waiting == 1
+    )
+
+    async def other(w: World) -> Any:
+        return await w.wait(ev, DEADLINE)
+
+    actor = Actor("threading", other)
+    wait_until(lambda: ev.waiting == 2, actors=[actor])
+    if factory == "CountdownEvent":
+        ev.down()
+    else:
+        ev.set()
+    assert actor.join() is True
+    assert ev.waiting == 0
+    _close_abandoned(keep)
+    assert ev.waiting == 0
+
+
+@pytest.mark.parametrize("factory", ["Latch", "Barrier", "RBarrier"])
+@pytest.mark.parametrize("dead", DEAD_WAITERS)
+def test_fault_barrier_round_with_a_party_that_can_no_longer_run_breaks(
+    dead: str, factory: str
+) -> None:
+    """A round that fills while one of its parties can never run again
+    breaks, as if that party had been cancelled: nobody passes a round that
+    a party cannot pass."""
+    barrier = getattr(aiologic, factory)(3)
+    keep = _abandoned_waiter(
+        dead, barrier.wait, lambda: barrier.with_(None), lambda: barrier.waiting == 1
+    )
+
+    async def party(w: World) -> Any:
+        try:
+            return await w.wait(barrier, DEADLINE)
+        except aiologic.BrokenBarrierError:
+            return "broken"
+
+    actor = Actor("threading", party)
+    wait_until(lambda: barrier.waiting == 2, actors=[actor])
+    with pytest.raises(aiologic.BrokenBarrierError):
+        barrier.wait(DEADLINE)  # the last party
+    assert actor.join() == "broken"
+    assert barrier.broken and barrier.waiting == 0
+    if factory == "RBarrier":
+        barrier.reset()
+        actors = [Actor("threading", party) for _ in range(2)]
+        wait_until(lambda: barrier.waiting == 2, actors=actors)
+        assert barrier.wait(DEADLINE) == 2
+        assert sorted(join_all(actors)) == [0, 1]
+    _close_abandoned(keep)
 
 
 @pytest.mark.parametrize("order", ["release-then-cancel", "cancel-then-release"])
