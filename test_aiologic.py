@@ -11765,22 +11765,16 @@ def test_fault_condition_notify_passes_over_a_waiter_that_can_no_longer_run(
         lock = cv.lock
         return cv.waiting == 0 and (lock is None or not lock.locked())
 
-    keep = _abandoned_waiter(dead, green, coro, parked)
-    actor = Actor("threading", other)
-    wait_until(lambda: cv.waiting == 2, actors=[actor])
-    with cv:
-        assert cv.notify() == 1
-    assert actor.join() is True
-    assert settled()
-
-    # notify_all counts only those that can run.
-    keep += _abandoned_waiter(dead, green, coro, parked)
-    actor = Actor("threading", other)
-    wait_until(lambda: cv.waiting == 2, actors=[actor])
-    with cv:
-        assert cv.notify_all() == 1
-    assert actor.join() is True
-    assert settled()
+    keep: list[Any] = []
+    # notify and notify_all count only those that can run.
+    for notify in (cv.notify, cv.notify_all):
+        keep += _abandoned_waiter(dead, green, coro, parked)
+        actor = Actor("threading", other)
+        wait_until(lambda: cv.waiting == 2, actors=[actor])
+        with cv:
+            assert notify() == 1
+        assert actor.join() is True
+        assert settled()
 
     # Nobody behind it: nothing is woken.
     keep += _abandoned_waiter(dead, green, coro, parked)
