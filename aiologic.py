@@ -2347,6 +2347,42 @@ def _trio_task_here(trio: Any, task: Any) -> bool:
     return False
 
 
+# A coroutine can be closed (GeneratorExit) away from its task: by the garbage
+# collector once its loop is closed or its run finished, in any thread. The
+# `async with` blocks it closes through must still leave what they hold, but
+# the current task (if any) is not theirs. Inside ``async with lock:`` the
+# coroutine holds the lock, except while a Condition wait has let it go: a
+# wait closed then takes none back (Condition._abandon) and marks here
+# (thread, id(lock)), for the exit that follows at once in that thread.
+_left_unheld: set[tuple[int, int]] = set()
+
+
+def _closing_without(lock: object) -> bool:
+    """True (once) if a coroutine being closed in this thread does not hold
+    *lock*, although it is inside a block of it (see `_left_unheld`)."""
+    try:
+        _left_unheld.remove((_get_ident(), id(lock)))
+    except KeyError:
+        return False
+    return True
+
+
+def _leaving_task(lock: Lock, task: object, exc_type: object) -> object:
+    """Who leaves an ``async with lock:`` block: *task*, the current asyncio
+    task (None: find the current one); for a coroutine being closed, the
+    holder (_NOBODY: it holds nothing)."""
+    if exc_type is GeneratorExit:
+        if _closing_without(lock):
+            return _NOBODY
+        return lock._holder()
+    if task is None:  # trio
+        return _async_task(current_async_library())
+    return task
+
+
+_NOBODY: Final[Any] = object()
+
+
 class Lock(_Acquirable):
     """A mutual-exclusion lock owned by the task that acquired it.
 
@@ -2533,16 +2569,16 @@ class Lock(_Acquirable):
 
     async def __aexit__(self, *exc_info: object) -> None:
         task = _asyncio_task()
-        if task is None:  # trio
-            task = _async_task(current_async_library())
-        elif self._owner is task and not self._waiters:
+        if task is not None and self._owner is task and not self._waiters:
             # `_release_by`'s uncontended path inline.
             self._owner = None
             self._unlocked.append(True)
             if self._waiters and self._try_take():  # published meanwhile
                 self._release_one()
             return
-        self._release_by(task)
+        task = _leaving_task(self, task, exc_info[0])  # trio, closed, contended
+        if task is not _NOBODY:
+            self._release_by(task)
 
 
 class RLock(Lock):
@@ -2619,7 +2655,9 @@ class RLock(Lock):
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Not Lock's inline path: a release may only lower the depth.
-        self._release_by(_current_async_task())
+        task = _leaving_task(self, _asyncio_task(), exc_info[0])
+        if task is not _NOBODY:
+            self._release_by(task)
 
     def _release_by(self, me: object, count: int = 1) -> None:
         count = _check_count(count)
@@ -3942,7 +3980,7 @@ class Condition(_AwaitMixin):
     woke, and wakes only waits that began before it.
     """
 
-    __slots__ = ("__weakref__", "_adapter", "_left_unheld", "_timer", "_waiters")
+    __slots__ = ("__weakref__", "_adapter", "_timer", "_waiters")
 
     def __init__(
         self, lock: Any = MISSING, timer: Callable[[], object] = MISSING
@@ -3950,10 +3988,6 @@ class Condition(_AwaitMixin):
         if lock is MISSING:
             lock = RLock()
         self._adapter = _lock_adapter(lock)
-        # Threads closing a waiting coroutine that took no lock back: the
-        # `async with` it closes through next must not release (_abandon).
-        # At most one mark per thread.
-        self._left_unheld: set[int] = set()
         self._timer = _count().__next__ if timer is MISSING else timer
         # Published waits, oldest first; see _ConditionWaiter for who pops.
         self._waiters: deque[_ConditionWaiter] = deque()
@@ -3997,7 +4031,7 @@ class Condition(_AwaitMixin):
         return self._adapter.enter()
 
     def __exit__(self, *exc_info: Any) -> Any:
-        if exc_info[0] is GeneratorExit and self._closing_unheld():
+        if exc_info[0] is GeneratorExit and _closing_without(self.lock):
             return None
         return self._adapter.exit(exc_info)
 
@@ -4005,18 +4039,9 @@ class Condition(_AwaitMixin):
         return await self._adapter.async_enter()
 
     async def __aexit__(self, *exc_info: Any) -> Any:
-        if exc_info[0] is GeneratorExit and self._closing_unheld():
+        if exc_info[0] is GeneratorExit and _closing_without(self.lock):
             return None
         return await self._adapter.async_exit(exc_info)
-
-    def _closing_unheld(self) -> bool:
-        # In a coroutine being closed: did its wait, just now in this
-        # thread, leave the lock unheld (see _abandon)?
-        try:
-            self._left_unheld.remove(_get_ident())
-        except KeyError:
-            return False
-        return True
 
     # -- waiting: the non-blocking steps, then two thin faces
 
@@ -4133,7 +4158,7 @@ class Condition(_AwaitMixin):
             adapter.release_save(waiter.saved)
         waiter.relock = False
         if adapter.lock is not None:
-            self._left_unheld.add(_get_ident())
+            _left_unheld.add((_get_ident(), id(adapter.lock)))
         if waiter.notified:
             self._notify(1)
 

@@ -11880,6 +11880,85 @@ def test_fault_condition_waiter_closed_once_its_loop_is_gone(
         assert lock.waiting == 0
 
 
+def _close_elsewhere(coro: Any, where: str) -> None:
+    """Close *coro* as the garbage collector would: with no loop running, or
+    from inside a task of another loop of this thread."""
+    import asyncio
+
+    if where == "no loop":
+        assert coro.close() is None  # nothing raised
+        return
+
+    async def closer() -> None:
+        assert coro.close() is None
+
+    asyncio.run(closer())
+
+
+@pytest.mark.parametrize("where", ["no loop", "another loop"])
+@pytest.mark.parametrize("lock_name", ["Lock", "RLock", "BinarySemaphore"])
+def test_fault_lock_holder_closed_once_its_loop_is_gone(
+    lock_name: str, where: str
+) -> None:
+    """A coroutine holding a lock in ``async with`` whose loop is closed
+    under it, then closed itself (what the garbage collector does to a task
+    left pending there), leaves its blocks as the holder: the lock goes to
+    the next waiter, as it would had the task been cancelled."""
+    import asyncio
+
+    lock = getattr(aiologic, lock_name)()
+
+    async def holder() -> None:
+        async with lock:
+            async with contextlib.AsyncExitStack() as stack:
+                if lock_name == "RLock":  # two levels, two exits
+                    await stack.enter_async_context(lock)
+                await asyncio.get_running_loop().create_future()
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(holder())
+    deadline = time.monotonic() + DEADLINE
+    while not lock.locked() and time.monotonic() < deadline:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    actor = Actor("threading", _acquires, lock)
+    wait_until(lambda: lock.waiting == 1, actors=[actor])
+    loop.close()
+    task._log_destroy_pending = False
+    _close_elsewhere(task.get_coro(), where)
+    assert actor.join() is True
+    assert not lock.locked() and lock.waiting == 0
+
+
+@pytest.mark.parametrize("where", ["no loop", "another loop"])
+@pytest.mark.parametrize("lock_name", ["Lock", "RLock"])
+def test_fault_lock_block_around_a_closed_condition_wait(
+    lock_name: str, where: str
+) -> None:
+    """``async with lock: await cv`` (the lock's block, not the Condition's)
+    in a coroutine closed while it waits: the wait took no lock back, so the
+    lock's block leaves the lock to whoever holds it."""
+    import asyncio
+
+    lock = getattr(aiologic, lock_name)()
+    cv = aiologic.Condition(lock)
+
+    async def dead() -> None:
+        async with lock:
+            await cv
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(dead())
+    deadline = time.monotonic() + DEADLINE
+    while cv.waiting == 0 and time.monotonic() < deadline:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    loop.close()
+    task._log_destroy_pending = False
+    with lock:
+        _close_elsewhere(task.get_coro(), where)
+        assert lock.locked() and cv.waiting == 0
+    assert not lock.locked() and lock.waiting == 0
+
+
 @pytest.mark.parametrize("factory", ["Event", "REvent", "CountdownEvent"])
 @pytest.mark.parametrize("dead", DEAD_WAITERS)
 def test_fault_event_set_passes_over_a_waiter_that_can_no_longer_run(
