@@ -2353,17 +2353,18 @@ def _trio_task_here(trio: Any, task: Any) -> bool:
 # the current task (if any) is not theirs. Inside ``async with lock:`` the
 # coroutine holds the lock, except while a Condition wait has let it go: a
 # wait closed then takes none back (Condition._abandon) and marks here
-# (thread, id(lock)), for the exit that follows at once in that thread.
-_left_unheld: set[tuple[int, int]] = set()
+# thread -> id(lock), for the exit that follows at once in that thread (one
+# mark per thread: a mark no exit consumed is stale by the next close).
+_left_unheld: dict[int, int] = {}
 
 
 def _closing_without(lock: object) -> bool:
     """True (once) if a coroutine being closed in this thread does not hold
     *lock*, although it is inside a block of it (see `_left_unheld`)."""
-    try:
-        _left_unheld.remove((_get_ident(), id(lock)))
-    except KeyError:
+    thread = _get_ident()
+    if _left_unheld.get(thread) != id(lock):
         return False
+    del _left_unheld[thread]  # only this thread writes its entry
     return True
 
 
@@ -4158,7 +4159,7 @@ class Condition(_AwaitMixin):
             adapter.release_save(waiter.saved)
         waiter.relock = False
         if adapter.lock is not None:
-            _left_unheld.add((_get_ident(), id(adapter.lock)))
+            _left_unheld[_get_ident()] = id(adapter.lock)
         if waiter.notified:
             self._notify(1)
 
