@@ -909,18 +909,24 @@ class _Ticket:
         if withdrew is not None:
             return withdrew
         pending = self._pending
-        try:
-            pending.remove(True)
-        except ValueError:  # a releaser claimed it
+        # Looked at first, so that a waiter that was woken (the common case)
+        # raises nothing: True, once removed, never comes back.
+        if True in pending:
             try:
-                pending.remove(False)
-            except ValueError:  # and found it undeliverable: nothing is ours
+                pending.remove(True)
+            except ValueError:  # a releaser claimed it meanwhile
                 pass
             else:
-                self.withdrew = False
-                return False
-        self.withdrew = True
-        return True
+                self.withdrew = True
+                return True
+        # A releaser claimed it.
+        try:
+            pending.remove(False)
+        except ValueError:  # and found it undeliverable: nothing is ours
+            self.withdrew = True
+            return True
+        self.withdrew = False
+        return False
 
     @property
     def pending(self) -> bool:
@@ -1016,22 +1022,21 @@ class _GeventTicket(_GreenTicket):
     def park(self, timeout: float | None) -> None:
         hub = self._hub
         loop = hub.loop
-        # A started async watcher keeps the hub loop alive while the only
-        # thing that can wake us is another thread.
-        keepalive = loop.async_()
-        keepalive.start(_noop)
-        timer = None
-        if timeout is not None:
-            timer = loop.timer(timeout)
-            timer.start(self._resume)
+        # A started watcher keeps the hub loop alive while the only thing
+        # that can wake us is another thread: the timer, or without one an
+        # async watcher.
+        if timeout is None:
+            watcher = loop.async_()
+            watcher.start(_noop)
+        else:
+            watcher = loop.timer(timeout)
+            watcher.start(self._resume)
         self._parked = True
         try:
             hub.switch()
         finally:
             self._parked = False
-            keepalive.close()
-            if timer is not None:
-                timer.close()
+            watcher.close()
 
 
 class _EventletPortal:
@@ -2848,9 +2853,12 @@ class Semaphore(_Acquirable):
     # -- the hooks of the shared algorithm
 
     def _try_take(self) -> bool:
+        permits = self._permits
+        if not permits:  # the common miss, without raising
+            return False
         try:
-            batch = self._permits.pop()
-        except IndexError:
+            batch = permits.pop()
+        except IndexError:  # taken meanwhile
             return False
         if batch > 1:
             self._release(batch - 1)
