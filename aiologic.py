@@ -4799,10 +4799,12 @@ class _Gets(_GenericBase[_T]):
 
         `QueueShutDown` once the queue is shut down and empty.
         """
-        if timeout is not None:
-            timeout = _check_timeout(timeout)
-        blocking = bool(blocking)  # before a unit is taken: it may raise
-        if not self._ready.green_take(None, blocking, timeout):
+        timeout = None if timeout is None else _check_timeout(timeout)
+        blocking = blocking is True or bool(blocking)  # before a unit is taken
+        if self._ready.take_nowait():  # `green_take`'s uncontended path, inline
+            if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
+                self._ready._green_checkpoint(None)
+        elif not self._ready.green_take(None, blocking, timeout):
             self._refuse_get()
         return self._take()
 
@@ -4933,11 +4935,15 @@ class SimpleQueue(_Gets[_T]):
 
     def put(self, item: _T, /) -> None:
         """Add *item*; never blocks. `QueueShutDown` after `shutdown()`."""
-        with self._mutex or self._storage_lock():
+        mutex = self._mutex or self._storage_lock()
+        mutex.acquire()  # not `with`: twice as fast on CPython 3.11
+        try:
             if self._ready.is_shut_down:
                 raise QueueShutDown
             self._items.append(item)
             self._ready.give(1)
+        finally:
+            mutex.release()
 
     def put_nowait(self, item: _T, /) -> None:
         """Same as `put` (the stdlib's name)."""
@@ -5253,11 +5259,15 @@ class Queue(_Gets[_T]):
 
     def _store(self, item: _T, free: _QueueSemaphore | None) -> None:
         # Called holding a slot of *free* (or nothing, *free* being None).
-        with self._mutex or self._storage_lock():
+        mutex = self._mutex or self._storage_lock()
+        mutex.acquire()  # not `with`: see SimpleQueue.put
+        try:
             self._put_or_give_back(item, free)
             self._unfinished += 1
             # Inside the critical section: see _Gets.
             self._ready.give(1)
+        finally:
+            mutex.release()
 
     def _put_or_give_back(self, item: _T, free: _QueueSemaphore | None) -> None:
         # Under `_mutex`. A put refused, or whose hook raised, did not use
@@ -5297,7 +5307,9 @@ class Queue(_Gets[_T]):
         # Called holding a ready unit; an immediate shutdown may have emptied
         # the storage (and retired the unit) since.
         ready = self._ready
-        with self._mutex or self._storage_lock():
+        mutex = self._mutex or self._storage_lock()
+        mutex.acquire()  # not `with`: see SimpleQueue.put
+        try:
             try:
                 item = self._get() if self._qsize() else _SHUT_DOWN
             except BaseException:
@@ -5308,6 +5320,8 @@ class Queue(_Gets[_T]):
             if item is not _SHUT_DOWN:
                 self._give_back_slot()
             drained = ready.is_shut_down and self._drained()
+        finally:
+            mutex.release()
         if drained:
             ready.wake_shut_down()
         if item is _SHUT_DOWN:

@@ -6654,7 +6654,7 @@ def test_clear_leaves_the_item_of_a_get_in_progress(factory: str) -> None:
     item yet: clear() removes the others and leaves it that one."""
     q = getattr(aiologic, factory)([1, 2, 3])
     cls = type(q)
-    line = "with self._mutex or self._storage_lock():"
+    line = "mutex = self._mutex or self._storage_lock()"
     if factory == "SimpleQueue":
         line = "items = self._items"
     pause = Pause(cls._take, line).start(q.green_get)
