@@ -5248,14 +5248,30 @@ class Queue(_Gets[_T]):
 
     def _open_slots(
         self, blocking: bool, timeout: float | None
-    ) -> tuple[_QueueSemaphore | None, bool, float | None]:
-        # A put's checks, before anything changes (an argument whose __bool__
-        # raises must not leave a slot taken): the semaphore of free slots to
-        # wait on (None: unbounded) and the checked arguments.
+    ) -> tuple[_QueueSemaphore | None, bool, bool, float | None]:
+        # A put's non-waiting part: its checks, before anything changes (an
+        # argument whose __bool__ raises must not leave a slot taken), then a
+        # free slot if there is one. The semaphore of free slots (None:
+        # unbounded), True if the put may store now (holding a slot of it, or
+        # unbounded; else it waits on it), and the checked arguments.
         blocking, timeout = _wait_args(blocking, timeout)
         if self._ready.is_shut_down:
             raise QueueShutDown
-        return self._free, blocking, timeout
+        free = self._free
+        return free, free is None or free.take_nowait(), blocking, timeout
+
+    def _green_put_checkpoint(self, free: _QueueSemaphore | None) -> None:
+        # Before storing: a put cancelled here puts nothing (its slot goes back).
+        if free is None:
+            green_checkpoint()
+        else:
+            free._green_checkpoint(None)
+
+    async def _async_put_checkpoint(self, free: _QueueSemaphore | None) -> None:
+        if free is None:
+            await async_checkpoint()
+        else:
+            await free._async_checkpoint(None)
 
     def _store(self, item: _T, free: _QueueSemaphore | None) -> None:
         # Called holding a slot of *free* (or nothing, *free* being None).
@@ -5367,11 +5383,11 @@ class Queue(_Gets[_T]):
         self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
     ) -> None:
         """Put *item*, waiting for a free slot; `QueueFull` if none in time."""
-        free, blocking, timeout = self._open_slots(blocking, timeout)
-        if free is None:
+        free, held, blocking, timeout = self._open_slots(blocking, timeout)
+        if held:
             if blocking and (_GREEN_CHECKPOINTS_ANY or _overrides_active):
-                green_checkpoint()
-        elif not free.green_take(None, blocking, timeout):
+                self._green_put_checkpoint(free)
+        elif not free.green_take(None, blocking, timeout):  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]  # not held: bounded
             self._refuse_put()
         self._store(item, free)
 
@@ -5379,11 +5395,11 @@ class Queue(_Gets[_T]):
         self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
     ) -> None:
         """Put *item*, waiting for a free slot; `QueueFull` if none in time."""
-        free, blocking, timeout = self._open_slots(blocking, timeout)
-        if free is None:
+        free, held, blocking, timeout = self._open_slots(blocking, timeout)
+        if held:
             if blocking and _async_checkpoint_due():
-                await async_checkpoint()
-        elif not await free.async_take(None, blocking, timeout):
+                await self._async_put_checkpoint(free)
+        elif not await free.async_take(None, blocking, timeout):  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]  # not held: bounded
             self._refuse_put()
         self._store(item, free)
 
