@@ -5278,35 +5278,32 @@ class Queue(_Gets[_T]):
         mutex = self._mutex or self._storage_lock()
         mutex.acquire()  # not `with`: see SimpleQueue.put
         try:
-            self._put_or_give_back(item, free)
+            same_bound = free is self._free
+            try:
+                if self._ready.is_shut_down:
+                    raise QueueShutDown
+                self._put(item)
+            except BaseException:
+                # A put refused, or whose hook raised, did not use its slot:
+                # the slot goes back (to the oldest putter, or free).
+                if same_bound:
+                    self._free_slots(1)
+                raise
+            if not same_bound:
+                self._rebound_put()
             self._unfinished += 1
             # Inside the critical section: see _Gets.
             self._ready.give(1)
         finally:
             mutex.release()
 
-    def _put_or_give_back(self, item: _T, free: _QueueSemaphore | None) -> None:
-        # Under `_mutex`. A put refused, or whose hook raised, did not use
-        # its slot: the slot goes back (to the oldest putter, or free).
-        same_bound = free is self._free
-        try:
-            if self._ready.is_shut_down:
-                raise QueueShutDown
-            self._put(item)
-        except BaseException:
-            if same_bound:
-                self._give_back_slot()
-            raise
+    def _rebound_put(self) -> None:
+        # Under `_mutex`: the put was let in under a bound since replaced (see
+        # the maxsize setter); the new bound counted the items of that moment
+        # only, so this one takes a free slot, or owes one.
         free = self._free
-        if not same_bound and free is not None and not free.take_nowait():
-            # The put was let in under a bound since replaced (see the maxsize
-            # setter): the new bound counted the items of that moment only,
-            # so this one takes a free slot, or owes one.
+        if free is not None and not free.take_nowait():
             self._debt += 1
-
-    def _give_back_slot(self) -> None:
-        # Under `_mutex`.
-        self._free_slots(1)
 
     def _free_slots(self, count: int) -> None:
         # Under `_mutex`: the one admission step, for a get that frees a
@@ -5327,14 +5324,19 @@ class Queue(_Gets[_T]):
         mutex.acquire()  # not `with`: see SimpleQueue.put
         try:
             try:
-                item = self._get() if self._qsize() else _SHUT_DOWN
+                # Only an immediate shutdown leaves a held unit without an
+                # item (it dropped them all).
+                if ready.is_shut_down and not self._qsize():
+                    item = _SHUT_DOWN
+                else:
+                    item = self._get()
             except BaseException:
                 # A hook raised, taking nothing: the item stays, and so does
                 # its ready unit (for the oldest getter, or free).
                 ready.give(1)
                 raise
-            if item is not _SHUT_DOWN:
-                self._give_back_slot()
+            if item is not _SHUT_DOWN and self._free is not None:
+                self._free_slots(1)  # unbounded: no slot to free
             drained = ready.is_shut_down and self._drained()
         finally:
             mutex.release()
