@@ -2239,13 +2239,22 @@ class GreenWaitInLoopWarning(RuntimeWarning):
 
 
 def _loop_running_here() -> str | None:
-    asyncio = _modules.get("asyncio")
-    if asyncio is not None and asyncio._get_running_loop() is not None:
+    # Asked on every green park: the cheap lookups first.
+    get_running_loop = _aio_get_running_loop
+    if get_running_loop is None and "asyncio" in _modules:
+        get_running_loop = _bind_asyncio()
+    if get_running_loop is not None and get_running_loop() is not None:
         return "asyncio"
     trio = _modules.get("trio")
-    if trio is not None and _in_trio_run(trio):
-        return "trio"
-    return None
+    if trio is None:
+        return None
+    # trio names itself in sniffio's thread-local while it runs in this
+    # thread; `in_trio_run()` costs more on a miss (an AttributeError inside).
+    # https://github.com/python-trio/trio/blob/main/src/trio/_core/_run.py
+    sniffio = _modules.get("sniffio")
+    if sniffio is not None:
+        return "trio" if sniffio.thread_local.name == "trio" else None
+    return "trio" if _in_trio_run(trio) else None
 
 
 def _noun(obj: object) -> str:
