@@ -4904,15 +4904,20 @@ class SimpleQueue(_Gets[_T]):
     pickle) is a new queue of the same items.
     """
 
-    __slots__ = ("__weakref__", "_items", "_mutex", "_ready")
+    __slots__ = ("__weakref__", "_gate", "_items", "_mutex", "_ready")
 
     def __init__(self, items: Iterable[_T] = (), /) -> None:
         self._items: deque[_T] = deque(items)
         # Made on first use (see _Gets._storage_lock).
         self._mutex: LockType | None = None
         # Invariant: units of `_ready` <= len(`_items`); every put appends
-        # first, then releases, both under `_mutex`.
+        # first, then releases.
         self._ready = _QueueSemaphore(len(self._items))
+        # The puts in flight, one None each, behind `_FENCE` at the head
+        # while a clear() or shutdown() runs (for good after a shutdown): see
+        # `put`. One list, so that a put and a fence are ordered by its own
+        # atomic operations, free-threaded builds included.
+        self._gate: list[object] = []
 
     def __repr__(self) -> str:
         return (
@@ -4944,7 +4949,24 @@ class SimpleQueue(_Gets[_T]):
 
     def put(self, item: _T, /) -> None:
         """Add *item*; never blocks. `QueueShutDown` after `shutdown()`."""
-        mutex = self._mutex or self._storage_lock()
+        # Without a lock: a put announces itself in the gate, then looks for
+        # the fence. clear() and shutdown() raise the fence (under the storage
+        # lock), then wait until no put is in flight: a put is wholly before
+        # them, or it finds the fence and goes through the lock, after them.
+        gate = self._gate
+        gate.append(None)
+        try:
+            fenced = gate[0] is _FENCE
+            if not fenced:
+                self._items.append(item)
+                self._ready.give(1)
+        finally:
+            gate.pop()  # a None: the fence, if any, is at the head
+        if fenced:
+            self._fenced_put(item)
+
+    def _fenced_put(self, item: _T) -> None:
+        mutex = self._storage_lock()
         mutex.acquire()  # not `with`: twice as fast on CPython 3.11
         try:
             if self._ready.is_shut_down:
@@ -4953,6 +4975,22 @@ class SimpleQueue(_Gets[_T]):
             self._ready.give(1)
         finally:
             mutex.release()
+
+    def _fence_puts(self) -> bool:
+        # Under the storage lock: later puts go through it, and those in
+        # flight (a few steps from leaving) end first. False if the fence was
+        # up already (shut down: it stays).
+        gate = self._gate
+        if gate and gate[0] is _FENCE:
+            return False
+        gate.insert(0, _FENCE)
+        while len(gate) > 1:
+            _sleep(0)
+        return True
+
+    def _lower_fence(self) -> None:
+        # Under the storage lock, after `_fence_puts()` returned True.
+        del self._gate[0]
 
     def put_nowait(self, item: _T, /) -> None:
         """Same as `put` (the stdlib's name)."""
@@ -4963,6 +5001,7 @@ class SimpleQueue(_Gets[_T]):
         already handed to a get (or peek) that is returning is left to it."""
         ready = self._ready
         with self._storage_lock():
+            fenced = self._fence_puts()
             # Only items whose ready unit is free: a unit held means a get
             # or peek in progress counts on its item, which is left (the
             # items gets return last go first). Units without items: an
@@ -4974,6 +5013,8 @@ class SimpleQueue(_Gets[_T]):
                 removed += 1
             for _ in range(removed):
                 drop()
+            if fenced:
+                self._lower_fence()
         if ready.is_shut_down and not items:
             self._drained()
 
@@ -5045,6 +5086,7 @@ class SimpleQueue(_Gets[_T]):
         ready = self._ready
         with self._storage_lock():
             ready.shut_down()
+            self._fence_puts()  # for good
             if immediate:
                 self._items.clear()
         if immediate:
@@ -5334,11 +5376,9 @@ class Queue(_Gets[_T]):
         try:
             try:
                 # Only an immediate shutdown leaves a held unit without an
-                # item (it dropped them all).
-                if ready.is_shut_down and not self._qsize():
-                    item = _SHUT_DOWN
-                else:
-                    item = self._get()
+                # item (it dropped them all): no size asked before that.
+                gone = ready.is_shut_down and not self._qsize()
+                item = _SHUT_DOWN if gone else self._get()
             except BaseException:
                 # A hook raised, taking nothing: the item stays, and so does
                 # its ready unit (for the oldest getter, or free).
@@ -5607,6 +5647,9 @@ _NOTHING_UNFINISHED.set()
 
 # What `_peek_now` returns from an empty queue.
 _NO_ITEM: Final[Any] = object()
+
+# The head of a SimpleQueue's gate while puts go through the storage lock.
+_FENCE: Final = object()
 
 
 def _no_view() -> None:

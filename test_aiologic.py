@@ -5758,6 +5758,34 @@ def test_simple_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
         q.green_get(blocking=False)
 
 
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_simple_queue_clear_waits_for_a_put_in_flight(factory: str) -> None:
+    """A SimpleQueue put takes no lock: paused past its look for the fence
+    when clear() runs in another thread, it is wholly before the clear,
+    which waits for it and removes its item too."""
+    q = getattr(aiologic, factory)([1])
+    with PausedCall(lambda: q.put(2), "put", "self._items.append(item)") as put:
+        clearer = _Thread(q.clear)
+        wait_until(lambda: _done_or_stuck_in(clearer.thread, "clear"))
+    assert clearer.result() is None and put.outcome is None
+    assert len(q) == 0 and q._ready.value == 0
+
+
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_simple_queue_put_during_a_clear_goes_after_it(factory: str) -> None:
+    """A put that finds the fence of a clear() in progress waits for it on
+    the storage lock: its item is not removed."""
+    q = getattr(aiologic, factory)([1])
+    with PausedCall(q.clear, "clear", "items = self._items"):
+        putter = _Thread(lambda: q.put(2))
+        wait_until(lambda: _done_or_stuck_in(putter.thread, "_fenced_put"))
+    assert putter.result() is None
+    assert q.green_get(blocking=False) == 2
+    assert len(q) == 0 and q._ready.value == 0
+    q.put(3)  # the fence is down again
+    assert q._gate == [] and q.green_get(blocking=False) == 3
+
+
 @pytest.mark.parametrize("factory", ["Queue", "LifoQueue", "PriorityQueue"])
 def test_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
     q = getattr(aiologic, factory)([1], maxsize=3)
@@ -10874,6 +10902,35 @@ def test_stress_put_racing_shutdown(
     # The run did some work (a loaded machine does few rounds).
     assert rounds > 3, rounds
     assert orders["before"] and orders["after"], orders
+
+
+@stress
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_stress_puts_racing_clear(factory: str, fast_switching: None) -> None:
+    """Rounds of two puts (no lock) and a clear() in three threads over a
+    queue holding one item: the clear is atomic with each put (the put is
+    before it, its item removed, or after it, its item kept), so the old
+    item never survives and every item left has its ready unit."""
+
+    def put(name: str) -> Callable[[dict[str, Any]], Any]:
+        return lambda state: state["q"].put(name)
+
+    def clear(state: dict[str, Any]) -> Any:
+        return state["q"].clear()
+
+    def check(state: dict[str, Any], outcomes: list[Any]) -> None:
+        q = state["q"]
+        assert outcomes == [None, None, None], outcomes
+        left = list(q._items)
+        assert set(left) <= {"a", "b"} and len(set(left)) == len(left), left
+        assert q._ready.value == len(left) and q._gate == [], (q, left)
+
+    rounds = _rounds(
+        [put("a"), put("b"), clear],
+        lambda: {"q": getattr(aiologic, factory)(["old"])},
+        check,
+    )
+    assert rounds > 3, rounds
 
 
 @stress
