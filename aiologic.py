@@ -1698,7 +1698,12 @@ class _Acquirable(_WaiterQueue):
             if blocking and _async_checkpoint_due():
                 await self._async_checkpoint(payload, result)
             return result
-        return self._finish(payload, result, await self._async_park(result, timeout))
+        try:  # `_async_park()`, inline: one coroutine less per wait
+            await result.park(timeout)
+        except BaseException:  # asyncio.CancelledError, trio.Cancelled
+            self._park_failed(result)
+            raise
+        return self._finish(payload, result, self._park_ended(result))
 
     def _give_back(self, payload: Any) -> None:
         """Give back a unit the caller holds (undoing `_claimed_by`)."""
