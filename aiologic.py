@@ -5034,9 +5034,10 @@ class SimpleQueue(_Gets[_T]):
         self, item: _T, /, *, blocking: bool = True, timeout: float | None = None
     ) -> None:
         """Same as `put`, with a checkpoint if they are on."""
-        blocking, timeout = _wait_args(blocking, timeout)
+        if timeout is not None:
+            _check_timeout(timeout)
         # The checkpoint comes first: a cancelled put has not put anything.
-        if blocking and _async_checkpoint_due():
+        if (blocking is True or bool(blocking)) and _async_checkpoint_due():
             await async_checkpoint()
         self.put(item)
 
@@ -5310,7 +5311,10 @@ class Queue(_Gets[_T]):
         # free slot if there is one. The semaphore of free slots (None:
         # unbounded), True if the put may store now (holding a slot of it, or
         # unbounded; else it waits on it), and the checked arguments.
-        blocking, timeout = _wait_args(blocking, timeout)
+        # `_wait_args()`, inline.
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        blocking = blocking is True or bool(blocking)
         if self._ready.is_shut_down:
             raise QueueShutDown
         free = self._free
