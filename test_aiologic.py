@@ -5764,10 +5764,11 @@ def test_simple_queue_clear_waits_for_a_put_in_flight(factory: str) -> None:
     when clear() runs in another thread, it is wholly before the clear,
     which waits for it and removes its item too."""
     q = getattr(aiologic, factory)([1])
-    with PausedCall(lambda: q.put(2), "put", "self._items.append(item)") as put:
+    put = Pause(aiologic.SimpleQueue.put, "self._items.append(item)")
+    with put.start(lambda: q.put(2)):
         clearer = _Thread(q.clear)
         wait_until(lambda: _done_or_stuck_in(clearer.thread, "clear"))
-    assert clearer.result() is None and put.outcome is None
+    assert clearer.result() is None and put.outcome == [None]
     assert len(q) == 0 and q._ready.value == 0
 
 
@@ -5776,7 +5777,7 @@ def test_simple_queue_put_during_a_clear_goes_after_it(factory: str) -> None:
     """A put that finds the fence of a clear() in progress waits for it on
     the storage lock: its item is not removed."""
     q = getattr(aiologic, factory)([1])
-    with PausedCall(q.clear, "clear", "items = self._items"):
+    with Pause(aiologic.SimpleQueue.clear, "items = self._items").start(q.clear):
         putter = _Thread(lambda: q.put(2))
         wait_until(lambda: _done_or_stuck_in(putter.thread, "_fenced_put"))
     assert putter.result() is None
