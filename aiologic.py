@@ -4986,8 +4986,11 @@ class SimpleQueue(_Gets[_T]):
         # flight (a few steps from leaving) end first. False if the fence was
         # up already (shut down: it stays).
         gate = self._gate
-        if gate and gate[0] is _FENCE:
-            return False
+        try:  # one look (`gate and gate[0]` races with a put's pop)
+            if gate[0] is _FENCE:
+                return False
+        except IndexError:  # no put in flight
+            pass
         gate.insert(0, _FENCE)
         while len(gate) > 1:
             _sleep(0)
