@@ -4702,6 +4702,37 @@ class _QueueSemaphore(Semaphore):
     take_nowait = Semaphore._try_take
     give = Semaphore._release  # (count)
 
+    def give_claimed(self) -> _Ticket | None:
+        # `give(1)` for a caller under its queue's storage lock, with the
+        # wake-up left to it: the oldest waiter's ticket is claimed here (in
+        # queue order, as `_hand_off` does) and returned, to be woken with
+        # `wake_claimed()` once the lock is released. A wake-up may be a
+        # system call, and the woken side's first step is to take that lock.
+        # None: no waiter, the unit is free (or went to a waiter at once).
+        waiters = self._waiters
+        while waiters:
+            try:
+                ticket = waiters[0] if _PERFECT_FAIRNESS else waiters.popleft()
+            except IndexError:
+                break
+            claimed = ticket.claim()
+            if _PERFECT_FAIRNESS:
+                try:  # decided either way: out of the deque (see `_hand_off`)
+                    if waiters[0] is ticket:
+                        waiters.remove(ticket)
+                except (IndexError, ValueError):
+                    pass
+            if claimed:
+                return ticket
+        self._release(1)
+        return None
+
+    def wake_claimed(self, ticket: _Ticket) -> None:
+        # Outside the lock. A waiter whose loop, run or hub is gone passes the
+        # unit on, as a waiter cancelled after it was handed one does.
+        if not ticket.wake():
+            self._release(1)
+
     def shut_down(self) -> None:
         self.is_shut_down = True
 
@@ -5355,10 +5386,13 @@ class Queue(_Gets[_T]):
             if not same_bound:
                 self._rebound_put()
             self._unfinished += 1
-            # Inside the critical section: see _Gets.
-            self._ready.give(1)
+            # Inside the critical section: see _Gets. The getter it goes to
+            # is woken after it.
+            woken = self._ready.give_claimed()
         finally:
             mutex.release()
+        if woken is not None:
+            self._ready.wake_claimed(woken)
 
     def _rebound_put(self) -> None:
         # Under `_mutex`: the put was let in under a bound since replaced (see
@@ -5396,11 +5430,19 @@ class Queue(_Gets[_T]):
                 # its ready unit (for the oldest getter, or free).
                 ready.give(1)
                 raise
-            if item is not _SHUT_DOWN and self._free is not None:
-                self._free_slots(1)  # unbounded: no slot to free
+            free = self._free
+            woken = None
+            if item is _SHUT_DOWN or free is None:  # unbounded: no slot to free
+                pass
+            elif self._debt:
+                self._free_slots(1)
+            else:  # `_free_slots(1)`, the putter it goes to woken after the lock
+                woken = free.give_claimed()
             drained = ready.is_shut_down and self._drained()
         finally:
             mutex.release()
+        if woken is not None and free is not None:
+            free.wake_claimed(woken)
         if drained:
             ready.wake_shut_down()
         if item is _SHUT_DOWN:

@@ -5714,7 +5714,7 @@ def test_graceful_shutdown_racing_a_put(factory: str) -> None:
     q = getattr(aiologic, factory)(maxsize=2)
     getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
     wait_until(lambda: q.getting == 1)
-    store = Pause(aiologic.Queue._store, "self._ready.give(1)")
+    store = Pause(aiologic.Queue._store, "woken = self._ready.give_claimed()")
     with store.start(lambda: q.green_put(7)):
         stopper = _Thread(q.shutdown)
         # The shutdown either ran to the end, or waits for the put to finish.
@@ -5724,6 +5724,51 @@ def test_graceful_shutdown_racing_a_put(factory: str) -> None:
     assert not q and q.waiting == 0
     with pytest.raises(aiologic.QueueShutDown):
         q.green_get(blocking=False)
+
+
+def test_graceful_shutdown_between_a_hand_off_and_its_wake_up() -> None:
+    """A put claims the oldest getter's ticket under the storage lock and
+    wakes it after the lock: a shutdown in between runs to the end (the
+    claimed getter has left the deque), and the getter gets the item."""
+    q: aiologic.Queue[int] = aiologic.Queue()
+    getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
+    wait_until(lambda: q.getting == 1)
+    wake = Pause(aiologic.Queue._store, "self._ready.wake_claimed(woken)")
+    with wake.start(lambda: q.green_put(7)):
+        q.shutdown()
+        assert q.getting == 0 and len(q) == 1
+    assert wake.outcome == [None]
+    assert getter.result() == 7
+    assert not q and q.waiting == 0
+    with pytest.raises(aiologic.QueueShutDown):
+        q.green_get(blocking=False)
+
+
+def test_getter_cancelled_between_a_hand_off_and_its_wake_up() -> None:
+    """An asyncio getter whose ticket a put (in another thread) has claimed
+    but not woken yet is cancelled: it passes the item's unit on, and the
+    item stays in the queue for the next get."""
+    import asyncio
+
+    q: aiologic.Queue[int] = aiologic.Queue(maxsize=1)
+    wake = Pause(aiologic.Queue._store, "self._ready.wake_claimed(woken)")
+
+    async def main() -> None:
+        getter = asyncio.ensure_future(q.async_get())
+        deadline = time.monotonic() + DEADLINE
+        while q.getting < 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.001)
+        wake.start(lambda: q.green_put(7))  # claimed, not woken
+        getter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await getter
+        assert wake.join() is None  # the wake-up finds the getter gone
+        assert q.getting == 0 and len(q) == 1
+        assert await q.async_get(timeout=DEADLINE) == 7
+
+    asyncio.run(main())
+    assert not q and q.waiting == 0 and q._ready.value == 0
 
 
 @pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
@@ -5790,7 +5835,7 @@ def test_simple_queue_put_during_a_clear_goes_after_it(factory: str) -> None:
 @pytest.mark.parametrize("factory", ["Queue", "LifoQueue", "PriorityQueue"])
 def test_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
     q = getattr(aiologic, factory)([1], maxsize=3)
-    store = Pause(aiologic.Queue._store, "self._ready.give(1)")
+    store = Pause(aiologic.Queue._store, "woken = self._ready.give_claimed()")
     with store.start(lambda: q.green_put(2)):
         stopper = _Thread(lambda: q.shutdown(immediate=True))
         wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
