@@ -5714,7 +5714,7 @@ def test_graceful_shutdown_racing_a_put(factory: str) -> None:
     q = getattr(aiologic, factory)(maxsize=2)
     getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
     wait_until(lambda: q.getting == 1)
-    store = Pause(aiologic.Queue._store, "self._ready.give(1)")
+    store = Pause(aiologic.Queue._store, "woken = self._ready.give_claimed()")
     with store.start(lambda: q.green_put(7)):
         stopper = _Thread(q.shutdown)
         # The shutdown either ran to the end, or waits for the put to finish.
@@ -5724,6 +5724,51 @@ def test_graceful_shutdown_racing_a_put(factory: str) -> None:
     assert not q and q.waiting == 0
     with pytest.raises(aiologic.QueueShutDown):
         q.green_get(blocking=False)
+
+
+def test_graceful_shutdown_between_a_hand_off_and_its_wake_up() -> None:
+    """A put claims the oldest getter's ticket under the storage lock and
+    wakes it after the lock: a shutdown in between runs to the end (the
+    claimed getter has left the deque), and the getter gets the item."""
+    q: aiologic.Queue[int] = aiologic.Queue()
+    getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
+    wait_until(lambda: q.getting == 1)
+    wake = Pause(aiologic.Queue._store, "self._ready.wake_claimed(woken)")
+    with wake.start(lambda: q.green_put(7)):
+        q.shutdown()
+        assert q.getting == 0 and len(q) == 1
+    assert wake.outcome == [None]
+    assert getter.result() == 7
+    assert not q and q.waiting == 0
+    with pytest.raises(aiologic.QueueShutDown):
+        q.green_get(blocking=False)
+
+
+def test_getter_cancelled_between_a_hand_off_and_its_wake_up() -> None:
+    """An asyncio getter whose ticket a put (in another thread) has claimed
+    but not woken yet is cancelled: it passes the item's unit on, and the
+    item stays in the queue for the next get."""
+    import asyncio
+
+    q: aiologic.Queue[int] = aiologic.Queue(maxsize=1)
+    wake = Pause(aiologic.Queue._store, "self._ready.wake_claimed(woken)")
+
+    async def main() -> None:
+        getter = asyncio.ensure_future(q.async_get())
+        deadline = time.monotonic() + DEADLINE
+        while q.getting < 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.001)
+        wake.start(lambda: q.green_put(7))  # claimed, not woken
+        getter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await getter
+        assert wake.join() is None  # the wake-up finds the getter gone
+        assert q.getting == 0 and len(q) == 1
+        assert await q.async_get(timeout=DEADLINE) == 7
+
+    asyncio.run(main())
+    assert not q and q.waiting == 0 and q._ready.value == 0
 
 
 @pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
@@ -5758,10 +5803,39 @@ def test_simple_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
         q.green_get(blocking=False)
 
 
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_simple_queue_clear_waits_for_a_put_in_flight(factory: str) -> None:
+    """A SimpleQueue put takes no lock: paused past its look for the fence
+    when clear() runs in another thread, it is wholly before the clear,
+    which waits for it and removes its item too."""
+    q = getattr(aiologic, factory)([1])
+    put = Pause(aiologic.SimpleQueue.put, "self._items.append(item)")
+    with put.start(lambda: q.put(2)):
+        clearer = _Thread(q.clear)
+        wait_until(lambda: _done_or_stuck_in(clearer.thread, "clear"))
+    assert clearer.result() is None and put.outcome == [None]
+    assert len(q) == 0 and q._ready.value == 0
+
+
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_simple_queue_put_during_a_clear_goes_after_it(factory: str) -> None:
+    """A put that finds the fence of a clear() in progress waits for it on
+    the storage lock: its item is not removed."""
+    q = getattr(aiologic, factory)([1])
+    with Pause(aiologic.SimpleQueue.clear, "items = self._items").start(q.clear):
+        putter = _Thread(lambda: q.put(2))
+        wait_until(lambda: _done_or_stuck_in(putter.thread, "_fenced_put"))
+    assert putter.result() is None
+    assert q.green_get(blocking=False) == 2
+    assert len(q) == 0 and q._ready.value == 0
+    q.put(3)  # the fence is down again
+    assert q._gate == [] and q.green_get(blocking=False) == 3
+
+
 @pytest.mark.parametrize("factory", ["Queue", "LifoQueue", "PriorityQueue"])
 def test_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
     q = getattr(aiologic, factory)([1], maxsize=3)
-    store = Pause(aiologic.Queue._store, "self._ready.give(1)")
+    store = Pause(aiologic.Queue._store, "woken = self._ready.give_claimed()")
     with store.start(lambda: q.green_put(2)):
         stopper = _Thread(lambda: q.shutdown(immediate=True))
         wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
@@ -6654,7 +6728,7 @@ def test_clear_leaves_the_item_of_a_get_in_progress(factory: str) -> None:
     item yet: clear() removes the others and leaves it that one."""
     q = getattr(aiologic, factory)([1, 2, 3])
     cls = type(q)
-    line = "with self._mutex or self._storage_lock():"
+    line = "mutex = self._mutex or self._storage_lock()"
     if factory == "SimpleQueue":
         line = "items = self._items"
     pause = Pause(cls._take, line).start(q.green_get)
@@ -10874,6 +10948,35 @@ def test_stress_put_racing_shutdown(
     # The run did some work (a loaded machine does few rounds).
     assert rounds > 3, rounds
     assert orders["before"] and orders["after"], orders
+
+
+@stress
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_stress_puts_racing_clear(factory: str, fast_switching: None) -> None:
+    """Rounds of two puts (no lock) and a clear() in three threads over a
+    queue holding one item: the clear is atomic with each put (the put is
+    before it, its item removed, or after it, its item kept), so the old
+    item never survives and every item left has its ready unit."""
+
+    def put(name: str) -> Callable[[dict[str, Any]], Any]:
+        return lambda state: state["q"].put(name)
+
+    def clear(state: dict[str, Any]) -> Any:
+        return state["q"].clear()
+
+    def check(state: dict[str, Any], outcomes: list[Any]) -> None:
+        q = state["q"]
+        assert outcomes == [None, None, None], outcomes
+        left = list(q._items)
+        assert set(left) <= {"a", "b"} and len(set(left)) == len(left), left
+        assert q._ready.value == len(left) and q._gate == [], (q, left)
+
+    rounds = _rounds(
+        [put("a"), put("b"), clear],
+        lambda: {"q": getattr(aiologic, factory)(["old"])},
+        check,
+    )
+    assert rounds > 3, rounds
 
 
 @stress
