@@ -424,6 +424,13 @@ def _current_async_task() -> object:
     task = _asyncio_task()
     if task is not None:
         return task
+    trio = _modules.get("trio")
+    if trio is not None and not _overridden:
+        # Not in an asyncio task: in a trio task, the common case next.
+        try:
+            return trio.lowlevel.current_task()
+        except RuntimeError:  # not in a trio task
+            pass
     return _async_task(current_async_library())
 
 
@@ -679,8 +686,9 @@ def _async_checkpoint_due() -> bool:
     """False if an async call here certainly has no checkpoint to make.
 
     A cheap filter in front of `_async_checkpoints_on()`: by default trio
-    checkpoints and asyncio does not, and an asyncio task is found with two
-    C calls, where the full detection costs a coroutine and several calls.
+    checkpoints and asyncio does not, and trio names itself in sniffio while
+    it runs (trio imports sniffio), where the full detection costs several
+    calls.
     """
     if _overrides_active:
         return True
@@ -690,6 +698,15 @@ def _async_checkpoint_due() -> bool:
         return True
     if "trio" not in _modules:  # no trio run anywhere: asyncio's "off" holds
         return False
+    sniffio = _modules.get("sniffio")
+    if sniffio is not None:
+        # Trio >= 0.23 sets the thread-local while it runs here (guest ticks
+        # too, not the host's tasks); trio 0.22 sets the context variable in
+        # its tasks. Nothing else makes `_async_library()` say "trio".
+        name = sniffio.thread_local.name
+        if name is None:
+            name = sniffio.current_async_library_cvar.get()
+        return name == "trio"  # type: ignore[no-any-return]
     # In an asyncio task? (`_asyncio_task()`, inline.)
     get_running_loop = _aio_get_running_loop
     if get_running_loop is None:
@@ -909,18 +926,23 @@ class _Ticket:
         if withdrew is not None:
             return withdrew
         pending = self._pending
-        try:
-            pending.remove(True)
-        except ValueError:  # a releaser claimed it
+        # `True in pending` only saves a raised ValueError in the common case
+        # (a releaser claimed it): True, once gone, never comes back.
+        if True in pending:
             try:
-                pending.remove(False)
-            except ValueError:  # and found it undeliverable: nothing is ours
+                pending.remove(True)
+            except ValueError:  # a releaser claimed it since
                 pass
             else:
-                self.withdrew = False
-                return False
-        self.withdrew = True
-        return True
+                self.withdrew = True
+                return True
+        try:
+            pending.remove(False)
+        except ValueError:  # the releaser found it undeliverable: nothing is ours
+            self.withdrew = True
+            return True
+        self.withdrew = False
+        return False
 
     @property
     def pending(self) -> bool:
@@ -1179,11 +1201,12 @@ class _EventletTicket(_GreenTicket):
 class _AsyncioTicket(_AsyncTicket):
     __slots__ = ("_future", "_loop", "_thread")
 
-    def __init__(self, payload: Any) -> None:
+    def __init__(self, payload: Any, loop: Any = None) -> None:
         self._pending = [True, False]
         self.payload = payload
         self.withdrew = None
-        loop = _modules["asyncio"].get_running_loop()
+        if loop is None:
+            loop = _modules["asyncio"].get_running_loop()
         self._loop = loop
         self._future = loop.create_future()
         self._thread = _get_ident()
@@ -1196,6 +1219,9 @@ class _AsyncioTicket(_AsyncTicket):
 
     def _wake(self) -> bool:
         loop = self._loop
+        if _aio_get_running_loop() is loop:  # ours, running: a direct call
+            self._resolve()
+            return True
         if loop.is_closed():  # its tasks never run again
             return False
         if _get_ident() == self._thread:
@@ -1263,10 +1289,10 @@ class _TrioTicket(_AsyncTicket):
 
     def _in_own_run(self, trio: Any) -> bool:
         # The run of this ticket is the one running here (not a later one).
-        return (
-            _in_trio_run(trio)
-            and trio.lowlevel.current_trio_token() is self._trio_token
-        )
+        try:
+            return trio.lowlevel.current_trio_token() is self._trio_token  # type: ignore[no-any-return]
+        except RuntimeError:  # no run here
+            return False
 
     def _resume(self) -> None:
         # In the trio thread. A ticket can be set while its task never parks
@@ -1284,15 +1310,19 @@ class _TrioTicket(_AsyncTicket):
         abort = _modules["trio"].lowlevel.Abort
         return abort.SUCCEEDED if self.cancel() else abort.FAILED
 
-    async def park(self, timeout: float | None) -> None:
-        trio = _modules["trio"]
+    def park(self, timeout: float | None) -> Awaitable[None]:
+        # `_parked` is cleared by `_resume()`, the only way out of the park but
+        # a successful abort, after which no releaser can claim the ticket.
         self._parked = True
+        wait = _modules["trio"].lowlevel.wait_task_rescheduled
+        if timeout is None:  # no frame of ours between the task and trio
+            return wait(self._abort)  # type: ignore[no-any-return]
+        return self._park_until(wait, timeout)
+
+    async def _park_until(self, wait: Any, timeout: float) -> None:
         try:
-            if timeout is None:
-                await trio.lowlevel.wait_task_rescheduled(self._abort)
-            else:
-                with trio.move_on_after(timeout):
-                    await trio.lowlevel.wait_task_rescheduled(self._abort)
+            with _modules["trio"].move_on_after(timeout):
+                await wait(self._abort)
         finally:
             self._parked = False
 
@@ -1313,8 +1343,14 @@ def _green_ticket(payload: Any = None) -> _GreenTicket:
 
 
 def _async_ticket(payload: Any = None) -> _AsyncTicket:
-    if _asyncio_task() is not None:  # the common case first
-        return _AsyncioTicket(payload)
+    # In an asyncio task? (`_asyncio_task()` inline, keeping the loop.)
+    get_running_loop = _aio_get_running_loop
+    if get_running_loop is None and "asyncio" in _modules:
+        get_running_loop = _bind_asyncio()
+    if get_running_loop is not None and not _overridden:
+        loop = get_running_loop()
+        if loop is not None and _aio_current_task(loop) is not None:
+            return _AsyncioTicket(payload, loop)  # the common case first
     library = current_async_library()
     try:
         ticket_class = _ASYNC_TICKETS[library]
@@ -3390,6 +3426,8 @@ class CapacityLimiter(_WaiterQueue):
                 borrowers[key] = held - count
                 return
             del borrowers[key]
+            if not self._waiters:  # it changes under `_lock` only
+                return
             woken = self._admit()
         self._wake(woken)
 
@@ -3411,7 +3449,14 @@ class CapacityLimiter(_WaiterQueue):
         result = self._begin(key, depth, blocking, timeout, _async_ticket)
         if result is True or result is False:
             if blocking and _async_checkpoint_due():
-                await self._async_checkpoint(key, depth, result)
+                library = _async_library()
+                if _async_checkpoints_on(library):
+                    try:
+                        await _async_yield(library)
+                    except BaseException:  # cancelled: leave nothing borrowed
+                        if result:
+                            self._release(key, depth)
+                        raise
             return result
         return await self._async_park(result, timeout) and self._handed(result)
 
@@ -3419,14 +3464,6 @@ class CapacityLimiter(_WaiterQueue):
         try:
             green_checkpoint()
         except BaseException:  # a green kill or Timeout: leave nothing borrowed
-            if borrowed:
-                self._release(key, depth)
-            raise
-
-    async def _async_checkpoint(self, key: object, depth: int, borrowed: bool) -> None:
-        try:
-            await async_checkpoint()
-        except BaseException:  # cancelled at the checkpoint
             if borrowed:
                 self._release(key, depth)
             raise
