@@ -424,6 +424,11 @@ def _current_async_task() -> object:
     task = _asyncio_task()
     if task is not None:
         return task
+    return _other_async_task()
+
+
+def _other_async_task() -> object:
+    """`_current_async_task()` where `_asyncio_task()` found none."""
     trio = _modules.get("trio")
     if trio is not None and not _overridden:
         # Not in an asyncio task: in a trio task, the common case next.
@@ -1729,7 +1734,13 @@ class _Acquirable(_WaiterQueue):
             if blocking and _async_checkpoint_due():
                 await self._async_checkpoint(payload, result)
             return result
-        return self._finish(payload, result, await self._async_park(result, timeout))
+        # `_async_park()` inline: one coroutine frame less per wait.
+        try:
+            await result.park(timeout)
+        except BaseException:  # asyncio.CancelledError, trio.Cancelled
+            self._park_failed(result)
+            raise
+        return self._finish(payload, result, self._park_ended(result))
 
     def _give_back(self, payload: Any) -> None:
         """Give back a unit the caller holds (undoing `_claimed_by`)."""
@@ -2225,28 +2236,28 @@ def _deadlock(owner: Any, me: object) -> str | None:
     """
     if owner is None:
         return None
-    if _is_green(me):
-        if _is_green(owner):
-            return None
-        asyncio = _modules.get("asyncio")
-        if asyncio is not None and isinstance(owner, asyncio.Task):
-            if owner.get_loop() is asyncio._get_running_loop():
-                return (
-                    "deadlock: green code is acquiring a lock held by an asyncio"
-                    " task of the event loop running in this thread"
-                )
-            return None
-        trio = _modules.get("trio")
-        if trio is not None and _in_trio_run(trio) and _trio_task_here(trio, owner):
+    if isinstance(owner, int):  # green code of a thread (its main greenlet)
+        if owner == _get_ident() and not _is_green(me):
             return (
-                "deadlock: green code is acquiring a lock held by a trio task"
-                " of the trio run in this thread"
+                "deadlock: an async task is acquiring a lock held by green code"
+                " of the same thread, which cannot run until the event loop returns"
             )
         return None
-    if owner == _get_ident() and isinstance(owner, int):
+    if not _is_green(me) or _is_green(owner):
+        return None
+    asyncio = _modules.get("asyncio")
+    if asyncio is not None and isinstance(owner, asyncio.Task):
+        if owner.get_loop() is asyncio._get_running_loop():
+            return (
+                "deadlock: green code is acquiring a lock held by an asyncio"
+                " task of the event loop running in this thread"
+            )
+        return None
+    trio = _modules.get("trio")
+    if trio is not None and _in_trio_run(trio) and _trio_task_here(trio, owner):
         return (
-            "deadlock: an async task is acquiring a lock held by green code"
-            " of the same thread, which cannot run until the event loop returns"
+            "deadlock: green code is acquiring a lock held by a trio task"
+            " of the trio run in this thread"
         )
     return None
 
@@ -2570,8 +2581,8 @@ class Lock(_Acquirable):
     async def __aexit__(self, *exc_info: object) -> None:
         task = _asyncio_task()
         if task is None:  # trio
-            task = _async_task(current_async_library())
-        elif self._owner is task and not self._waiters:
+            task = _other_async_task()
+        if self._owner is task and not self._waiters:
             # `_release_by`'s uncontended path inline.
             self._owner = None
             self._unlocked.append(True)
