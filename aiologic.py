@@ -1224,8 +1224,10 @@ class _AsyncioTicket(_AsyncTicket):
 
     def _wake(self) -> bool:
         loop = self._loop
-        if _aio_get_running_loop() is loop:  # ours, running: a direct call
-            self._resolve()
+        if _aio_get_running_loop() is loop:  # ours, running: `_resolve()` inline
+            future = self._future
+            if not future.done():  # cancelled meanwhile
+                future.set_result(None)
             return True
         if loop.is_closed():  # its tasks never run again
             return False
@@ -1832,7 +1834,13 @@ class _WaitUntil(_AwaitMixin, _WaiterQueue):
             if _async_checkpoint_due():
                 await async_checkpoint()
             return result
-        return await self._async_park(result, timeout)
+        # `_async_park()` inline: one coroutine frame less per wait.
+        try:
+            await result.park(timeout)
+        except BaseException:  # asyncio.CancelledError, trio.Cancelled
+            self._park_failed(result)
+            raise
+        return self._park_ended(result)
 
 
 class Event(_WaitUntil):

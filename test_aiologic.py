@@ -4624,14 +4624,18 @@ def test_limiter_trio_checkpoint_interrupted_readmits_no_one_at_zero(
     limiter = aiologic.CapacityLimiter(1)
     holder: list[Any] = []
 
-    async def interrupted_checkpoint(**kwargs: Any) -> None:
+    async def interrupt() -> None:
         limiter.total_tokens = 0
         holder.extend(_named_waiter(limiter, "W"))
         wait_until(lambda: limiter.waiting == 1)
         raise _Interrupted
 
+    def interrupted_checkpoint(library: Any) -> Any:
+        # The checkpoint the limiter takes, interrupted.
+        return interrupt()
+
     async def main() -> None:
-        monkeypatch.setattr(aiologic, "async_checkpoint", interrupted_checkpoint)
+        monkeypatch.setattr(aiologic, "_async_yield", interrupted_checkpoint)
         with aiologic.enable_checkpoints():
             with pytest.raises(_Interrupted):
                 await limiter.async_acquire()
