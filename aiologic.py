@@ -1280,9 +1280,17 @@ class _TrioTicket(_AsyncTicket):
 
     def _wake(self) -> bool:
         trio = _modules["trio"]
-        if _get_ident() == self._thread and self._in_own_run(trio):
-            self._resume()
-            return True
+        if _get_ident() == self._thread:
+            # The run of this ticket is the one running here (not a later one)?
+            try:
+                own = trio.lowlevel.current_trio_token() is self._trio_token
+            except RuntimeError:  # no run here
+                own = False
+            if own:  # `_resume()` inline
+                if self._parked:
+                    self._parked = False
+                    trio.lowlevel.reschedule(self._task)
+                return True
         try:
             self._trio_token.run_sync_soon(self._resume)
         except trio.RunFinishedError:  # the run ended: its tasks never run again
@@ -1293,13 +1301,6 @@ class _TrioTicket(_AsyncTicket):
         # trio tells only by refusing a callback; its entry queue knows.
         queue = getattr(self._trio_token, "_reentry_queue", None)
         return getattr(queue, "done", False) is True
-
-    def _in_own_run(self, trio: Any) -> bool:
-        # The run of this ticket is the one running here (not a later one).
-        try:
-            return trio.lowlevel.current_trio_token() is self._trio_token  # type: ignore[no-any-return]
-        except RuntimeError:  # no run here
-            return False
 
     def _resume(self) -> None:
         # In the trio thread. A ticket can be set while its task never parks
@@ -1358,6 +1359,11 @@ def _async_ticket(payload: Any = None) -> _AsyncTicket:
         loop = get_running_loop()
         if loop is not None and _aio_current_task(loop) is not None:
             return _AsyncioTicket(payload, loop)  # the common case first
+    if "trio" in _modules and not _overridden:
+        try:  # in a trio task, the common case next
+            return _TrioTicket(payload)
+        except RuntimeError:  # not in a trio task
+            pass
     library = current_async_library()
     try:
         ticket_class = _ASYNC_TICKETS[library]
@@ -1523,9 +1529,9 @@ class _Acquirable(_WaiterQueue):
       waiter whose cancel() lost never finds a stale owner);
     * `_reenter(data)`: True if the caller holds a unit already and takes
       one more without one being free (RLock; counted there);
-    * `_check_owner(data)`: refuse a re-acquire by the holder, even when not
-      blocking;
-    * `_check_wait(data)`: refuse to wait (self-deadlock), before publishing.
+    * `_check_owner(data, waits)`: refuse a re-acquire by the holder, even
+      when not blocking, and a wait that could never end (self-deadlock),
+      before publishing (*waits*: the call will wait if it must);
 
     A unit freed while someone waits goes to the oldest waiter that can
     still take it (a waiter whose wake-up cannot be delivered is passed
@@ -1541,6 +1547,8 @@ class _Acquirable(_WaiterQueue):
 
     # True if `_handing_to` records something (a lock names its new owner).
     _names_owner: ClassVar[bool] = False
+    # True if `_reenter` may take a unit (RLock).
+    _reentrant: ClassVar[bool] = False
 
     def _try_take(self) -> bool:
         raise NotImplementedError
@@ -1554,10 +1562,7 @@ class _Acquirable(_WaiterQueue):
     def _handing_to(self, ticket: _Ticket) -> None:
         pass
 
-    def _check_owner(self, payload: Any) -> None:
-        pass
-
-    def _check_wait(self, payload: Any) -> None:
+    def _check_owner(self, payload: Any, waits: bool) -> None:
         pass
 
     def _reenter(self, payload: Any) -> bool:
@@ -1671,12 +1676,12 @@ class _Acquirable(_WaiterQueue):
         if self._try_take():
             self._claimed_by(payload)
             return True
-        if self._reenter(payload):
+        if self._reentrant and self._reenter(payload):
             return True
-        self._check_owner(payload)
-        if not blocking or timeout == 0:
+        waits = blocking and timeout != 0
+        self._check_owner(payload, waits)
+        if not waits:
             return False
-        self._check_wait(payload)
         ticket = make_ticket(payload)
         if self._enqueue(ticket):
             self._claimed_by(payload)
@@ -2479,20 +2484,17 @@ class Lock(_Acquirable):
             return owner.payload
         return owner
 
-    def _check_owner(self, payload: Any) -> None:
+    def _check_owner(self, payload: Any, waits: bool) -> None:
         if self._owner == payload and payload is not None:
             msg = "the current task is already holding this lock"
             raise RuntimeError(msg)
-        if _is_green(payload):
-            # A green acquire that would deadlock if it waited is refused
-            # even when it would not wait (blocking=False, timeout): a loop
-            # task holds the lock, and the green code blocks that loop.
-            self._check_wait(payload)
-
-    def _check_wait(self, payload: Any) -> None:
-        reason = _deadlock(self._holder(), payload)
-        if reason is not None:
-            raise RuntimeError(reason)
+        # A green acquire that would deadlock if it waited is refused even
+        # when it would not wait (blocking=False, timeout): a loop task holds
+        # the lock, and the green code blocks that loop.
+        if waits or _is_green(payload):
+            reason = _deadlock(self._holder(), payload)
+            if reason is not None:
+                raise RuntimeError(reason)
 
     def _saved_for_wait(self, me: object) -> Any:
         # For a Condition wait by *me*: what takes the lock back afterwards.
@@ -2516,7 +2518,8 @@ class Lock(_Acquirable):
             # Publish-then-recheck, as in _release_one.
             if not self._waiters or not self._try_take():
                 return
-        self._release_one()
+        if not self._hand_off():  # `_release_one()`, its first step inline
+            self._release_one()
 
     # -- public face
 
@@ -2575,7 +2578,10 @@ class Lock(_Acquirable):
         library = "asyncio"
         if task is None:  # trio
             library = current_async_library()
-            task = _async_task(library)
+            if library == "trio":  # `_async_task(library)`, the common case inline
+                task = _modules["trio"].lowlevel.current_task()
+            else:
+                task = _async_task(library)
         try:
             self._unlocked.pop()
         except IndexError:
@@ -2648,6 +2654,8 @@ class RLock(Lock):
             _not_held(owner, me)
         return (me, self._count)
 
+    _reentrant = True
+
     def _reenter(self, payload: Any) -> bool:
         # Only the owner can see itself in `_owner`: no hand-off races with
         # it. The shared steps (checkpoint, give-back) treat a re-entry as
@@ -2661,16 +2669,14 @@ class RLock(Lock):
         # Undo an acquire of payload[1] levels (a re-entry or the first one).
         self._release_by(payload[0], payload[1])
 
-    def _check_owner(self, payload: Any) -> None:
+    def _check_owner(self, payload: Any, waits: bool) -> None:
         # The owner re-entered already (`_reenter`); a green caller is refused at
         # once when a loop task of its thread holds the lock (see Lock).
-        if _is_green(payload[0]):
-            self._check_wait(payload)
-
-    def _check_wait(self, payload: Any) -> None:
-        reason = _deadlock(self._holder(), payload[0])
-        if reason is not None:
-            raise RuntimeError(reason)
+        me = payload[0]
+        if waits or _is_green(me):
+            reason = _deadlock(self._holder(), me)
+            if reason is not None:
+                raise RuntimeError(reason)
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Not Lock's inline path: a release may only lower the depth.
