@@ -421,7 +421,12 @@ def _async_library() -> str:
 
 def _current_async_task() -> object:
     """The current async task object (an asyncio or trio task)."""
-    task = _asyncio_task()
+    get_running_loop = _aio_get_running_loop
+    if get_running_loop is None or _overridden:
+        task = _asyncio_task()
+    else:  # `_asyncio_task()` inline
+        loop = get_running_loop()
+        task = None if loop is None else _aio_current_task(loop)
     if task is not None:
         return task
     return _other_async_task()
@@ -718,6 +723,35 @@ def _async_checkpoint_due() -> bool:
         return True
     loop = get_running_loop()
     return loop is None or _aio_current_task(loop) is None
+
+
+def _async_checkpoint_library() -> str | None:
+    """The library whose checkpoint an async call here makes, or None.
+
+    `_async_checkpoint_due()` and `_async_checkpoints_on()` in one step, with
+    the default case (trio's checkpoints on, asyncio's off, nothing
+    overridden) answered from sniffio, as in `_async_checkpoint_due()`.
+    """
+    if not (_overrides_active or _ASYNCIO_CHECKPOINTS or _overridden):
+        if not _ASYNC_CHECKPOINTS_ANY or "trio" not in _modules:
+            return None
+        sniffio = _modules.get("sniffio")
+        if sniffio is not None:
+            name = sniffio.thread_local.name
+            if name is None:
+                name = sniffio.current_async_library_cvar.get()
+            if name != "trio":
+                return None
+            # trio runs here; an asyncio task here is a guest of it (trio-asyncio)
+            get_running_loop = _aio_get_running_loop
+            if get_running_loop is None:
+                return None if _asyncio_task() is not None else "trio"
+            loop = get_running_loop()
+            if loop is not None and _aio_current_task(loop) is not None:
+                return None
+            return "trio"
+    library = _async_library()
+    return library if _async_checkpoints_on(library) else None
 
 
 def green_checkpoint(*, force: bool = False) -> None:
@@ -1714,14 +1748,17 @@ class _Acquirable(_WaiterQueue):
         self, payload: Any, held: bool = True, library: str | None = None
     ) -> None:
         if library is None:
-            library = _async_library()
-        if _async_checkpoints_on(library):
-            try:
-                await _async_yield(library)
-            except BaseException:  # cancelled at the checkpoint
-                if held:
-                    self._give_back(payload)
-                raise
+            library = _async_checkpoint_library()
+            if library is None:
+                return
+        elif not _async_checkpoints_on(library):
+            return
+        try:
+            await _async_yield(library)
+        except BaseException:  # cancelled at the checkpoint
+            if held:
+                self._give_back(payload)
+            raise
 
     def _green_acquire(
         self, payload: Any, blocking: bool = True, timeout: float | None = None
@@ -1836,8 +1873,9 @@ class _WaitUntil(_AwaitMixin, _WaiterQueue):
             timeout = _check_timeout(timeout, _AS_WAIT)
         result = self._is_done() or self._begin(timeout, _async_ticket)
         if result is True or result is False:
-            if _async_checkpoint_due():
-                await async_checkpoint()
+            library = _async_checkpoint_library()
+            if library is not None:
+                await _async_yield(library)
             return result
         # `_async_park()` inline: one coroutine frame less per wait.
         try:
@@ -2458,9 +2496,12 @@ class Lock(_Acquirable):
     # -- the hooks of the shared algorithm
 
     def _try_take(self) -> bool:
+        unlocked = self._unlocked
+        if not unlocked:  # held: a look costs less than a raised IndexError
+            return False
         try:
-            self._unlocked.pop()
-        except IndexError:
+            unlocked.pop()
+        except IndexError:  # taken since we looked
             return False
         return True
 
@@ -2492,7 +2533,12 @@ class Lock(_Acquirable):
         # when it would not wait (blocking=False, timeout): a loop task holds
         # the lock, and the green code blocks that loop.
         if waits or _is_green(payload):
-            reason = _deadlock(self._holder(), payload)
+            owner = self._holder()
+            # `_deadlock()` answers None at once for an async task waiting
+            # for anything but green code of a thread.
+            if owner is None or not (isinstance(owner, int) or _is_green(payload)):
+                return
+            reason = _deadlock(owner, payload)
             if reason is not None:
                 raise RuntimeError(reason)
 
@@ -2582,9 +2628,12 @@ class Lock(_Acquirable):
                 task = _modules["trio"].lowlevel.current_task()
             else:
                 task = _async_task(library)
+        if not self._unlocked:  # held: a look costs less than a raised IndexError
+            await self._async_acquire(task)
+            return self
         try:
             self._unlocked.pop()
-        except IndexError:
+        except IndexError:  # taken since we looked
             await self._async_acquire(task)
         else:
             self._owner = task
@@ -2870,9 +2919,12 @@ class Semaphore(_Acquirable):
     # -- the hooks of the shared algorithm
 
     def _try_take(self) -> bool:
+        permits = self._permits
+        if not permits:  # none free: a look costs less than a raised IndexError
+            return False
         try:
-            batch = self._permits.pop()
-        except IndexError:
+            batch = permits.pop()
+        except IndexError:  # taken since we looked
             return False
         if batch > 1:
             self._release(batch - 1)
@@ -2940,9 +2992,13 @@ class Semaphore(_Acquirable):
     async def __aenter__(self) -> Self:
         # The uncontended path in front of the shared one: a free unit taken
         # with one pop, in an asyncio task (the checkpoint is asyncio's).
+        permits = self._permits
+        if not permits:  # none free: a look costs less than a raised IndexError
+            await self._async_acquire(None)
+            return self
         try:
-            batch = self._permits.pop()
-        except IndexError:
+            batch = permits.pop()
+        except IndexError:  # taken since we looked
             await self._async_acquire(None)
             return self
         if batch > 1:
@@ -3164,9 +3220,13 @@ class BinarySemaphore(_CappedSemaphore):
     # The uncontended `async with` inline: one pop and one append each way.
 
     async def __aenter__(self) -> Self:
+        permits = self._permits
+        if not permits:  # none free: a look costs less than a raised IndexError
+            await self._async_acquire(None)
+            return self
         try:
-            self._permits.pop()  # a binary semaphore's batches are all 1
-        except IndexError:
+            permits.pop()  # a binary semaphore's batches are all 1
+        except IndexError:  # taken since we looked
             await self._async_acquire(None)
             return self
         self._room.append(None)
@@ -3473,15 +3533,14 @@ class CapacityLimiter(_WaiterQueue):
     ) -> bool:
         result = self._begin(key, depth, blocking, timeout, _async_ticket)
         if result is True or result is False:
-            if blocking and _async_checkpoint_due():
-                library = _async_library()
-                if _async_checkpoints_on(library):
-                    try:
-                        await _async_yield(library)
-                    except BaseException:  # cancelled: leave nothing borrowed
-                        if result:
-                            self._release(key, depth)
-                        raise
+            library = _async_checkpoint_library() if blocking else None
+            if library is not None:
+                try:
+                    await _async_yield(library)
+                except BaseException:  # cancelled: leave nothing borrowed
+                    if result:
+                        self._release(key, depth)
+                    raise
             return result
         return await self._async_park(result, timeout) and self._handed(result)
 
