@@ -1942,10 +1942,10 @@ _SET_EVENT.set()
 
 
 def _wake_all(waiters: deque[_Ticket]) -> None:
-    while True:
+    while waiters:  # a look costs less than the raised IndexError at the end
         try:
             ticket = waiters.popleft()
-        except IndexError:
+        except IndexError:  # emptied since we looked
             return
         ticket.set()
 
