@@ -692,64 +692,74 @@ def _async_checkpoints_on(library: str | None = None) -> bool:
     return _CHECKPOINTS.get(library, False)
 
 
+# By default only trio checkpoints: the fast filters below then only ask
+# whether trio runs here.
+_TRIO_CHECKPOINTS_ONLY: Final = _ASYNC_CHECKPOINTS_ANY and not _ASYNCIO_CHECKPOINTS
+# sniffio's thread-local and context variable, bound once trio (which imports
+# sniffio) is imported. Trio >= 0.23 names itself in the thread-local while it
+# runs here (guest ticks too, not the host's tasks); trio 0.22 in the context
+# variable of its tasks. Nothing else makes `_async_library()` say "trio".
+_sniffio_local: Any = None
+_sniffio_cvar: Any = None
+
+
+def _bind_sniffio() -> bool:
+    """Bind sniffio's names once trio is imported; False if not yet."""
+    global _sniffio_local, _sniffio_cvar
+    if "trio" not in _modules:
+        return False
+    sniffio = _modules.get("sniffio")
+    if sniffio is None:  # pragma: no cover - trio imports it
+        return False
+    _sniffio_cvar = sniffio.current_async_library_cvar
+    _sniffio_local = sniffio.thread_local
+    return True
+
+
+def _trio_named_here() -> bool:
+    # After `_bind_sniffio()`: does sniffio say trio runs here?
+    name = _sniffio_local.name
+    if name is None:
+        name = _sniffio_cvar.get()
+    return name == "trio"  # type: ignore[no-any-return]
+
+
 def _async_checkpoint_due() -> bool:
     """False if an async call here certainly has no checkpoint to make.
 
     A cheap filter in front of `_async_checkpoints_on()`: by default trio
-    checkpoints and asyncio does not, and trio names itself in sniffio while
-    it runs (trio imports sniffio), where the full detection costs several
-    calls.
+    checkpoints and asyncio does not, and sniffio tells whether trio runs
+    here, where the full detection costs several calls.
     """
     if _overrides_active:
         return True
-    if not _ASYNC_CHECKPOINTS_ANY:
-        return False
-    if _ASYNCIO_CHECKPOINTS or _overridden:
+    if not _TRIO_CHECKPOINTS_ONLY:
+        return _ASYNCIO_CHECKPOINTS
+    if _overridden:
         return True
-    if "trio" not in _modules:  # no trio run anywhere: asyncio's "off" holds
-        return False
-    sniffio = _modules.get("sniffio")
-    if sniffio is not None:
-        # Trio >= 0.23 sets the thread-local while it runs here (guest ticks
-        # too, not the host's tasks); trio 0.22 sets the context variable in
-        # its tasks. Nothing else makes `_async_library()` say "trio".
-        name = sniffio.thread_local.name
-        if name is None:
-            name = sniffio.current_async_library_cvar.get()
-        return name == "trio"  # type: ignore[no-any-return]
-    # In an asyncio task? (`_asyncio_task()`, inline.)
-    get_running_loop = _aio_get_running_loop
-    if get_running_loop is None:
-        return True
-    loop = get_running_loop()
-    return loop is None or _aio_current_task(loop) is None
+    local = _sniffio_local
+    if local is None and not _bind_sniffio():
+        return False  # no trio run anywhere: asyncio's "off" holds
+    # `_trio_named_here()` inline.
+    name = _sniffio_local.name
+    if name is None:
+        name = _sniffio_cvar.get()
+    return name == "trio"  # type: ignore[no-any-return]
 
 
 def _async_checkpoint_library() -> str | None:
     """The library whose checkpoint an async call here makes, or None.
 
-    `_async_checkpoint_due()` and `_async_checkpoints_on()` in one step, with
-    the default case (trio's checkpoints on, asyncio's off, nothing
-    overridden) answered from sniffio, as in `_async_checkpoint_due()`.
+    `_async_checkpoint_due()` and `_async_checkpoints_on()` in one step, the
+    default case answered from sniffio.
     """
-    if not (_overrides_active or _ASYNCIO_CHECKPOINTS or _overridden):
-        if not _ASYNC_CHECKPOINTS_ANY or "trio" not in _modules:
+    if not (_overrides_active or _overridden) and _TRIO_CHECKPOINTS_ONLY:
+        if _sniffio_local is None and not _bind_sniffio():
             return None
-        sniffio = _modules.get("sniffio")
-        if sniffio is not None:
-            name = sniffio.thread_local.name
-            if name is None:
-                name = sniffio.current_async_library_cvar.get()
-            if name != "trio":
-                return None
-            # trio runs here; an asyncio task here is a guest of it (trio-asyncio)
-            get_running_loop = _aio_get_running_loop
-            if get_running_loop is None:
-                return None if _asyncio_task() is not None else "trio"
-            loop = get_running_loop()
-            if loop is not None and _aio_current_task(loop) is not None:
-                return None
-            return "trio"
+        if not _trio_named_here():
+            return None
+        # trio runs here; an asyncio task here is a guest of it (trio-asyncio)
+        return "trio" if _asyncio_task() is None else None
     library = _async_library()
     return library if _async_checkpoints_on(library) else None
 
