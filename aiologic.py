@@ -737,8 +737,7 @@ def _async_checkpoint_due() -> bool:
         return _ASYNCIO_CHECKPOINTS
     if _overridden:
         return True
-    local = _sniffio_local
-    if local is None and not _bind_sniffio():
+    if _sniffio_local is None and not _bind_sniffio():
         return False  # no trio run anywhere: asyncio's "off" holds
     # `_trio_named_here()` inline.
     name = _sniffio_local.name
