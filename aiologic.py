@@ -328,11 +328,16 @@ def current_async_library(*, failsafe: bool = False) -> str | None:
             name = sniffio.current_async_library_cvar.get()
         if name is not None:
             return name
+    asyncio = _modules.get("asyncio")
+    loop = None if asyncio is None else asyncio._get_running_loop()
+    # An asyncio task first: a trio guest run on this loop is "in a trio run"
+    # between its ticks too, while the host's tasks run.
+    if loop is not None and asyncio.current_task(loop) is not None:
+        return "asyncio"
     trio = _modules.get("trio")
     if trio is not None and _in_trio_run(trio):
         return "trio"
-    asyncio = _modules.get("asyncio")
-    if asyncio is not None and asyncio._get_running_loop() is not None:
+    if loop is not None:
         return "asyncio"
     if failsafe:
         return None

@@ -1305,6 +1305,7 @@ def test_default_checkpoints_in_a_trio_guest_run_on_asyncio() -> None:
     primitives = (sem, lock, limiter)
 
     async def in_asyncio() -> list[bool]:
+        assert aiologic.lowlevel.current_async_library() == "asyncio"
         switched = []
         for primitive in primitives:
             ran: list[int] = []
@@ -1316,6 +1317,7 @@ def test_default_checkpoints_in_a_trio_guest_run_on_asyncio() -> None:
         return switched
 
     async def in_trio() -> list[bool]:
+        assert aiologic.lowlevel.current_async_library() == "trio"
         cancelled = []
         for primitive in primitives:
             with trio.CancelScope() as scope:
