@@ -329,11 +329,13 @@ def current_async_library(*, failsafe: bool = False) -> str | None:
         if name is not None:
             return name
     asyncio = _modules.get("asyncio")
-    loop = None if asyncio is None else asyncio._get_running_loop()
-    # An asyncio task first: a trio guest run on this loop is "in a trio run"
-    # between its ticks too, while the host's tasks run.
-    if loop is not None and asyncio.current_task(loop) is not None:
-        return "asyncio"
+    loop = None
+    if asyncio is not None:
+        loop = asyncio._get_running_loop()
+        # An asyncio task first: a trio guest run on this loop is "in a trio
+        # run" between its ticks too, while the host's tasks run.
+        if loop is not None and asyncio.current_task(loop) is not None:
+            return "asyncio"
     trio = _modules.get("trio")
     if trio is not None and _in_trio_run(trio):
         return "trio"
@@ -742,10 +744,13 @@ def _async_checkpoint_due() -> bool:
         return _ASYNCIO_CHECKPOINTS
     if _overridden:
         return True
-    if _sniffio_local is None and not _bind_sniffio():
-        return False  # no trio run anywhere: asyncio's "off" holds
+    local = _sniffio_local
+    if local is None:
+        if not _bind_sniffio():
+            return False  # no trio run anywhere: asyncio's "off" holds
+        local = _sniffio_local
     # `_trio_named_here()` inline.
-    name = _sniffio_local.name
+    name = local.name
     if name is None:
         name = _sniffio_cvar.get()
     return name == "trio"  # type: ignore[no-any-return]
