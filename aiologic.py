@@ -2552,7 +2552,9 @@ class Lock(_Acquirable):
         # when it would not wait (blocking=False, timeout): a loop task holds
         # the lock, and the green code blocks that loop.
         if waits or _is_green(payload):
-            owner = self._holder()
+            owner = self._owner  # `_holder()` inline
+            if isinstance(owner, _Ticket):
+                owner = owner.payload
             # `_deadlock()` answers None at once for an async task waiting
             # for anything but green code of a thread.
             if owner is None or not (isinstance(owner, int) or _is_green(payload)):
