@@ -328,11 +328,18 @@ def current_async_library(*, failsafe: bool = False) -> str | None:
             name = sniffio.current_async_library_cvar.get()
         if name is not None:
             return name
+    asyncio = _modules.get("asyncio")
+    loop = None
+    if asyncio is not None:
+        loop = asyncio._get_running_loop()
+        # An asyncio task first: a trio guest run on this loop is "in a trio
+        # run" between its ticks too, while the host's tasks run.
+        if loop is not None and asyncio.current_task(loop) is not None:
+            return "asyncio"
     trio = _modules.get("trio")
     if trio is not None and _in_trio_run(trio):
         return "trio"
-    asyncio = _modules.get("asyncio")
-    if asyncio is not None and asyncio._get_running_loop() is not None:
+    if loop is not None:
         return "asyncio"
     if failsafe:
         return None
@@ -421,9 +428,26 @@ def _async_library() -> str:
 
 def _current_async_task() -> object:
     """The current async task object (an asyncio or trio task)."""
-    task = _asyncio_task()
+    get_running_loop = _aio_get_running_loop
+    if get_running_loop is None or _overridden:
+        task = _asyncio_task()
+    else:  # `_asyncio_task()` inline
+        loop = get_running_loop()
+        task = None if loop is None else _aio_current_task(loop)
     if task is not None:
         return task
+    return _other_async_task()
+
+
+def _other_async_task() -> object:
+    """`_current_async_task()` where `_asyncio_task()` found none."""
+    trio = _modules.get("trio")
+    if trio is not None and not _overridden:
+        # Not in an asyncio task: in a trio task, the common case next.
+        try:
+            return trio.lowlevel.current_task()
+        except RuntimeError:  # not in a trio task
+            pass
     return _async_task(current_async_library())
 
 
@@ -675,27 +699,78 @@ def _async_checkpoints_on(library: str | None = None) -> bool:
     return _CHECKPOINTS.get(library, False)
 
 
+# By default only trio checkpoints: the fast filters below then only ask
+# whether trio runs here.
+_TRIO_CHECKPOINTS_ONLY: Final = _ASYNC_CHECKPOINTS_ANY and not _ASYNCIO_CHECKPOINTS
+# sniffio's thread-local and context variable, bound once trio (which imports
+# sniffio) is imported. Trio >= 0.23 names itself in the thread-local while it
+# runs here (guest ticks too, not the host's tasks); trio 0.22 in the context
+# variable of its tasks. Nothing else makes `_async_library()` say "trio".
+_sniffio_local: Any = None
+_sniffio_cvar: Any = None
+
+
+def _bind_sniffio() -> bool:
+    """Bind sniffio's names once trio is imported; False if not yet."""
+    global _sniffio_local, _sniffio_cvar
+    if "trio" not in _modules:
+        return False
+    sniffio = _modules.get("sniffio")
+    if sniffio is None:  # pragma: no cover - trio imports it
+        return False
+    _sniffio_cvar = sniffio.current_async_library_cvar
+    _sniffio_local = sniffio.thread_local
+    return True
+
+
+def _trio_named_here() -> bool:
+    # After `_bind_sniffio()`: does sniffio say trio runs here?
+    name = _sniffio_local.name
+    if name is None:
+        name = _sniffio_cvar.get()
+    return name == "trio"  # type: ignore[no-any-return]
+
+
 def _async_checkpoint_due() -> bool:
     """False if an async call here certainly has no checkpoint to make.
 
     A cheap filter in front of `_async_checkpoints_on()`: by default trio
-    checkpoints and asyncio does not, and an asyncio task is found with two
-    C calls, where the full detection costs a coroutine and several calls.
+    checkpoints and asyncio does not, and sniffio tells whether trio runs
+    here, where the full detection costs several calls.
     """
     if _overrides_active:
         return True
-    if not _ASYNC_CHECKPOINTS_ANY:
-        return False
-    if _ASYNCIO_CHECKPOINTS or _overridden:
+    if not _TRIO_CHECKPOINTS_ONLY:
+        return _ASYNCIO_CHECKPOINTS
+    if _overridden:
         return True
-    if "trio" not in _modules:  # no trio run anywhere: asyncio's "off" holds
-        return False
-    # In an asyncio task? (`_asyncio_task()`, inline.)
-    get_running_loop = _aio_get_running_loop
-    if get_running_loop is None:
-        return True
-    loop = get_running_loop()
-    return loop is None or _aio_current_task(loop) is None
+    local = _sniffio_local
+    if local is None:
+        if not _bind_sniffio():
+            return False  # no trio run anywhere: asyncio's "off" holds
+        local = _sniffio_local
+    # `_trio_named_here()` inline.
+    name = local.name
+    if name is None:
+        name = _sniffio_cvar.get()
+    return name == "trio"  # type: ignore[no-any-return]
+
+
+def _async_checkpoint_library() -> str | None:
+    """The library whose checkpoint an async call here makes, or None.
+
+    `_async_checkpoint_due()` and `_async_checkpoints_on()` in one step, the
+    default case answered from sniffio.
+    """
+    if not (_overrides_active or _overridden) and _TRIO_CHECKPOINTS_ONLY:
+        if _sniffio_local is None and not _bind_sniffio():
+            return None
+        if not _trio_named_here():
+            return None
+        # trio runs here; an asyncio task here is a guest of it (trio-asyncio)
+        return "trio" if _asyncio_task() is None else None
+    library = _async_library()
+    return library if _async_checkpoints_on(library) else None
 
 
 def green_checkpoint(*, force: bool = False) -> None:
@@ -909,20 +984,19 @@ class _Ticket:
         if withdrew is not None:
             return withdrew
         pending = self._pending
-        # Looked at first, so that a waiter that was woken (the common case)
-        # raises nothing: True, once removed, never comes back.
+        # `True in pending` only saves a raised ValueError in the common case
+        # (a releaser claimed it): True, once gone, never comes back.
         if True in pending:
             try:
                 pending.remove(True)
-            except ValueError:  # a releaser claimed it meanwhile
+            except ValueError:  # a releaser claimed it since
                 pass
             else:
                 self.withdrew = True
                 return True
-        # A releaser claimed it.
         try:
             pending.remove(False)
-        except ValueError:  # and found it undeliverable: nothing is ours
+        except ValueError:  # the releaser found it undeliverable: nothing is ours
             self.withdrew = True
             return True
         self.withdrew = False
@@ -1184,11 +1258,12 @@ class _EventletTicket(_GreenTicket):
 class _AsyncioTicket(_AsyncTicket):
     __slots__ = ("_future", "_loop", "_thread")
 
-    def __init__(self, payload: Any) -> None:
+    def __init__(self, payload: Any, loop: Any = None) -> None:
         self._pending = [True, False]
         self.payload = payload
         self.withdrew = None
-        loop = _modules["asyncio"].get_running_loop()
+        if loop is None:
+            loop = _modules["asyncio"].get_running_loop()
         self._loop = loop
         self._future = loop.create_future()
         self._thread = _get_ident()
@@ -1201,6 +1276,11 @@ class _AsyncioTicket(_AsyncTicket):
 
     def _wake(self) -> bool:
         loop = self._loop
+        if _aio_get_running_loop() is loop:  # ours, running: `_resolve()` inline
+            future = self._future
+            if not future.done():  # cancelled meanwhile
+                future.set_result(None)
+            return True
         if loop.is_closed():  # its tasks never run again
             return False
         if _get_ident() == self._thread:
@@ -1252,9 +1332,17 @@ class _TrioTicket(_AsyncTicket):
 
     def _wake(self) -> bool:
         trio = _modules["trio"]
-        if _get_ident() == self._thread and self._in_own_run(trio):
-            self._resume()
-            return True
+        if _get_ident() == self._thread:
+            # The run of this ticket is the one running here (not a later one)?
+            try:
+                own = trio.lowlevel.current_trio_token() is self._trio_token
+            except RuntimeError:  # no run here
+                own = False
+            if own:  # `_resume()` inline
+                if self._parked:
+                    self._parked = False
+                    trio.lowlevel.reschedule(self._task)
+                return True
         try:
             self._trio_token.run_sync_soon(self._resume)
         except trio.RunFinishedError:  # the run ended: its tasks never run again
@@ -1265,13 +1353,6 @@ class _TrioTicket(_AsyncTicket):
         # trio tells only by refusing a callback; its entry queue knows.
         queue = getattr(self._trio_token, "_reentry_queue", None)
         return getattr(queue, "done", False) is True
-
-    def _in_own_run(self, trio: Any) -> bool:
-        # The run of this ticket is the one running here (not a later one).
-        return (
-            _in_trio_run(trio)
-            and trio.lowlevel.current_trio_token() is self._trio_token
-        )
 
     def _resume(self) -> None:
         # In the trio thread. A ticket can be set while its task never parks
@@ -1289,15 +1370,19 @@ class _TrioTicket(_AsyncTicket):
         abort = _modules["trio"].lowlevel.Abort
         return abort.SUCCEEDED if self.cancel() else abort.FAILED
 
-    async def park(self, timeout: float | None) -> None:
-        trio = _modules["trio"]
+    def park(self, timeout: float | None) -> Awaitable[None]:
+        # `_parked` is cleared by `_resume()`, the only way out of the park but
+        # a successful abort, after which no releaser can claim the ticket.
         self._parked = True
+        wait = _modules["trio"].lowlevel.wait_task_rescheduled
+        if timeout is None:  # no frame of ours between the task and trio
+            return wait(self._abort)  # type: ignore[no-any-return]
+        return self._park_until(wait, timeout)
+
+    async def _park_until(self, wait: Any, timeout: float) -> None:
         try:
-            if timeout is None:
-                await trio.lowlevel.wait_task_rescheduled(self._abort)
-            else:
-                with trio.move_on_after(timeout):
-                    await trio.lowlevel.wait_task_rescheduled(self._abort)
+            with _modules["trio"].move_on_after(timeout):
+                await wait(self._abort)
         finally:
             self._parked = False
 
@@ -1318,8 +1403,19 @@ def _green_ticket(payload: Any = None) -> _GreenTicket:
 
 
 def _async_ticket(payload: Any = None) -> _AsyncTicket:
-    if _asyncio_task() is not None:  # the common case first
-        return _AsyncioTicket(payload)
+    # In an asyncio task? (`_asyncio_task()` inline, keeping the loop.)
+    get_running_loop = _aio_get_running_loop
+    if get_running_loop is None and "asyncio" in _modules:
+        get_running_loop = _bind_asyncio()
+    if get_running_loop is not None and not _overridden:
+        loop = get_running_loop()
+        if loop is not None and _aio_current_task(loop) is not None:
+            return _AsyncioTicket(payload, loop)  # the common case first
+    if "trio" in _modules and not _overridden:
+        try:  # in a trio task, the common case next
+            return _TrioTicket(payload)
+        except RuntimeError:  # not in a trio task
+            pass
     library = current_async_library()
     try:
         ticket_class = _ASYNC_TICKETS[library]
@@ -1485,9 +1581,9 @@ class _Acquirable(_WaiterQueue):
       waiter whose cancel() lost never finds a stale owner);
     * `_reenter(data)`: True if the caller holds a unit already and takes
       one more without one being free (RLock; counted there);
-    * `_check_owner(data)`: refuse a re-acquire by the holder, even when not
-      blocking;
-    * `_check_wait(data)`: refuse to wait (self-deadlock), before publishing.
+    * `_check_owner(data, waits)`: refuse a re-acquire by the holder, even
+      when not blocking, and a wait that could never end (self-deadlock),
+      before publishing (*waits*: the call will wait if it must);
 
     A unit freed while someone waits goes to the oldest waiter that can
     still take it (a waiter whose wake-up cannot be delivered is passed
@@ -1503,6 +1599,8 @@ class _Acquirable(_WaiterQueue):
 
     # True if `_handing_to` records something (a lock names its new owner).
     _names_owner: ClassVar[bool] = False
+    # True if `_reenter` may take a unit (RLock).
+    _reentrant: ClassVar[bool] = False
 
     def _try_take(self) -> bool:
         raise NotImplementedError
@@ -1516,10 +1614,7 @@ class _Acquirable(_WaiterQueue):
     def _handing_to(self, ticket: _Ticket) -> None:
         pass
 
-    def _check_owner(self, payload: Any) -> None:
-        pass
-
-    def _check_wait(self, payload: Any) -> None:
+    def _check_owner(self, payload: Any, waits: bool) -> None:
         pass
 
     def _reenter(self, payload: Any) -> bool:
@@ -1633,12 +1728,12 @@ class _Acquirable(_WaiterQueue):
         if self._try_take():
             self._claimed_by(payload)
             return True
-        if self._reenter(payload):
+        if self._reentrant and self._reenter(payload):
             return True
-        self._check_owner(payload)
-        if not blocking or timeout == 0:
+        waits = blocking and timeout != 0
+        self._check_owner(payload, waits)
+        if not waits:
             return False
-        self._check_wait(payload)
         ticket = make_ticket(payload)
         if self._enqueue(ticket):
             self._claimed_by(payload)
@@ -1671,14 +1766,17 @@ class _Acquirable(_WaiterQueue):
         self, payload: Any, held: bool = True, library: str | None = None
     ) -> None:
         if library is None:
-            library = _async_library()
-        if _async_checkpoints_on(library):
-            try:
-                await _async_yield(library)
-            except BaseException:  # cancelled at the checkpoint
-                if held:
-                    self._give_back(payload)
-                raise
+            library = _async_checkpoint_library()
+            if library is None:
+                return
+        elif not _async_checkpoints_on(library):
+            return
+        try:
+            await _async_yield(library)
+        except BaseException:  # cancelled at the checkpoint
+            if held:
+                self._give_back(payload)
+            raise
 
     def _green_acquire(
         self, payload: Any, blocking: bool = True, timeout: float | None = None
@@ -1698,7 +1796,8 @@ class _Acquirable(_WaiterQueue):
             if blocking and _async_checkpoint_due():
                 await self._async_checkpoint(payload, result)
             return result
-        try:  # `_async_park()`, inline: one coroutine less per wait
+        # `_async_park()` inline: one coroutine frame less per wait.
+        try:
             await result.park(timeout)
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
             self._park_failed(result)
@@ -1792,10 +1891,17 @@ class _WaitUntil(_AwaitMixin, _WaiterQueue):
             timeout = _check_timeout(timeout, _AS_WAIT)
         result = self._is_done() or self._begin(timeout, _async_ticket)
         if result is True or result is False:
-            if _async_checkpoint_due():
-                await async_checkpoint()
+            library = _async_checkpoint_library()
+            if library is not None:
+                await _async_yield(library)
             return result
-        return await self._async_park(result, timeout)
+        # `_async_park()` inline: one coroutine frame less per wait.
+        try:
+            await result.park(timeout)
+        except BaseException:  # asyncio.CancelledError, trio.Cancelled
+            self._park_failed(result)
+            raise
+        return self._park_ended(result)
 
 
 class Event(_WaitUntil):
@@ -1854,10 +1960,10 @@ _SET_EVENT.set()
 
 
 def _wake_all(waiters: deque[_Ticket]) -> None:
-    while True:
+    while waiters:  # a look costs less than the raised IndexError at the end
         try:
             ticket = waiters.popleft()
-        except IndexError:
+        except IndexError:  # emptied since we looked
             return
         ticket.set()
 
@@ -2199,28 +2305,28 @@ def _deadlock(owner: Any, me: object) -> str | None:
     """
     if owner is None:
         return None
-    if _is_green(me):
-        if _is_green(owner):
-            return None
-        asyncio = _modules.get("asyncio")
-        if asyncio is not None and isinstance(owner, asyncio.Task):
-            if owner.get_loop() is asyncio._get_running_loop():
-                return (
-                    "deadlock: green code is acquiring a lock held by an asyncio"
-                    " task of the event loop running in this thread"
-                )
-            return None
-        trio = _modules.get("trio")
-        if trio is not None and _in_trio_run(trio) and _trio_task_here(trio, owner):
+    if isinstance(owner, int):  # green code of a thread (its main greenlet)
+        if owner == _get_ident() and not _is_green(me):
             return (
-                "deadlock: green code is acquiring a lock held by a trio task"
-                " of the trio run in this thread"
+                "deadlock: an async task is acquiring a lock held by green code"
+                " of the same thread, which cannot run until the event loop returns"
             )
         return None
-    if owner == _get_ident() and isinstance(owner, int):
+    if not _is_green(me) or _is_green(owner):
+        return None
+    asyncio = _modules.get("asyncio")
+    if asyncio is not None and isinstance(owner, asyncio.Task):
+        if owner.get_loop() is asyncio._get_running_loop():
+            return (
+                "deadlock: green code is acquiring a lock held by an asyncio"
+                " task of the event loop running in this thread"
+            )
+        return None
+    trio = _modules.get("trio")
+    if trio is not None and _in_trio_run(trio) and _trio_task_here(trio, owner):
         return (
-            "deadlock: an async task is acquiring a lock held by green code"
-            " of the same thread, which cannot run until the event loop returns"
+            "deadlock: green code is acquiring a lock held by a trio task"
+            " of the trio run in this thread"
         )
     return None
 
@@ -2396,7 +2502,7 @@ def _leaving_task(lock: Lock, task: object, exc_type: object) -> object:
             return _NOBODY
         return lock._holder()
     if task is None:  # trio
-        return _async_task(current_async_library())
+        return _other_async_task()
     return task
 
 
@@ -2454,9 +2560,12 @@ class Lock(_Acquirable):
     # -- the hooks of the shared algorithm
 
     def _try_take(self) -> bool:
+        unlocked = self._unlocked
+        if not unlocked:  # held: a look costs less than a raised IndexError
+            return False
         try:
-            self._unlocked.pop()
-        except IndexError:
+            unlocked.pop()
+        except IndexError:  # taken since we looked
             return False
         return True
 
@@ -2480,20 +2589,24 @@ class Lock(_Acquirable):
             return owner.payload
         return owner
 
-    def _check_owner(self, payload: Any) -> None:
+    def _check_owner(self, payload: Any, waits: bool) -> None:
         if self._owner == payload and payload is not None:
             msg = "the current task is already holding this lock"
             raise RuntimeError(msg)
-        if _is_green(payload):
-            # A green acquire that would deadlock if it waited is refused
-            # even when it would not wait (blocking=False, timeout): a loop
-            # task holds the lock, and the green code blocks that loop.
-            self._check_wait(payload)
-
-    def _check_wait(self, payload: Any) -> None:
-        reason = _deadlock(self._holder(), payload)
-        if reason is not None:
-            raise RuntimeError(reason)
+        # A green acquire that would deadlock if it waited is refused even
+        # when it would not wait (blocking=False, timeout): a loop task holds
+        # the lock, and the green code blocks that loop.
+        if waits or _is_green(payload):
+            owner = self._owner  # `_holder()` inline
+            if isinstance(owner, _Ticket):
+                owner = owner.payload
+            # `_deadlock()` answers None at once for an async task waiting
+            # for anything but green code of a thread.
+            if owner is None or not (isinstance(owner, int) or _is_green(payload)):
+                return
+            reason = _deadlock(owner, payload)
+            if reason is not None:
+                raise RuntimeError(reason)
 
     def _saved_for_wait(self, me: object) -> Any:
         # For a Condition wait by *me*: what takes the lock back afterwards.
@@ -2517,7 +2630,8 @@ class Lock(_Acquirable):
             # Publish-then-recheck, as in _release_one.
             if not self._waiters or not self._try_take():
                 return
-        self._release_one()
+        if not self._hand_off():  # `_release_one()`, its first step inline
+            self._release_one()
 
     # -- public face
 
@@ -2576,10 +2690,16 @@ class Lock(_Acquirable):
         library = "asyncio"
         if task is None:  # trio
             library = current_async_library()
-            task = _async_task(library)
+            if library == "trio":  # `_async_task(library)`, the common case inline
+                task = _modules["trio"].lowlevel.current_task()
+            else:
+                task = _async_task(library)
+        if not self._unlocked:  # held: a look costs less than a raised IndexError
+            await self._async_acquire(task)
+            return self
         try:
             self._unlocked.pop()
-        except IndexError:
+        except IndexError:  # taken since we looked
             await self._async_acquire(task)
         else:
             self._owner = task
@@ -2589,6 +2709,8 @@ class Lock(_Acquirable):
 
     async def __aexit__(self, *exc_info: object) -> None:
         task = _asyncio_task()
+        if task is None and exc_info[0] is not GeneratorExit:  # trio
+            task = _other_async_task()
         if task is not None and self._owner is task and not self._waiters:
             # `_release_by`'s uncontended path inline.
             self._owner = None
@@ -2596,7 +2718,7 @@ class Lock(_Acquirable):
             if self._waiters and self._try_take():  # published meanwhile
                 self._release_one()
             return
-        task = _leaving_task(self, task, exc_info[0])  # trio, closed, contended
+        task = _leaving_task(self, task, exc_info[0])  # closed, contended
         if task is not _NOBODY:
             self._release_by(task)
 
@@ -2649,6 +2771,8 @@ class RLock(Lock):
             _not_held(owner, me)
         return (me, self._count)
 
+    _reentrant = True
+
     def _reenter(self, payload: Any) -> bool:
         # Only the owner can see itself in `_owner`: no hand-off races with
         # it. The shared steps (checkpoint, give-back) treat a re-entry as
@@ -2662,16 +2786,14 @@ class RLock(Lock):
         # Undo an acquire of payload[1] levels (a re-entry or the first one).
         self._release_by(payload[0], payload[1])
 
-    def _check_owner(self, payload: Any) -> None:
+    def _check_owner(self, payload: Any, waits: bool) -> None:
         # The owner re-entered already (`_reenter`); a green caller is refused at
         # once when a loop task of its thread holds the lock (see Lock).
-        if _is_green(payload[0]):
-            self._check_wait(payload)
-
-    def _check_wait(self, payload: Any) -> None:
-        reason = _deadlock(self._holder(), payload[0])
-        if reason is not None:
-            raise RuntimeError(reason)
+        me = payload[0]
+        if waits or _is_green(me):
+            reason = _deadlock(self._holder(), me)
+            if reason is not None:
+                raise RuntimeError(reason)
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Not Lock's inline path: a release may only lower the depth.
@@ -2868,11 +2990,11 @@ class Semaphore(_Acquirable):
 
     def _try_take(self) -> bool:
         permits = self._permits
-        if not permits:  # the common miss, without raising
+        if not permits:  # none free: a look costs less than a raised IndexError
             return False
         try:
             batch = permits.pop()
-        except IndexError:  # taken meanwhile
+        except IndexError:  # taken since we looked
             return False
         if batch > 1:
             self._release(batch - 1)
@@ -2940,9 +3062,13 @@ class Semaphore(_Acquirable):
     async def __aenter__(self) -> Self:
         # The uncontended path in front of the shared one: a free unit taken
         # with one pop, in an asyncio task (the checkpoint is asyncio's).
+        permits = self._permits
+        if not permits:  # none free: a look costs less than a raised IndexError
+            await self._async_acquire(None)
+            return self
         try:
-            batch = self._permits.pop()
-        except IndexError:
+            batch = permits.pop()
+        except IndexError:  # taken since we looked
             await self._async_acquire(None)
             return self
         if batch > 1:
@@ -3164,9 +3290,13 @@ class BinarySemaphore(_CappedSemaphore):
     # The uncontended `async with` inline: one pop and one append each way.
 
     async def __aenter__(self) -> Self:
+        permits = self._permits
+        if not permits:  # none free: a look costs less than a raised IndexError
+            await self._async_acquire(None)
+            return self
         try:
-            self._permits.pop()  # a binary semaphore's batches are all 1
-        except IndexError:
+            permits.pop()  # a binary semaphore's batches are all 1
+        except IndexError:  # taken since we looked
             await self._async_acquire(None)
             return self
         self._room.append(None)
@@ -3451,6 +3581,8 @@ class CapacityLimiter(_WaiterQueue):
                 borrowers[key] = held - count
                 return
             del borrowers[key]
+            if not self._waiters:  # it changes under `_lock` only
+                return
             woken = self._admit()
         self._wake(woken)
 
@@ -3471,8 +3603,14 @@ class CapacityLimiter(_WaiterQueue):
     ) -> bool:
         result = self._begin(key, depth, blocking, timeout, _async_ticket)
         if result is True or result is False:
-            if blocking and _async_checkpoint_due():
-                await self._async_checkpoint(key, depth, result)
+            library = _async_checkpoint_library() if blocking else None
+            if library is not None:
+                try:
+                    await _async_yield(library)
+                except BaseException:  # cancelled: leave nothing borrowed
+                    if result:
+                        self._release(key, depth)
+                    raise
             return result
         return await self._async_park(result, timeout) and self._handed(result)
 
@@ -3480,14 +3618,6 @@ class CapacityLimiter(_WaiterQueue):
         try:
             green_checkpoint()
         except BaseException:  # a green kill or Timeout: leave nothing borrowed
-            if borrowed:
-                self._release(key, depth)
-            raise
-
-    async def _async_checkpoint(self, key: object, depth: int, borrowed: bool) -> None:
-        try:
-            await async_checkpoint()
-        except BaseException:  # cancelled at the checkpoint
             if borrowed:
                 self._release(key, depth)
             raise

@@ -1289,6 +1289,62 @@ def test_calls_that_do_not_wait_checkpoint_alike(cooperative_world: str) -> None
     run_in(cooperative_world, body)
 
 
+def test_default_checkpoints_in_a_trio_guest_run_on_asyncio() -> None:
+    """The fast checkpoint filters ask sniffio whether trio runs here: in a
+    trio guest run on an asyncio loop, the host's asyncio tasks make no
+    checkpoint (asyncio's default) and the guest's trio tasks make trio's,
+    with the primitives shared between both."""
+    import asyncio
+
+    trio = _import("trio")
+    sem, lock, limiter = (
+        aiologic.BinarySemaphore(),
+        aiologic.Lock(),
+        aiologic.CapacityLimiter(1),
+    )
+    primitives = (sem, lock, limiter)
+
+    async def in_asyncio() -> list[bool]:
+        assert aiologic.lowlevel.current_async_library() == "asyncio"
+        switched = []
+        for primitive in primitives:
+            ran: list[int] = []
+            asyncio.get_running_loop().call_soon(ran.append, 1)
+            async with primitive:
+                pass
+            switched.append(bool(ran))
+            await asyncio.sleep(0)
+        return switched
+
+    async def in_trio() -> list[bool]:
+        assert aiologic.lowlevel.current_async_library() == "trio"
+        cancelled = []
+        for primitive in primitives:
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                async with primitive:
+                    pass
+            cancelled.append(bool(scope.cancelled_caught))
+        return cancelled
+
+    async def host() -> tuple[list[bool], list[bool]]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            in_trio,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+        )
+        switched = await in_asyncio()
+        outcome = await asyncio.wait_for(done, DEADLINE)
+        return switched, outcome.unwrap()
+
+    switched, cancelled = asyncio.run(host())
+    assert switched == [False, False, False]
+    assert cancelled == [True, True, True]
+    assert not lock.locked() and not sem.locked() and limiter.borrowed_tokens == 0
+
+
 _CHECKPOINT_SCRIPT = """
     import asyncio, json, trio, aiologic
 
@@ -4624,14 +4680,18 @@ def test_limiter_trio_checkpoint_interrupted_readmits_no_one_at_zero(
     limiter = aiologic.CapacityLimiter(1)
     holder: list[Any] = []
 
-    async def interrupted_checkpoint(**kwargs: Any) -> None:
+    async def interrupt() -> None:
         limiter.total_tokens = 0
         holder.extend(_named_waiter(limiter, "W"))
         wait_until(lambda: limiter.waiting == 1)
         raise _Interrupted
 
+    def interrupted_checkpoint(library: Any) -> Any:
+        # The checkpoint the limiter takes, interrupted.
+        return interrupt()
+
     async def main() -> None:
-        monkeypatch.setattr(aiologic, "async_checkpoint", interrupted_checkpoint)
+        monkeypatch.setattr(aiologic, "_async_yield", interrupted_checkpoint)
         with aiologic.enable_checkpoints():
             with pytest.raises(_Interrupted):
                 await limiter.async_acquire()
