@@ -3138,20 +3138,23 @@ def test_condition_timeout_while_notify_hands_over(lock_name: str) -> None:
         with cv:
             return int(cv.notify())
 
-    w = _NamedThread("waiter", waiter)
-    wait_until(lambda: cv.waiting == 1)
-    text = "self._adapter.wake(waiter)"
-    pause = Pause(aiologic.Condition._notify, text)
+    # The waiter parks (and its timeout runs) only once notify has claimed
+    # it: however slow the notifier is to get there, the timeout comes after.
+    park = Pause(aiologic.Condition._green_wait, "ticket.park(timeout)")
+    park.start(waiter)  # published, not parked yet
+    assert cv.waiting == 1
+    pause = Pause(aiologic.Condition._notify, "self._adapter.wake(waiter)")
     with pause.new_threads("notifier"):
         n = _NamedThread("notifier", notifier)
         pause.wait_reached()
+    park.release()  # it parks now, and times out
     if lock_name == "None":
-        assert w.join() == (True, True)
+        assert park.join() == (True, True)
     else:  # the waiter timed out and now queues for the lock
         wait_until(lambda: cv.lock.waiting == 1)
     pause.release()
     assert n.join() == 1
-    assert w.join() == (True, True)
+    assert park.join() == (True, True)
     assert cv.waiting == 0 and not cv
     if lock_name != "None":
         assert cv.lock.waiting == 0
