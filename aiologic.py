@@ -2478,18 +2478,36 @@ def _trio_task_here(trio: Any, task: Any) -> bool:
 # the current task (if any) is not theirs. Inside ``async with lock:`` the
 # coroutine holds the lock, except while a Condition wait has let it go: a
 # wait closed then takes none back (Condition._abandon) and marks here
-# thread -> id(lock), for the exit that follows at once in that thread (one
-# mark per thread: a mark no exit consumed is stale by the next close).
-_left_unheld: dict[int, int] = {}
+# thread -> (id(lock), the frame that closes the coroutine, the levels it
+# held), for the exits that follow at once in that thread: every frame of the
+# coroutine is closed in turn from that frame, each with a GeneratorExit of
+# its own. One mark per thread; a mark found by the exit of another close (a
+# wait that no block of its lock enclosed) is stale, and dropped.
+_left_unheld: dict[int, tuple[int, object, int]] = {}
 
 
 def _closing_without(lock: object) -> bool:
-    """True (once) if a coroutine being closed in this thread does not hold
-    *lock*, although it is inside a block of it (see `_left_unheld`)."""
+    """True if a coroutine being closed in this thread does not hold *lock*,
+    although it is inside a block of it (see `_left_unheld`); once per level."""
     thread = _get_ident()
-    if _left_unheld.get(thread) != id(lock):
+    mark = _left_unheld.get(thread)
+    if mark is None:
         return False
-    del _left_unheld[thread]  # only this thread writes its entry
+    lock_id, closer, levels = mark
+    # The frame whose block is left is the first past our exit methods; it
+    # was called by the frame that closes it.
+    frame: Any = sys._getframe(1)
+    while frame is not None and frame.f_code in _EXIT_CODES:
+        frame = frame.f_back
+    if frame is None or frame.f_back is not closer:
+        del _left_unheld[thread]  # only this thread writes its entry
+        return False
+    if lock_id != id(lock):  # a block of another lock, inside
+        return False
+    if levels > 1:  # an RLock's level more: an enclosing block
+        _left_unheld[thread] = (lock_id, closer, levels - 1)
+    else:
+        del _left_unheld[thread]
     return True
 
 
@@ -3795,6 +3813,7 @@ class _ConditionWaiter(_Ticket):
         "error",
         "fatal",
         "notified",
+        "passing",
         "predicate",
         "relock",
         "saved",
@@ -3815,13 +3834,17 @@ class _ConditionWaiter(_Ticket):
         # rewritten only by a notify whose delegated predicate said no, which
         # then moves the waiter to the back. The other fields belong to the
         # waiting task alone. `payload` is its ticket's: what the lock names
-        # as its next owner.
+        # as its next owner. `passing` holds one item until whoever is to
+        # pass a notification on pops it: the waiter leaving with it, or a
+        # notifier or releaser that found its wake-up undeliverable (both
+        # can happen at once when its coroutine is closed then).
         self.condition = condition
         self.ticket = ticket
         self.payload = ticket.payload
         self.stamp = stamp
         self.predicate = predicate
         self.unnotified = [None]
+        self.passing = [None]
         self.saved: Any = None  # what the adapter needs to take the lock back
         self.notified = False
         self.relock = False  # the lock is still to be taken back
@@ -3840,11 +3863,25 @@ class _ConditionWaiter(_Ticket):
     def wake(self) -> bool:
         if self.ticket.wake():
             return True
-        # Not notified after all (should its coroutine ever be closed, it
-        # passes nothing on): the next waiter is.
-        self.unnotified.append(None)
-        self.condition._notify(1)
+        # Not notified after all: the next waiter is (unless its coroutine,
+        # closed meanwhile, passed the notification on already).
+        if self.undelivered():
+            self.condition._notify(1)
         return False
+
+    def undelivered(self) -> bool:
+        """A notify or a release could not deliver the notification: True if
+        the caller is to pass it on (the waiter has not taken that on)."""
+        self.unnotified.append(None)  # a waiter that settles later was not
+        return self.passes_on()
+
+    def passes_on(self) -> bool:
+        # The one-shot claim on passing the notification on.
+        try:
+            self.passing.pop()
+        except IndexError:
+            return False
+        return True
 
     @property
     def pending(self) -> bool:
@@ -3885,6 +3922,10 @@ class _NoLock:
 
     def release_save(self, payload: Any) -> Any:
         return None
+
+    def levels(self, saved: Any) -> int:
+        """How many times the waiter held the lock (an RLock's depth)."""
+        return 1
 
     def wake(self, waiter: _ConditionWaiter) -> bool:
         """Hand the notification over; False if its waiter is gone (its loop
@@ -3960,6 +4001,13 @@ class _ForeignLock(_NoLock):
         lock = self.lock
         release_save = getattr(lock, "_release_save", None)
         return lock.release() if release_save is None else release_save()
+
+    def levels(self, saved: Any) -> int:
+        # A threading.RLock saves (count, owner); other locks save None.
+        try:
+            return int(saved[0])
+        except (TypeError, LookupError, ValueError):
+            return 1
 
     def green_restore(self, waiter: _ConditionWaiter) -> None:
         lock = self.lock
@@ -4046,6 +4094,10 @@ class _OurOwnedLock(_OurLock):
 
     def owned_data(self, current_task: Callable[[], object]) -> Any:
         return self.lock._saved_for_wait(current_task())
+
+    def levels(self, saved: Any) -> int:
+        # An RLock saves (task, depth).
+        return int(saved[1]) if isinstance(self.lock, RLock) else 1
 
 
 def _lock_adapter(lock: Any) -> _NoLock:
@@ -4252,7 +4304,7 @@ class Condition(_AwaitMixin):
     def _finish(self, waiter: _ConditionWaiter, failed: bool) -> None:
         """The lock is held again (unless fatal): pass on, raise what is due."""
         error = waiter.error
-        if waiter.notified and (failed or error is not None):
+        if waiter.notified and (failed or error is not None) and waiter.passes_on():
             # Leaving with an exception: the notification goes to the next
             # waiter, as if this one had not been there.
             self._notify(1)
@@ -4289,7 +4341,7 @@ class Condition(_AwaitMixin):
         try:
             await ticket.park(timeout)
         except GeneratorExit:
-            self._abandon(waiter)
+            self._abandon(waiter, True)
             raise
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
             await self._async_reacquire(waiter, True)
@@ -4297,22 +4349,30 @@ class Condition(_AwaitMixin):
         await self._async_reacquire(waiter, False)
         return waiter.notified
 
-    def _abandon(self, waiter: _ConditionWaiter) -> None:
+    def _abandon(self, waiter: _ConditionWaiter, parked: bool) -> None:
         # The waiting coroutine is being closed, never to run again (it is
-        # collected once its loop or run is gone): it must not wait for the
-        # lock. It takes none back and gives back one handed to it; the
-        # `async with cv:` it closes through next, in this thread and at
-        # once, leaves the lock alone (each frame of a closed coroutine gets
-        # a GeneratorExit of its own: the mark cannot ride on it). A
-        # notification is passed on.
-        self._settle(waiter)
+        # collected once its loop or run is gone), while *parked* or while
+        # taking the lock back: it must not wait for the lock. It takes none
+        # back and gives back one handed to it; the blocks of the lock it
+        # closes through next, in this thread and at once, leave the lock
+        # alone (each frame of a closed coroutine gets a GeneratorExit of its
+        # own: the mark cannot ride on it; all are closed from one frame, our
+        # caller's caller). A notification is passed on.
         adapter = self._adapter
-        if not waiter.relock and adapter.morphs:  # the lock was handed to it
-            adapter.release_save(waiter.saved)
+        if parked:
+            self._settle(waiter)
+            if not waiter.relock and adapter.morphs:  # the lock was handed to it
+                adapter.release_save(waiter.saved)
         waiter.relock = False
-        if adapter.lock is not None:
-            _left_unheld[_get_ident()] = id(adapter.lock)
-        if waiter.notified:
+        lock = adapter.lock
+        if lock is not None:
+            try:
+                closer = sys._getframe(2)
+            except ValueError:  # closed from no frame at all
+                closer = None
+            mark = (id(lock), closer, adapter.levels(waiter.saved))
+            _left_unheld[_get_ident()] = mark
+        if waiter.notified and waiter.passes_on():
             self._notify(1)
 
     async def _async_reacquire(self, waiter: _ConditionWaiter, failed: bool) -> None:
@@ -4320,6 +4380,9 @@ class Condition(_AwaitMixin):
         while waiter.relock:
             try:
                 await self._adapter.async_restore(waiter)
+            except GeneratorExit:  # the acquire that raised it left nothing held
+                self._abandon(waiter, False)
+                raise
             except BaseException as exc:  # noqa: BLE001 - see _interrupted
                 self._interrupted(waiter, exc)
         self._finish(waiter, failed)
@@ -4428,13 +4491,12 @@ class Condition(_AwaitMixin):
                 waiter.unnotified.pop()
             except IndexError:  # it gave up first
                 continue
-            if self._adapter.wake(waiter):
+            if self._adapter.wake(waiter) or not waiter.undelivered():
+                # Woken; or its coroutine, closed as we found it could no
+                # longer run, passes the notification on itself.
                 woken += 1
-            else:
-                # It can no longer run (its loop, run or hub is gone): not
-                # counted, and not notified should its coroutine ever be
-                # closed; the next waiter is.
-                waiter.unnotified.append(None)
+            # Otherwise it can no longer run (its loop, run or hub is gone):
+            # not counted; the next waiter is.
         return woken
 
 
@@ -4443,6 +4505,22 @@ def _predicate_holds(predicate: Callable[[], object]) -> bool:
         return bool(predicate())
     except Exception:  # noqa: BLE001 - let the waiter evaluate it and raise
         return True
+
+
+# The exit methods between a block that a closed coroutine leaves and
+# `_closing_without`.
+_EXIT_CODES: Final = frozenset(
+    method.__code__
+    for method in (
+        Condition.__exit__,
+        Condition.__aexit__,
+        _OurLock.exit,
+        _OurLock.async_exit,
+        Lock.__aexit__,
+        RLock.__aexit__,
+        _leaving_task,
+    )
+)
 
 
 def _timer_argument(timer: Callable[[], object]) -> Any:

@@ -50,7 +50,7 @@ import traceback
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine, Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 
 import pytest
 
@@ -12123,6 +12123,294 @@ def test_fault_lock_block_around_a_closed_condition_wait(
         _close_elsewhere(task.get_coro(), where)
         assert lock.locked() and cv.waiting == 0
     assert not lock.locked() and lock.waiting == 0
+
+
+def _dead_cv_waiter(cv: Any) -> Any:
+    """An asyncio task waiting in ``async with cv:``, parked in a loop that
+    is not running; returns (loop, task)."""
+    import asyncio
+
+    async def dead() -> None:
+        async with cv:
+            await cv
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(dead())
+    deadline = time.monotonic() + DEADLINE
+    while cv.waiting == 0 and time.monotonic() < deadline:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    assert cv.waiting == 1
+    return loop, task
+
+
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+@pytest.mark.parametrize("when", ["at-notify", "at-release"])
+def test_fault_condition_dead_waiter_closed_as_its_notification_is_passed_on(
+    lock_name: str, when: str
+) -> None:
+    """A notify (or, with our locks, the release it queued the waiter on)
+    finds the head waiter's wake-up undeliverable (its loop is closed), and
+    before it passes the notification on, that waiter's coroutine is closed
+    (as the garbage collector does): exactly one of the two passes it on,
+    so one notify wakes one waiter, not two."""
+    if when == "at-release" and lock_name not in QUEUEING_LOCKS:
+        pytest.skip("only our locks hand a notification over at the release")
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+    loop, task = _dead_cv_waiter(cv)
+
+    async def other(w: World) -> Any:
+        async with w.hold(cv):
+            return await w.wait(cv, DEADLINE)
+
+    actors = [Actor("threading", other) for _ in range(2)]
+    wait_until(lambda: cv.waiting == 3, actors=actors)
+    notified = threading.Event()
+    go = threading.Event()
+
+    def notify() -> int:
+        with cv:
+            woken = cv.notify()
+            notified.set()
+            assert go.wait(DEADLINE)
+        return woken
+
+    if when == "at-notify" and lock_name in QUEUEING_LOCKS:
+        # The dead waiter is not queued on the lock: passed over at once.
+        pause = Pause(aiologic._OurLock.wake, "return False")
+    else:  # the claimed ticket's wake-up was found undeliverable
+        pause = Pause(aiologic._Ticket._take_back, "return False")
+    if when == "at-notify":
+        loop.close()
+        go.set()
+        pause.start(notify)
+    else:
+        pause.start(notify, wait=False)
+        assert notified.wait(DEADLINE)
+        loop.close()  # queued on the lock while alive; gone by the release
+        go.set()
+        pause.wait_reached()
+    task._log_destroy_pending = False
+    assert task.get_coro().close() is None  # passes its notification on
+    assert pause.join() == 1
+    # One notification: one of the two live waiters is woken, one waits on.
+    assert cv.waiting == 1
+    with cv:
+        assert cv.notify() == 1
+    assert join_all(actors) == [True, True]
+    assert cv.waiting == 0
+    lock = cv.lock
+    if lock_name in QUEUEING_LOCKS:
+        assert not lock.locked() and lock.waiting == 0
+
+
+@pytest.mark.parametrize(
+    ("lock_name", "block"),
+    [
+        *((name, "cv") for name in (*QUEUEING_LOCKS, "threading.Lock")),
+        ("Lock", "lock"),
+        ("RLock", "lock"),
+    ],
+)
+def test_fault_condition_closed_waiter_outside_async_with_cv_marks_nothing(
+    lock_name: str, block: str
+) -> None:
+    """A coroutine that waits holding the lock by a bare acquire, in no
+    block of the Condition or its lock, is closed: a later such block closed
+    in this thread (an async generator's aclose()) still releases the lock it
+    holds."""
+    import asyncio
+
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+
+    async def dead() -> None:
+        await _enter_at_once(cv, green=False)
+        await cv
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(dead())
+    deadline = time.monotonic() + DEADLINE
+    while cv.waiting == 0 and time.monotonic() < deadline:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    loop.close()
+    task._log_destroy_pending = False
+    assert task.get_coro().close() is None
+    assert not cv.lock.locked() and cv.waiting == 0
+
+    async def holding() -> AsyncIterator[None]:
+        async with cv if block == "cv" else cv.lock:
+            yield
+
+    async def main() -> bool:
+        agen = holding()
+        await agen.__anext__()
+        assert cv.lock.locked()
+        await agen.aclose()  # GeneratorExit through `async with cv:`
+        return cv.lock.locked()  # type: ignore[no-any-return]
+
+    assert asyncio.run(main()) is False
+
+
+@pytest.mark.parametrize("lock_name", QUEUEING_LOCKS)
+def test_fault_condition_waiter_closed_while_taking_the_lock_back(
+    lock_name: str,
+) -> None:
+    """A cancelled waiter waits to take the lock back, held by another
+    thread, when its loop is closed and its coroutine closed: it takes
+    nothing back, and its ``async with cv:`` does not release the lock the
+    other thread holds."""
+    import asyncio
+
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+    lock = cv.lock
+    loop, task = _dead_cv_waiter(cv)
+    held = threading.Event()
+    done = threading.Event()
+
+    def holder() -> None:
+        with cv:
+            held.set()
+            assert done.wait(DEADLINE)
+
+    thread = threading.Thread(target=holder, daemon=True)
+    thread.start()
+    assert held.wait(DEADLINE)
+    task.cancel()
+    deadline = time.monotonic() + DEADLINE
+    while lock.waiting == 0 and time.monotonic() < deadline:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    assert lock.waiting == 1 and cv.waiting == 0  # taking the lock back
+    loop.close()
+    task._log_destroy_pending = False
+    assert task.get_coro().close() is None  # nothing raised
+    assert lock.locked() and lock.waiting == 0  # still the other thread's
+    if lock_name == "BinarySemaphore":
+        assert not lock.green_acquire(blocking=False)
+    done.set()
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
+    assert not lock.locked() and lock.waiting == 0
+
+
+@pytest.mark.parametrize("lock_name", ["RLock", "threading.RLock"])
+def test_fault_condition_waiter_closed_in_nested_async_with_cv(lock_name: str) -> None:
+    """A coroutine waiting two levels deep in an RLock (``async with cv:``
+    twice) is closed once its loop is gone: it closes quietly, and neither
+    of its two exits releases the lock another task holds meanwhile."""
+    import asyncio
+
+    lock = aiologic.RLock() if lock_name == "RLock" else threading.RLock()
+    cv = aiologic.Condition(lock)
+
+    async def dead() -> None:
+        if lock_name == "RLock":
+            async with cv, cv:
+                await cv
+        else:
+            with cv, cv:
+                await cv
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(dead())
+    deadline = time.monotonic() + DEADLINE
+    while cv.waiting == 0 and time.monotonic() < deadline:
+        loop.run_until_complete(asyncio.sleep(0.001))
+    assert cv.waiting == 1
+    loop.close()
+    task._log_destroy_pending = False
+    with cv:
+        assert task.get_coro().close() is None  # nothing raised
+        assert cv  # still ours
+    assert not cv and cv.waiting == 0
+
+    async def holding() -> AsyncIterator[None]:
+        async with cv:
+            yield
+
+    async def main() -> bool:
+        agen = holding()
+        await agen.__anext__()
+        await agen.aclose()  # GeneratorExit through `async with cv:`
+        return bool(cv)
+
+    assert asyncio.run(main()) is False
+
+
+def _dead_waiter_notify_round(lock_name: str, queued: bool) -> None:
+    # One round of the stress test below.
+    cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
+    loop, task = _dead_cv_waiter(cv)
+    task._log_destroy_pending = False
+    woken: list[bool] = []
+
+    def live() -> None:
+        with cv:
+            woken.append(cv.wait(DEADLINE))
+
+    lives = [threading.Thread(target=live, daemon=True) for _ in range(2)]
+    for thread in lives:
+        thread.start()
+    wait_until(lambda: cv.waiting == 3)
+    counts: list[int] = []
+    notified = threading.Event()
+    start = threading.Barrier(3, timeout=DEADLINE)
+
+    def notify() -> None:
+        if queued:  # notified while alive: queued on the lock, then released
+            with cv:
+                counts.append(cv.notify())
+                notified.set()
+                start.wait()
+        else:
+            start.wait()
+            with cv:
+                counts.append(cv.notify())
+
+    def close() -> None:
+        start.wait()
+        task.get_coro().close()
+
+    racers = [threading.Thread(target=f, daemon=True) for f in (notify, close)]
+    for thread in racers:
+        thread.start()
+    if queued:
+        assert notified.wait(DEADLINE)
+    loop.close()
+    start.wait()
+    for thread in racers:
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+    assert counts == [1], (queued, counts)
+    wait_until(lambda: len(woken) >= 1)
+    assert cv.waiting == 1, (queued, cv)  # the other live waiter waits on
+    with cv:
+        assert cv.notify() == 1
+    for thread in lives:
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+    assert woken == [True, True]
+    assert cv.waiting == 0 and not cv
+    if lock_name in QUEUEING_LOCKS:
+        assert cv.lock.waiting == 0
+
+
+@stress
+@pytest.mark.parametrize("lock_name", list(ANY_CONDITION_LOCKS))
+def test_stress_condition_dead_waiter_closed_while_notified(
+    lock_name: str, fast_switching: None
+) -> None:
+    """Rounds for a bounded time: a waiter whose loop is closed heads two
+    live ones; a notify (with our locks, half the rounds: the release of a
+    notify made while it was alive) races with the close of its coroutine.
+    Each round exactly one live waiter is woken, notify counts one, and all
+    ends released."""
+    rng = random.Random(int(os.environ.get("TEST_STRESS_SEED") or 0) or None)
+    stop_at = time.monotonic() + min(STRESS_SECONDS, 2.0)
+    rounds = 0
+    while time.monotonic() < stop_at:
+        rounds += 1
+        queued = lock_name in QUEUEING_LOCKS and rng.random() < 0.5
+        _dead_waiter_notify_round(lock_name, queued)
+    assert rounds > 10
 
 
 @pytest.mark.parametrize("factory", ["Event", "REvent", "CountdownEvent"])
