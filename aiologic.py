@@ -2478,12 +2478,13 @@ def _trio_task_here(trio: Any, task: Any) -> bool:
 # the current task (if any) is not theirs. Inside ``async with lock:`` the
 # coroutine holds the lock, except while a Condition wait has let it go: a
 # wait closed then takes none back (Condition._abandon) and marks here
-# thread -> (id(lock), the frame that closes the coroutine, the levels it
-# held), for the exits that follow at once in that thread: every frame of the
+# thread -> (id(lock), id() of the frame that closes the coroutine, the
+# levels it held), for the exits that follow at once in that thread (an id,
+# not the frame: a stale mark keeps nothing alive): every frame of the
 # coroutine is closed in turn from that frame, each with a GeneratorExit of
 # its own. One mark per thread; a mark found by the exit of another close (a
 # wait that no block of its lock enclosed) is stale, and dropped.
-_left_unheld: dict[int, tuple[int, object, int]] = {}
+_left_unheld: dict[int, tuple[int, int, int]] = {}
 
 
 def _closing_without(lock: object) -> bool:
@@ -2499,7 +2500,7 @@ def _closing_without(lock: object) -> bool:
     frame: Any = sys._getframe(1)
     while frame is not None and frame.f_code in _EXIT_CODES:
         frame = frame.f_back
-    if frame is None or frame.f_back is not closer:
+    if frame is None or id(frame.f_back) != closer:
         del _left_unheld[thread]  # only this thread writes its entry
         return False
     if lock_id != id(lock):  # a block of another lock, inside
@@ -4367,9 +4368,9 @@ class Condition(_AwaitMixin):
         lock = adapter.lock
         if lock is not None:
             try:
-                closer = sys._getframe(2)
+                closer = id(sys._getframe(2))
             except ValueError:  # closed from no frame at all
-                closer = None
+                closer = id(None)
             mark = (id(lock), closer, adapter.levels(waiter.saved))
             _left_unheld[_get_ident()] = mark
         if waiter.notified and waiter.passes_on():
