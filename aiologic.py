@@ -5334,8 +5334,11 @@ class SimpleQueue(_Gets[_T]):
         immediate = bool(immediate)
         ready = self._ready
         with self._storage_lock():
-            ready.shut_down()
+            # The fence first: a getter that sees the flag must find every
+            # put before the shutdown stored (else it may find the queue
+            # drained while a put in flight still adds its item).
             self._fence_puts()  # for good
+            ready.shut_down()
             if immediate:
                 self._items.clear()
         if immediate:

@@ -5849,6 +5849,31 @@ def test_simple_queue_graceful_shutdown_racing_a_put(factory: str) -> None:
 
 
 @pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_simple_queue_get_during_a_graceful_shutdown_waits_for_a_put_in_flight(
+    factory: str,
+) -> None:
+    """A graceful shutdown() waiting for a put in flight has not shut the
+    queue yet: a get that empties the queue meanwhile does not find it shut
+    down and drained, and a getter that comes then gets the put's item
+    (not `QueueShutDown`, with the item left behind for nobody)."""
+    q = getattr(aiologic, factory)([1])
+    put = Pause(aiologic.SimpleQueue.put, "self._items.append(item)")
+    with put.start(lambda: q.put(2)):
+        stopper = _Thread(q.shutdown)
+        wait_until(lambda: _done_or_stuck_in(stopper.thread, "_fence_puts"))
+        assert q.green_get(blocking=False) == 1
+        with pytest.raises(aiologic.QueueEmpty):  # the put is not over
+            q.green_get(blocking=False)
+        getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
+        wait_until(lambda: q.getting == 1 or not getter.thread.is_alive())
+    assert put.outcome == [None] and stopper.result() is None
+    assert getter.result() == 2
+    assert not q and q.is_shutdown
+    with pytest.raises(aiologic.QueueShutDown):
+        q.green_get(blocking=False)
+
+
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
 def test_simple_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
     """Issue 13: a put paused past its shutdown check while
     `shutdown(immediate=True)` runs is ordered with it: it raises, or its
