@@ -11080,6 +11080,47 @@ def test_stress_puts_racing_clear(factory: str, fast_switching: None) -> None:
 
 
 @stress
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_stress_put_and_gets_racing_graceful_shutdown(
+    factory: str, fast_switching: None
+) -> None:
+    """Review: rounds of two getters, a put (no lock) and a graceful shutdown
+    in four threads over a queue holding one item: a put that went through
+    is before the shutdown, so its item is got too; a getter is refused only
+    once every item is gone, and nothing is left behind."""
+
+    def get(state: dict[str, Any]) -> Any:
+        return state["q"].green_get(timeout=DEADLINE)
+
+    def put(state: dict[str, Any]) -> Any:
+        return state["q"].put(2)
+
+    def stop(state: dict[str, Any]) -> Any:
+        return state["q"].shutdown()
+
+    def check(state: dict[str, Any], outcomes: list[Any]) -> None:
+        q = state["q"]
+        got, put_outcome = outcomes[:2], outcomes[2]
+        items = sorted(r for r in got if not isinstance(r, BaseException))
+        assert all(
+            not isinstance(r, BaseException) or isinstance(r, aiologic.QueueShutDown)
+            for r in got
+        ), outcomes
+        if put_outcome is None:
+            assert items == [1, 2], outcomes
+        else:
+            assert isinstance(put_outcome, aiologic.QueueShutDown), outcomes
+            assert items == [1], outcomes
+        assert outcomes[3] is None, outcomes
+        assert len(q) == 0 and q.waiting == 0 and q._ready.value == 0, (q, outcomes)
+
+    rounds = _rounds(
+        [get, get, put, stop], lambda: {"q": getattr(aiologic, factory)([1])}, check
+    )
+    assert rounds > 3, rounds
+
+
+@stress
 @ALL_QUEUES
 def test_stress_gets_racing_graceful_shutdown(
     factory: str, fast_switching: None
