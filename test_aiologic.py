@@ -2607,6 +2607,34 @@ def test_perfect_fairness_environment_switch() -> None:
     assert _python(script, AIOLOGIC_PERFECT_FAIRNESS="") is False
 
 
+
+@pytest.mark.parametrize("timeout", [None, DEADLINE], ids=["untimed", "timed"])
+def test_semaphore_trio_waiter_closed_while_its_wake_up_is_on_the_way(
+    timeout: float | None,
+) -> None:
+    """A trio waiter's coroutine is closed while parked, after a release in
+    another thread handed it the unit and sent its wake-up into the run: it
+    passes the unit on, and the late wake-up leaves its task alone (it does
+    not reschedule the task, now blocked in an unrelated wait)."""
+    trio = pytest.importorskip("trio")
+    sem = aiologic.Semaphore(0)
+
+    async def main() -> None:
+        coro = sem.async_acquire(timeout=timeout)
+        assert coro.send(None) is not None  # parked: trio's trap, yielded to us
+        assert sem.waiting == 1
+        _in_thread(sem.release)  # claimed, wake-up queued into the run
+        assert coro.close() is None  # the unit goes back
+        assert sem.value == 1 and sem.waiting == 0
+        event = trio.Event()  # never set: only its deadline may end the wait
+        with trio.move_on_after(0.2) as scope:
+            await event.wait()
+        assert scope.cancelled_caught  # not woken by the stray wake-up
+
+    trio.run(main)
+    assert sem.value == 1 and sem.waiting == 0
+
+
 # ============================================================================
 # Conditions
 # ============================================================================
