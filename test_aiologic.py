@@ -2607,7 +2607,6 @@ def test_perfect_fairness_environment_switch() -> None:
     assert _python(script, AIOLOGIC_PERFECT_FAIRNESS="") is False
 
 
-
 @pytest.mark.parametrize("timeout", [None, DEADLINE], ids=["untimed", "timed"])
 def test_semaphore_trio_waiter_closed_while_its_wake_up_is_on_the_way(
     timeout: float | None,
