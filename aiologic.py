@@ -2366,12 +2366,17 @@ def _loop_running_here() -> str | None:
     trio = _modules.get("trio")
     if trio is None:
         return None
-    # trio names itself in sniffio's thread-local while it runs in this
-    # thread; `in_trio_run()` costs more on a miss (an AttributeError inside).
+    # trio >= 0.23 names itself in sniffio's thread-local while it runs in
+    # this thread; `in_trio_run()` costs more on a miss (an AttributeError
+    # inside). trio 0.22 names itself in the context variable of its tasks,
+    # which a worker thread's copied context carries too: confirmed then.
     # https://github.com/python-trio/trio/blob/main/src/trio/_core/_run.py
     sniffio = _modules.get("sniffio")
     if sniffio is not None:
-        return "trio" if sniffio.thread_local.name == "trio" else None
+        if sniffio.thread_local.name == "trio":
+            return "trio"
+        if sniffio.current_async_library_cvar.get() != "trio":
+            return None
     return "trio" if _in_trio_run(trio) else None
 
 

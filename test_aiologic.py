@@ -28,6 +28,7 @@ synchronized, lowlevel and vendoring, cross-world tests, the announced example.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import functools
 import gc
@@ -9080,6 +9081,39 @@ def test_green_wait_in_a_running_loop_warns(async_backend: str) -> None:
         run_in(async_backend, body)
     finally:
         busy.green_release()
+
+
+def test_green_wait_in_a_trio_run_named_in_the_context_variable_warns() -> None:
+    """trio 0.22 names itself in sniffio's context variable of its tasks, not
+    in the thread-local (trio >= 0.23): a green wait in its run still warns;
+    a plain thread whose context carries the name (copied from a trio task)
+    does not."""
+    trio = pytest.importorskip("trio")
+    sniffio = pytest.importorskip("sniffio")
+    W = aiologic.GreenWaitInLoopWarning
+
+    def in_a_worker() -> None:  # a context copied from a trio task, no run
+        assert aiologic.Event().wait(0.001) is False
+
+    async def main() -> None:
+        local = sniffio.thread_local
+        saved = local.name
+        local.name = None
+        token = sniffio.current_async_library_cvar.set("trio")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", W)
+                ev = aiologic.Event()
+                with pytest.raises(W, match="trio"):
+                    ev.wait(SHORT)  # without the warning: a park of SHORT
+                assert ev.waiting == 0
+                context = contextvars.copy_context()
+                _in_thread(lambda: context.run(in_a_worker))
+        finally:
+            sniffio.current_async_library_cvar.reset(token)
+            local.name = saved
+
+    trio.run(main)
 
 
 def test_green_wait_in_a_plain_thread_does_not_warn() -> None:
