@@ -1328,7 +1328,8 @@ class _TrioTicket(_AsyncTicket):
         self._task = lowlevel.current_task()
         self._trio_token = lowlevel.current_trio_token()
         self._thread = _get_ident()
-        self._parked = False
+        # The coroutine of the park while it may be parked (see `park`).
+        self._parked: Any = None
 
     def _wake(self) -> bool:
         trio = _modules["trio"]
@@ -1339,8 +1340,9 @@ class _TrioTicket(_AsyncTicket):
             except RuntimeError:  # no run here
                 own = False
             if own:  # `_resume()` inline
-                if self._parked:
-                    self._parked = False
+                parked = self._parked
+                if parked is not None and parked.cr_frame is not None:
+                    self._parked = None
                     trio.lowlevel.reschedule(self._task)
                 return True
         try:
@@ -1356,10 +1358,12 @@ class _TrioTicket(_AsyncTicket):
 
     def _resume(self) -> None:
         # In the trio thread. A ticket can be set while its task never parks
-        # on it (the waiter served itself on its re-check); rescheduling a
-        # task that is not blocked here would break trio.
-        if self._parked:
-            self._parked = False
+        # on it (the waiter served itself on its re-check), or once its park
+        # is over (its coroutine closed); rescheduling a task that is not
+        # blocked here would break trio.
+        parked = self._parked
+        if parked is not None and parked.cr_frame is not None:
+            self._parked = None
             _modules["trio"].lowlevel.reschedule(self._task)
 
     def _abort(self, raise_cancel: object) -> object:
@@ -1371,20 +1375,23 @@ class _TrioTicket(_AsyncTicket):
         return abort.SUCCEEDED if self.cancel() else abort.FAILED
 
     def park(self, timeout: float | None) -> Awaitable[None]:
-        # `_parked` is cleared by `_resume()`, the only way out of the park but
-        # a successful abort, after which no releaser can claim the ticket.
-        self._parked = True
+        # `_parked` is the park's coroutine: the task is blocked in it while
+        # that has a frame. `_resume()` clears it; any other way out (a
+        # successful abort, the coroutine closed) ends the coroutine, frame
+        # and all, without a frame of ours to clear it.
         wait = _modules["trio"].lowlevel.wait_task_rescheduled
         if timeout is None:  # no frame of ours between the task and trio
-            return wait(self._abort)  # type: ignore[no-any-return]
-        return self._park_until(wait, timeout)
+            parked = self._parked = wait(self._abort)
+        else:
+            parked = self._parked = self._park_until(wait, timeout)
+        return parked  # type: ignore[no-any-return]
 
     async def _park_until(self, wait: Any, timeout: float) -> None:
         try:
             with _modules["trio"].move_on_after(timeout):
                 await wait(self._abort)
         finally:
-            self._parked = False
+            self._parked = None
 
 
 _GREEN_TICKETS: Final[dict[str, type[_GreenTicket]]] = {
@@ -2359,12 +2366,17 @@ def _loop_running_here() -> str | None:
     trio = _modules.get("trio")
     if trio is None:
         return None
-    # trio names itself in sniffio's thread-local while it runs in this
-    # thread; `in_trio_run()` costs more on a miss (an AttributeError inside).
+    # trio >= 0.23 names itself in sniffio's thread-local while it runs in
+    # this thread; `in_trio_run()` costs more on a miss (an AttributeError
+    # inside). trio 0.22 names itself in the context variable of its tasks,
+    # which a worker thread's copied context carries too: confirmed then.
     # https://github.com/python-trio/trio/blob/main/src/trio/_core/_run.py
     sniffio = _modules.get("sniffio")
     if sniffio is not None:
-        return "trio" if sniffio.thread_local.name == "trio" else None
+        if sniffio.thread_local.name == "trio":
+            return "trio"
+        if sniffio.current_async_library_cvar.get() != "trio":
+            return None
     return "trio" if _in_trio_run(trio) else None
 
 
@@ -5334,8 +5346,11 @@ class SimpleQueue(_Gets[_T]):
         immediate = bool(immediate)
         ready = self._ready
         with self._storage_lock():
-            ready.shut_down()
+            # The fence first: a getter that sees the flag must find every
+            # put before the shutdown stored (else it may find the queue
+            # drained while a put in flight still adds its item).
             self._fence_puts()  # for good
+            ready.shut_down()
             if immediate:
                 self._items.clear()
         if immediate:

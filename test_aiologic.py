@@ -28,6 +28,7 @@ synchronized, lowlevel and vendoring, cross-world tests, the announced example.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import functools
 import gc
@@ -2605,6 +2606,33 @@ def test_perfect_fairness_environment_switch() -> None:
     assert _python(script) is gil
     assert _python(script, AIOLOGIC_PERFECT_FAIRNESS="1") is True
     assert _python(script, AIOLOGIC_PERFECT_FAIRNESS="") is False
+
+
+@pytest.mark.parametrize("timeout", [None, DEADLINE], ids=["untimed", "timed"])
+def test_semaphore_trio_waiter_closed_while_its_wake_up_is_on_the_way(
+    timeout: float | None,
+) -> None:
+    """A trio waiter's coroutine is closed while parked, after a release in
+    another thread handed it the unit and sent its wake-up into the run: it
+    passes the unit on, and the late wake-up leaves its task alone (it does
+    not reschedule the task, now blocked in an unrelated wait)."""
+    trio = pytest.importorskip("trio")
+    sem = aiologic.Semaphore(0)
+
+    async def main() -> None:
+        coro = sem.async_acquire(timeout=timeout)
+        assert coro.send(None) is not None  # parked: trio's trap, yielded to us
+        assert sem.waiting == 1
+        _in_thread(sem.release)  # claimed, wake-up queued into the run
+        assert coro.close() is None  # the unit goes back
+        assert sem.value == 1 and sem.waiting == 0
+        event = trio.Event()  # never set: only its deadline may end the wait
+        with trio.move_on_after(0.2) as scope:
+            await event.wait()
+        assert scope.cancelled_caught  # not woken by the stray wake-up
+
+    trio.run(main)
+    assert sem.value == 1 and sem.waiting == 0
 
 
 # ============================================================================
@@ -5849,6 +5877,31 @@ def test_simple_queue_graceful_shutdown_racing_a_put(factory: str) -> None:
 
 
 @pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_simple_queue_get_during_a_graceful_shutdown_waits_for_a_put_in_flight(
+    factory: str,
+) -> None:
+    """A graceful shutdown() waiting for a put in flight has not shut the
+    queue yet: a get that empties the queue meanwhile does not find it shut
+    down and drained, and a getter that comes then gets the put's item
+    (not `QueueShutDown`, with the item left behind for nobody)."""
+    q = getattr(aiologic, factory)([1])
+    put = Pause(aiologic.SimpleQueue.put, "self._items.append(item)")
+    with put.start(lambda: q.put(2)):
+        stopper = _Thread(q.shutdown)
+        wait_until(lambda: _done_or_stuck_in(stopper.thread, "_fence_puts"))
+        assert q.green_get(blocking=False) == 1
+        with pytest.raises(aiologic.QueueEmpty):  # the put is not over
+            q.green_get(blocking=False)
+        getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
+        wait_until(lambda: q.getting == 1 or not getter.thread.is_alive())
+    assert put.outcome == [None] and stopper.result() is None
+    assert getter.result() == 2
+    assert not q and q.is_shutdown
+    with pytest.raises(aiologic.QueueShutDown):
+        q.green_get(blocking=False)
+
+
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
 def test_simple_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
     """Issue 13: a put paused past its shutdown check while
     `shutdown(immediate=True)` runs is ordered with it: it raises, or its
@@ -9030,6 +9083,39 @@ def test_green_wait_in_a_running_loop_warns(async_backend: str) -> None:
         busy.green_release()
 
 
+def test_green_wait_in_a_trio_run_named_in_the_context_variable_warns() -> None:
+    """trio 0.22 names itself in sniffio's context variable of its tasks, not
+    in the thread-local (trio >= 0.23): a green wait in its run still warns;
+    a plain thread whose context carries the name (copied from a trio task)
+    does not."""
+    trio = pytest.importorskip("trio")
+    sniffio = pytest.importorskip("sniffio")
+    W = aiologic.GreenWaitInLoopWarning
+
+    def in_a_worker() -> None:  # a context copied from a trio task, no run
+        assert aiologic.Event().wait(0.001) is False
+
+    async def main() -> None:
+        local = sniffio.thread_local
+        saved = local.name
+        local.name = None
+        token = sniffio.current_async_library_cvar.set("trio")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", W)
+                ev = aiologic.Event()
+                with pytest.raises(W, match="trio"):
+                    ev.wait(SHORT)  # without the warning: a park of SHORT
+                assert ev.waiting == 0
+                context = contextvars.copy_context()
+                _in_thread(lambda: context.run(in_a_worker))
+        finally:
+            sniffio.current_async_library_cvar.reset(token)
+            local.name = saved
+
+    trio.run(main)
+
+
 def test_green_wait_in_a_plain_thread_does_not_warn() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -11050,6 +11136,47 @@ def test_stress_puts_racing_clear(factory: str, fast_switching: None) -> None:
         [put("a"), put("b"), clear],
         lambda: {"q": getattr(aiologic, factory)(["old"])},
         check,
+    )
+    assert rounds > 3, rounds
+
+
+@stress
+@pytest.mark.parametrize("factory", ["SimpleQueue", "SimpleLifoQueue"])
+def test_stress_put_and_gets_racing_graceful_shutdown(
+    factory: str, fast_switching: None
+) -> None:
+    """Review: rounds of two getters, a put (no lock) and a graceful shutdown
+    in four threads over a queue holding one item: a put that went through
+    is before the shutdown, so its item is got too; a getter is refused only
+    once every item is gone, and nothing is left behind."""
+
+    def get(state: dict[str, Any]) -> Any:
+        return state["q"].green_get(timeout=DEADLINE)
+
+    def put(state: dict[str, Any]) -> Any:
+        return state["q"].put(2)
+
+    def stop(state: dict[str, Any]) -> Any:
+        return state["q"].shutdown()
+
+    def check(state: dict[str, Any], outcomes: list[Any]) -> None:
+        q = state["q"]
+        got, put_outcome = outcomes[:2], outcomes[2]
+        items = sorted(r for r in got if not isinstance(r, BaseException))
+        assert all(
+            not isinstance(r, BaseException) or isinstance(r, aiologic.QueueShutDown)
+            for r in got
+        ), outcomes
+        if put_outcome is None:
+            assert items == [1, 2], outcomes
+        else:
+            assert isinstance(put_outcome, aiologic.QueueShutDown), outcomes
+            assert items == [1], outcomes
+        assert outcomes[3] is None, outcomes
+        assert len(q) == 0 and q.waiting == 0 and q._ready.value == 0, (q, outcomes)
+
+    rounds = _rounds(
+        [get, get, put, stop], lambda: {"q": getattr(aiologic, factory)([1])}, check
     )
     assert rounds > 3, rounds
 
