@@ -1432,6 +1432,20 @@ def _async_ticket(payload: Any = None) -> _AsyncTicket:
     return ticket_class(payload)
 
 
+def _snapshot(items: deque[_T]) -> list[_T]:
+    """A copy of a deque that other threads change meanwhile.
+
+    Copying a deque looks at each item in turn: on free-threaded builds a
+    concurrent append or remove makes it raise RuntimeError ("deque mutated
+    during iteration"); with the GIL it cannot happen. Try again.
+    """
+    while True:
+        try:
+            return list(items.copy())
+        except RuntimeError:
+            continue
+
+
 def _discard(waiters: deque[Any], item: object) -> None:
     try:
         waiters.remove(item)
@@ -1456,7 +1470,9 @@ class _WaiterQueue:
     def _any_gone(self) -> bool:
         """True if a waiter can no longer run (its loop, run or hub is gone)."""
         waiters = self._waiters
-        return waiters is not None and any(ticket._gone() for ticket in waiters.copy())
+        return waiters is not None and any(
+            ticket._gone() for ticket in _snapshot(waiters)
+        )
 
     def _withdraw(self, ticket: _Ticket) -> None:
         # The waiter gave up (its cancel() won): take its ticket out of the queue.
@@ -5184,7 +5200,7 @@ class SimpleQueue(_Gets[_T]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # copy, deepcopy and pickle: a new queue of the items, nothing else.
-        return (type(self), (list(self._items.copy()),))
+        return (type(self), (_snapshot(self._items),))
 
     def __len__(self) -> int:
         return len(self._items)
@@ -6204,7 +6220,7 @@ class _RWCore(_Acquirable):
         waiters = self._waiters
         if waiters is None:
             return 0
-        return sum(1 for ticket in waiters.copy() if ticket.payload[0] is kind)
+        return sum(1 for ticket in _snapshot(waiters) if ticket.payload[0] is kind)
 
     # -- the hooks of the shared algorithm, under `_mutex`
 

@@ -27,6 +27,7 @@ synchronized, lowlevel and vendoring, cross-world tests, the announced example.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import copy
@@ -12577,6 +12578,32 @@ def test_fault_event_set_passes_over_a_waiter_that_can_no_longer_run(
     assert ev.waiting == 0
     _close_abandoned(keep)
     assert ev.waiting == 0
+
+
+def test_snapshot_copies_again_when_the_deque_changed_meanwhile() -> None:
+    """On free-threaded builds copying a deque that another thread changes
+    raises RuntimeError; the last party of a barrier round, looking whether
+    a party can no longer run, then left the round unopened (stress on
+    3.13t). A snapshot copies again."""
+
+    class Changing(collections.deque):  # type: ignore[type-arg]
+        failures = 2
+
+        def copy(self) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("deque mutated during iteration")
+            return super().copy()
+
+    items = Changing([1, 2])
+    assert aiologic._snapshot(items) == [1, 2] and items.failures == 0
+    barrier = aiologic.Barrier(2)
+    first = _Thread(barrier.wait)
+    wait_until(lambda: barrier.waiting == 1)
+    done = barrier._current().done
+    done._waiters = Changing(done._waiters)
+    assert barrier.wait(DEADLINE) == 1
+    assert first.result() == 0 and not barrier.broken
 
 
 @pytest.mark.parametrize("factory", ["Latch", "Barrier", "RBarrier"])
