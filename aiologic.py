@@ -1432,6 +1432,28 @@ def _async_ticket(payload: Any = None) -> _AsyncTicket:
     return ticket_class(payload)
 
 
+def _wake_admitted(
+    admitted: Iterable[_Ticket],
+    lock: Any,
+    take_back: Callable[[_Ticket], None],
+    admit: Callable[[], Iterable[_Ticket]],
+) -> None:
+    """Wake the waiters a primitive admitted under *lock*, outside it.
+
+    A waiter whose wake-up cannot be delivered (its loop or hub is gone)
+    counts as given up: under *lock*, `take_back` undoes its admission and
+    `admit` lets in whoever that makes room for, to be woken in turn.
+    """
+    while True:
+        lost = [ticket for ticket in admitted if not ticket.wake()]
+        if not lost:
+            return
+        with lock:
+            for ticket in lost:
+                take_back(ticket)
+            admitted = admit()
+
+
 def _snapshot(items: deque[_T]) -> list[_T]:
     """A copy of a deque that other threads change meanwhile.
 
@@ -3519,27 +3541,22 @@ class CapacityLimiter(_WaiterQueue):
         return woken
 
     def _wake(self, woken: list[_Ticket]) -> None:
-        # Outside `_lock`. A waiter whose wake-up cannot be delivered (its
-        # loop or hub is gone) counts as given up: its borrow is taken back,
-        # which may let the waiters behind it in.
-        while woken:
-            lost = [ticket for ticket in woken if not ticket.wake()]
-            if not lost:
-                return
-            with self._lock:
-                borrowers = self._borrowers
-                for ticket in lost:
-                    key, depth = ticket.payload
-                    held = borrowers.get(key)
-                    # depth 0: `_admit` refused it; None: a named borrower
-                    # released by another call meanwhile. Nothing to undo.
-                    if not depth or held is None:
-                        continue
-                    if held > depth:  # the same borrower re-entered meanwhile
-                        borrowers[key] = held - depth
-                    else:
-                        del borrowers[key]
-                woken = self._admit()
+        # Outside `_lock`; see _wake_admitted.
+        _wake_admitted(woken, self._lock, self._undo_admission, self._admit)
+
+    def _undo_admission(self, ticket: _Ticket) -> None:
+        # Under `_lock`: the borrow of a waiter that never runs to use it.
+        borrowers = self._borrowers
+        key, depth = ticket.payload
+        held = borrowers.get(key)
+        # depth 0: `_admit` refused it; None: a named borrower released by
+        # another call meanwhile. Nothing to undo.
+        if not depth or held is None:
+            return
+        if held > depth:  # the same borrower re-entered meanwhile
+            borrowers[key] = held - depth
+        else:
+            del borrowers[key]
 
     def _take(self, key: object, depth: int) -> bool:
         """Borrow for *key* if that needs no wait (under `_lock`)."""
@@ -6321,17 +6338,12 @@ class _RWCore(_Acquirable):
         return granted
 
     def _wake(self, granted: Iterable[_Ticket]) -> None:
-        # Outside the mutex. A waiter whose wake-up cannot be delivered (its
-        # loop or hub is gone) counts as given up: take its grant back, which
-        # may let the waiters behind it in.
-        while True:
-            lost = [ticket for ticket in granted if not ticket.wake()]
-            if not lost:
-                return
-            with self._mutex:
-                for ticket in lost:
-                    self._forget(*ticket.payload)
-                granted = self._grant()
+        # Outside the mutex; see _wake_admitted.
+        _wake_admitted(granted, self._mutex, self._undo_admission, self._grant)
+
+    def _undo_admission(self, ticket: _Ticket) -> None:
+        # Under the mutex: the grant of a waiter that never runs to use it.
+        self._forget(*ticket.payload)
 
     def _forget(self, kind: str, task: object) -> None:
         if kind is _WRITE:

@@ -7454,7 +7454,7 @@ def test_rwlock_reader_cancelled_after_its_grant(world_name: str) -> None:
     (the reader side is owned) without waiting for the releaser, and the
     other reader still gets in."""
     rw = aiologic.RWLock()
-    pause = Pause(aiologic._RWCore._wake, "if not ticket.wake()")
+    pause = Pause(aiologic._wake_admitted, "if not ticket.wake()")
     granter, release, released = _writer_released_from_a_thread(rw, pause)
     entered: list[str] = []
     go = ["R2"]
