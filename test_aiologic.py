@@ -11934,11 +11934,9 @@ def test_fault_limiter_token_goes_past_a_waiter_that_can_no_longer_run(
     assert limiter.borrowed_tokens == 0 and limiter.available_tokens == 1
 
 
-def test_fault_limiter_dead_waiter_of_a_borrower_that_reentered() -> None:
-    """An RCapacityLimiter waiter for a named borrower that got in by another
-    call meanwhile is admitted on top of it; if its wake-up cannot be
-    delivered, only its own depth is taken back."""
-    limiter = aiologic.RCapacityLimiter(1)
+def _dead_borrower_admitted(limiter: Any) -> tuple[list[Any], Pause]:
+    """A holder's release admits B, a waiter that can no longer run; the
+    releaser is paused once B is admitted, before its wake-up."""
     assert limiter.green_acquire_on_behalf_of("holder")
     keep = _abandoned_waiter(
         "asyncio-closed",
@@ -11946,11 +11944,19 @@ def test_fault_limiter_dead_waiter_of_a_borrower_that_reentered() -> None:
         lambda: limiter.async_acquire_on_behalf_of("B"),
         lambda: limiter.waiting == 1,
     )
-    # Pause the releaser once B is admitted, before its wake-up; B then
-    # gets in by another call.
     pause = Pause(aiologic.CapacityLimiter._release, "self._wake(woken)")
     pause.start(lambda: limiter.green_release_on_behalf_of("holder"))
     assert dict(limiter.borrowers) == {"B": 1}
+    return keep, pause
+
+
+def test_fault_limiter_dead_waiter_of_a_borrower_that_reentered() -> None:
+    """An RCapacityLimiter waiter for a named borrower that got in by another
+    call meanwhile is admitted on top of it; if its wake-up cannot be
+    delivered, only its own depth is taken back."""
+    limiter = aiologic.RCapacityLimiter(1)
+    # B then gets in by another call.
+    keep, pause = _dead_borrower_admitted(limiter)
     limiter.total_tokens = 2
     assert limiter.green_acquire_on_behalf_of("B", blocking=False)
     assert dict(limiter.borrowers) == {"B": 2}
@@ -11966,16 +11972,7 @@ def test_fault_limiter_dead_waiter_of_a_borrower_released_meanwhile() -> None:
     finds its wake-up undeliverable, another call releases that borrower:
     taking the admission back finds nothing to undo and raises nothing."""
     limiter = aiologic.CapacityLimiter(1)
-    assert limiter.green_acquire_on_behalf_of("holder")
-    keep = _abandoned_waiter(
-        "asyncio-closed",
-        lambda: None,
-        lambda: limiter.async_acquire_on_behalf_of("B"),
-        lambda: limiter.waiting == 1,
-    )
-    pause = Pause(aiologic.CapacityLimiter._release, "self._wake(woken)")
-    pause.start(lambda: limiter.green_release_on_behalf_of("holder"))
-    assert dict(limiter.borrowers) == {"B": 1}
+    keep, pause = _dead_borrower_admitted(limiter)
     limiter.green_release_on_behalf_of("B")
     assert dict(limiter.borrowers) == {}
     assert pause.join() is None
