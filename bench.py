@@ -2269,7 +2269,7 @@ def table_cells(rows: Sequence[Row], repeat_scenario: bool) -> list[list[str]]:
 
 
 def format_rows(rows: Sequence[Row], columns: Sequence[str]) -> list[str]:
-    cells = table_cells(rows, repeat_scenario=False)
+    cells = [line[: len(columns)] for line in table_cells(rows, repeat_scenario=False)]
     widths = [
         max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)
     ]

@@ -850,6 +850,26 @@ def test_bench_k_matching_nothing_fails_and_lists_scenarios() -> None:
     assert "ops/s" not in proc.stdout  # no empty table
 
 
+def test_bench_plain_report_prints_the_size_table() -> None:
+    """The plain report prints the size table too (its rows carry the spread
+    cells of the speed table; cutting them to the size columns is the job of
+    the printer, which once raised IndexError after a whole run)."""
+    bench = os.path.join(HERE, "bench.py")
+    if not os.path.exists(bench):
+        pytest.skip("bench.py is not beside the tests")
+    proc = subprocess.run(
+        [sys.executable, bench, "--quick", "-k", "memory per fresh instance"],
+        cwd=HERE,
+        env=dict(os.environ, BENCH_ANCHOR_PYTHON=""),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "aiologic.Lock" in proc.stdout
+    assert "(ratio = ours/baseline, lower is better)" in proc.stdout
+
+
 def test_bench_rst_names_the_interpreter_and_runs_the_floor() -> None:
     """Issue 15: `bench.py --rst` prints README's tables (a grid table, the
     interpreter and machine named), with the floor beside the headline row and
