@@ -262,6 +262,7 @@ class _LibraryLocal(_local):
         if value is not None and not _overridden:
             # From now on the fast paths ask the full detection.
             _overridden.append(None)
+            _renew_checkpoint_look()
         self._name = value
 
 
@@ -710,6 +711,57 @@ _sniffio_local: Any = None
 _sniffio_cvar: Any = None
 
 
+class _Named:
+    """Stands in for sniffio's thread-local in `_checkpoint_look`."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+
+
+_ASK: Final = _Named("ask")  # the full `_async_checkpoint_due()` decides
+_NEVER: Final = _Named(None)  # no async checkpoints
+
+# What the uncontended async paths look at before they call
+# `_async_checkpoint_due()`, written inline as
+#     look = _checkpoint_look
+#     if (look.name if look is not None else "trio" in _modules) and ...
+# A false look means "certainly no checkpoint due", for the price of an
+# attribute instead of a call: None while trio is not imported; then sniffio's
+# thread-local, where trio (>= 0.23) names itself while it runs in this
+# thread; `_ASK` while the look cannot tell (asyncio checkpoints on, trio 0.22
+# naming itself in a context variable, checkpoints or library detection
+# overridden). Changed only by `_renew_checkpoint_look()`.
+_checkpoint_look: Any = None
+_look_lock = _allocate_lock()
+
+
+def _trio_names_thread() -> bool:
+    """Does the imported trio name itself in sniffio's thread-local (>= 0.23)?"""
+    version = getattr(_modules.get("trio"), "__version__", "")
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:  # unknown: assume not
+        return False
+    return (major, minor) >= (0, 23)
+
+
+def _renew_checkpoint_look() -> None:
+    """Set `_checkpoint_look` from what is known now (after each change)."""
+    global _checkpoint_look
+    with _look_lock:  # rare calls, each reading all of what it depends on
+        if _overrides_active or _overridden:
+            look: Any = _ASK
+        elif not _TRIO_CHECKPOINTS_ONLY:
+            look = _ASK if _ASYNCIO_CHECKPOINTS else _NEVER
+        elif _sniffio_local is None:
+            look = None
+        else:
+            look = _sniffio_local if _trio_names_thread() else _ASK
+        _checkpoint_look = look
+
+
 def _bind_sniffio() -> bool:
     """Bind sniffio's names once trio is imported; False if not yet."""
     global _sniffio_local, _sniffio_cvar
@@ -720,7 +772,11 @@ def _bind_sniffio() -> bool:
         return False
     _sniffio_cvar = sniffio.current_async_library_cvar
     _sniffio_local = sniffio.thread_local
+    _renew_checkpoint_look()
     return True
+
+
+_renew_checkpoint_look()  # the flags read at import
 
 
 def _trio_named_here() -> bool:
@@ -845,6 +901,7 @@ class _CheckpointsSwitch:
 
     def __enter__(self) -> None:
         _overrides_active.append(None)
+        _renew_checkpoint_look()
         self._tokens.append(_checkpoints_override.set(self._on))
 
     def __exit__(self, *exc_info: object) -> None:
@@ -860,6 +917,7 @@ class _CheckpointsSwitch:
             tokens.append(token)
             raise
         _overrides_active.pop()
+        _renew_checkpoint_look()
 
     async def __aenter__(self) -> None:
         self.__enter__()
@@ -1582,6 +1640,7 @@ def _after_fork_in_child() -> None:
     * `_creation_lock` may have been held by another thread (inside
       `_made_once`): it is replaced by a new, free lock. An object half-made
       there is harmless: its attribute is still None and is made again.
+      `_look_lock` likewise (`_checkpoint_look` is renewed whole under it).
     * `_pid` (the pid cache of the asyncio fast path) is renewed by
       `_update_pid`, registered with the same hook.
     * `_eventlet_portals`: the portals of threads that are gone are closed
@@ -1599,8 +1658,9 @@ def _after_fork_in_child() -> None:
     primitive that another thread held, waited on or was inside at the fork
     is left as the fork found it; a child makes its own primitives.
     """
-    global _creation_lock
+    global _creation_lock, _look_lock
     _creation_lock = _allocate_lock()
+    _look_lock = _allocate_lock()
     me = _get_ident()
     for key, (thread, portal) in list(_eventlet_portals.items()):
         if thread != me:
@@ -1838,7 +1898,12 @@ class _Acquirable(_WaiterQueue):
     ) -> bool:
         result = self._begin(payload, blocking, timeout, _async_ticket)
         if result is True or result is False:
-            if blocking and _async_checkpoint_due():
+            look = _checkpoint_look  # see there
+            if (
+                blocking
+                and (look.name if look is not None else "trio" in _modules)
+                and _async_checkpoint_due()
+            ):
                 await self._async_checkpoint(payload, result)
             return result
         # `_async_park()` inline: one coroutine frame less per wait.
@@ -1936,9 +2001,11 @@ class _WaitUntil(_AwaitMixin, _WaiterQueue):
             timeout = _check_timeout(timeout, _AS_WAIT)
         result = self._is_done() or self._begin(timeout, _async_ticket)
         if result is True or result is False:
-            library = _async_checkpoint_library()
-            if library is not None:
-                await _async_yield(library)
+            look = _checkpoint_look  # see there
+            if look.name if look is not None else "trio" in _modules:
+                library = _async_checkpoint_library()
+                if library is not None:
+                    await _async_yield(library)
             return result
         # `_async_park()` inline: one coroutine frame less per wait.
         try:
@@ -2908,7 +2975,11 @@ class RLock(Lock):
         blocking, timeout = _acquire_args(blocking, timeout)
         count = _check_count(count)
         me = _current_async_task()
-        if self._owner == me and not _async_checkpoint_due():
+        look = _checkpoint_look  # see there
+        if self._owner == me and not (
+            (look.name if look is not None else "trio" in _modules)
+            and _async_checkpoint_due()
+        ):
             self._count += count  # the shortcut of `_begin`'s re-entry
             return True
         return await self._async_acquire((me, count), blocking, timeout)
@@ -3143,7 +3214,10 @@ class Semaphore(_Acquirable):
         if batch > 1:
             self._release(batch - 1)
         self._claimed_by(None)
-        if _async_checkpoint_due():
+        look = _checkpoint_look  # see there
+        if (
+            look.name if look is not None else "trio" in _modules
+        ) and _async_checkpoint_due():
             await self._async_checkpoint(None)
         return self
 
@@ -3359,17 +3433,17 @@ class BinarySemaphore(_CappedSemaphore):
     # The uncontended `async with` inline: one pop and one append each way.
 
     async def __aenter__(self) -> Self:
-        permits = self._permits
-        if not permits:  # none free: a look costs less than a raised IndexError
-            await self._async_acquire(None)
-            return self
+        # No look before the pop: the free case is the one to serve fast here.
         try:
-            permits.pop()  # a binary semaphore's batches are all 1
-        except IndexError:  # taken since we looked
+            self._permits.pop()  # a binary semaphore's batches are all 1
+        except IndexError:  # taken
             await self._async_acquire(None)
             return self
         self._room.append(None)
-        if _async_checkpoint_due():
+        look = _checkpoint_look  # see there
+        if (
+            look.name if look is not None else "trio" in _modules
+        ) and _async_checkpoint_due():
             await self._async_checkpoint(None)
         return self
 
@@ -5119,7 +5193,12 @@ class _Gets(_GenericBase[_T]):
         blocking = bool(blocking)  # before a unit is taken: it may raise
         ready = self._ready
         if ready.take_nowait():  # `async_take`'s uncontended path, inline
-            if blocking and _async_checkpoint_due():
+            look = _checkpoint_look  # see there
+            if (
+                blocking
+                and (look.name if look is not None else "trio" in _modules)
+                and _async_checkpoint_due()
+            ):
                 await ready._async_checkpoint(None)
         elif not await ready.async_take(None, blocking, timeout):
             self._refuse_get()
@@ -5325,7 +5404,12 @@ class SimpleQueue(_Gets[_T]):
         if timeout is not None:
             _check_timeout(timeout)
         # The checkpoint comes first: a cancelled put has not put anything.
-        if (blocking is True or bool(blocking)) and _async_checkpoint_due():
+        look = _checkpoint_look  # see there
+        if (
+            (blocking is True or bool(blocking))
+            and (look.name if look is not None else "trio" in _modules)
+            and _async_checkpoint_due()
+        ):
             await async_checkpoint()
         self.put(item)
 
@@ -5759,7 +5843,12 @@ class Queue(_Gets[_T]):
         """Put *item*, waiting for a free slot; `QueueFull` if none in time."""
         free, held, blocking, timeout = self._open_slots(blocking, timeout)
         if held:
-            if blocking and _async_checkpoint_due():
+            look = _checkpoint_look  # see there
+            if (
+                blocking
+                and (look.name if look is not None else "trio" in _modules)
+                and _async_checkpoint_due()
+            ):
                 await self._async_put_checkpoint(free)
         elif not await free.async_take(None, blocking, timeout):  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]  # not held: bounded
             self._refuse_put()

@@ -1047,8 +1047,12 @@ def test_owner_of_a_task_subclass_names_its_library() -> None:
     assert lock2.owner == ("asyncio", child_id)
 
 
-def test_library_tlocal_override() -> None:
+def test_library_tlocal_override(monkeypatch: pytest.MonkeyPatch) -> None:
     lowlevel = aiologic.lowlevel
+    # An override makes the fast paths ask the full detection for good; the
+    # tests after this one must still see (and test) the fast paths.
+    monkeypatch.setattr(aiologic, "_overridden", [])
+    monkeypatch.setattr(aiologic, "_checkpoint_look", aiologic._checkpoint_look)
 
     async def body(w: World) -> tuple[str, str | None]:
         lowlevel.current_green_library_tlocal.name = "gevent"
@@ -1227,6 +1231,102 @@ def test_enable_checkpoints(world: str) -> None:
         w.release(lock)
 
     run_in(world, body)
+
+
+def test_checkpoint_look_follows_what_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The look in front of the async fast paths' checkpoint filter: sniffio's
+    thread-local for a trio that names itself there (>= 0.23), `_ASK` for
+    one that does not (0.22: a context variable) and while checkpoints or
+    library detection are overridden, back to the thread-local after."""
+    trio = _import("trio")
+    monkeypatch.setattr(aiologic, "_overridden", [])
+    monkeypatch.setattr(aiologic, "_checkpoint_look", None)
+    assert aiologic._bind_sniffio()
+    sniffio = sys.modules["sniffio"]
+    assert aiologic._checkpoint_look is sniffio.thread_local
+    with aiologic.lowlevel.enable_checkpoints():
+        assert aiologic._checkpoint_look is aiologic._ASK
+        with aiologic.lowlevel.disable_checkpoints():
+            assert aiologic._checkpoint_look is aiologic._ASK
+        assert aiologic._checkpoint_look is aiologic._ASK
+    assert aiologic._checkpoint_look is sniffio.thread_local
+    for version in ("0.22.2", "0.9", "unknown"):
+        monkeypatch.setattr(trio, "__version__", version)
+        aiologic._renew_checkpoint_look()
+        assert aiologic._checkpoint_look is aiologic._ASK, version
+    monkeypatch.setattr(trio, "__version__", "1.0.0")
+    aiologic._renew_checkpoint_look()
+    assert aiologic._checkpoint_look is sniffio.thread_local
+    aiologic.lowlevel.current_async_library_tlocal.name = None  # no override
+    assert aiologic._checkpoint_look is sniffio.thread_local
+    try:
+        aiologic.lowlevel.current_async_library_tlocal.name = "asyncio"
+        assert aiologic._checkpoint_look is aiologic._ASK
+    finally:
+        aiologic.lowlevel.current_async_library_tlocal.name = None
+    assert aiologic._checkpoint_look is aiologic._ASK  # for good
+
+
+def test_checkpoint_look_asks_for_trio_0_22(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the look cannot tell (a trio run named in sniffio's context
+    variable only, as trio 0.22 does), the fast paths ask the full filter;
+    where it can (no name in this thread), they do not call it at all."""
+    import asyncio
+
+    trio = _import("trio")
+    sniffio = sys.modules["sniffio"]
+    calls: list[bool] = []
+    full = aiologic._async_checkpoint_due
+
+    def counted() -> bool:
+        calls.append(full())
+        return calls[-1]
+
+    monkeypatch.setattr(aiologic, "_async_checkpoint_due", counted)
+    monkeypatch.setattr(aiologic, "_overridden", [])
+    aiologic._bind_sniffio()
+    sem = aiologic.BinarySemaphore()
+
+    async def enter_exit() -> None:
+        async with sem:
+            pass
+
+    asyncio.run(enter_exit())
+    assert calls == []  # the look told: no trio here
+    monkeypatch.setattr(trio, "__version__", "0.22.2")
+    aiologic._renew_checkpoint_look()
+    try:
+        token = sniffio.current_async_library_cvar.set("trio")
+        try:
+            asyncio.run(enter_exit())
+        finally:
+            sniffio.current_async_library_cvar.reset(token)
+    finally:
+        monkeypatch.undo()
+        aiologic._renew_checkpoint_look()
+    assert calls == [True]
+
+
+def test_checkpoint_look_renewed_by_a_racing_override(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread binding sniffio while another enters enable_checkpoints():
+    whichever renews the look last reads both changes, so the override is
+    never lost (the binder paused between binding and renewing)."""
+    _import("trio")
+    monkeypatch.setattr(aiologic, "_overridden", [])
+    monkeypatch.setattr(aiologic, "_sniffio_local", None)
+    monkeypatch.setattr(aiologic, "_checkpoint_look", None)
+    pause = Pause(aiologic._bind_sniffio, "_renew_checkpoint_look()")
+    with pause.start(aiologic._bind_sniffio):
+        switch = aiologic.lowlevel.enable_checkpoints()
+        switch.__enter__()
+    try:
+        assert pause.outcome == [True]
+        assert aiologic._checkpoint_look is aiologic._ASK
+    finally:
+        switch.__exit__(None, None, None)
+    assert aiologic._checkpoint_look is sys.modules["sniffio"].thread_local
 
 
 @pytest.mark.parametrize("switch", ["enable_checkpoints", "disable_checkpoints"])
