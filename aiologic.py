@@ -2839,8 +2839,14 @@ class Lock(_Acquirable):
             await self._async_acquire(task)
         else:
             self._owner = task
-            if _overrides_active or _CHECKPOINTS.get(library, False):
+            if _overrides_active:
                 await self._async_checkpoint(task, True, library)
+            elif _CHECKPOINTS.get(library, False):  # `_async_checkpoint` inline
+                try:
+                    await _async_yield(library)
+                except BaseException:  # cancelled at the checkpoint
+                    self._give_back(task)
+                    raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
