@@ -2732,13 +2732,14 @@ class Lock(_Acquirable):
         # A green acquire that would deadlock if it waited is refused even
         # when it would not wait (blocking=False, timeout): a loop task holds
         # the lock, and the green code blocks that loop.
-        if waits or _is_green(payload):
+        green = _is_green(payload)
+        if waits or green:
             owner = self._owner  # `_holder()` inline
             if isinstance(owner, _Ticket):
                 owner = owner.payload
             # `_deadlock()` answers None at once for an async task waiting
             # for anything but green code of a thread.
-            if owner is None or not (isinstance(owner, int) or _is_green(payload)):
+            if owner is None or not (green or isinstance(owner, int)):
                 return
             reason = _deadlock(owner, payload)
             if reason is not None:
@@ -2860,9 +2861,11 @@ class Lock(_Acquirable):
             if self._waiters and self._try_take():  # published meanwhile
                 self._release_one()
             return
-        task = _leaving_task(self, task, exc_info[0])  # closed, contended
-        if task is not _NOBODY:
-            self._release_by(task)
+        if task is None or exc_info[0] is GeneratorExit:  # trio, or closed
+            task = _leaving_task(self, task, exc_info[0])
+            if task is _NOBODY:
+                return
+        self._release_by(task)
 
 
 class RLock(Lock):
