@@ -63,7 +63,7 @@ import traceback
 import warnings
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Awaitable, Callable, ClassVar, Iterator, Sequence, TypeVar
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -110,6 +110,8 @@ class Config:
 
     quick = False
     filter = ""  # only scenarios whose title contains this (case-insensitive)
+    exact: str | None = None  # only the scenario of this title (--isolate's children)
+    listing = False  # wanted() only records the titles
     # Every title offered to wanted(), and whether one matched: `-k` with a
     # pattern that matches nothing lists the titles and exits non-zero.
     titles: ClassVar[dict[str, None]] = {}
@@ -132,6 +134,13 @@ def wanted(title: str) -> bool:
     if CFG.serving:  # the anchor only times what compare() records
         return False
     CFG.titles.setdefault(title, None)
+    if CFG.listing:
+        return False
+    if CFG.exact is not None:
+        if title == CFG.exact:
+            CFG.matched = True
+            return True
+        return False
     if CFG.filter.lower() in title.lower():
         CFG.matched = True
         return True
@@ -2400,7 +2409,8 @@ def print_rst(rows: Sequence[Row], meta: dict[str, Any]) -> None:
         f" on {meta['implementation']} {meta['python']}, {meta['platform']},"
         f" {meta['cpus']} CPUs ({meta['cpu']});"
         f" {'quick run, ' if meta['quick'] else ''}{meta['repeats']} interleaved"
-        f" repeats; took {meta['seconds']} s."
+        f" repeats{', each scenario in a fresh process' if meta['isolated'] else ''};"
+        f" took {meta['seconds']} s."
         + (f" Anchor: aiologic {anchor}." if anchor else "")
     )
     speed = [row for row in rows if row.unit == "ops/s"]
@@ -2438,6 +2448,60 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def run_scenarios(json_out: bool) -> list[Row]:
+    """Every wanted scenario, in this process."""
+    rows: list[Row] = []
+    for scenario in SCENARIOS:
+        try:
+            for group in scenario():
+                if not group:
+                    continue
+                rows.extend(group)
+                if not json_out:
+                    print(f"  done: {group[0].scenario}", file=sys.stderr)
+        except Exception as exc:  # a broken scenario must not stop the others
+            name = scenario.__name__.replace("scenario_", "")
+            rows.append(Row(name, "aiologic", "-", ours_error=describe(exc)))
+    return rows
+
+
+def run_isolated(argv: Sequence[str], json_out: bool) -> tuple[list[Row], Any]:
+    """Every wanted scenario in a fresh process of this interpreter (with its
+    own anchor process): a JIT's state left by one scenario's code, ours or
+    a baseline's, then weighs on no other. The anchor's meta, or None."""
+    CFG.listing = True
+    for scenario in SCENARIOS:
+        try:
+            for _ in scenario():
+                pass
+        except Exception:  # pragma: no cover - reported when it runs
+            pass
+    CFG.listing = False
+    titles = [t for t in CFG.titles if CFG.filter.lower() in t.lower()]
+    CFG.matched = bool(titles)
+    rows: list[Row] = []
+    anchor = None
+    names = {f.name for f in fields(Row)}
+    for title in titles:
+        argv_one = [sys.executable, os.path.join(HERE, "bench.py"), *argv]
+        argv_one += ["--json", "--no-isolate", "--exact", title]
+        proc = subprocess.run(
+            argv_one, cwd=HERE, capture_output=True, text=True, check=False
+        )
+        try:
+            result = json.loads(proc.stdout)
+        except ValueError:
+            error = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            rows.append(Row(title, "aiologic", "-", ours_error=error))
+            continue
+        anchor = anchor or result["meta"]["anchor"]
+        for data in result["rows"]:
+            rows.append(Row(**{k: v for k, v in data.items() if k in names}))
+        if not json_out:
+            print(f"  done: {title}", file=sys.stderr)
+    return rows, anchor
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a ~1 min run")
@@ -2454,9 +2518,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the interpreter of an environment with the published aiologic"
         " (default: $BENCH_ANCHOR_PYTHON; none: no anchor column)",
     )
+    isolate = parser.add_mutually_exclusive_group()
+    isolate.add_argument(
+        "--isolate",
+        action="store_true",
+        default=None,
+        help="each scenario in a fresh process (default on PyPy: its JIT)",
+    )
+    isolate.add_argument("--no-isolate", dest="isolate", action="store_false")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--exact", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     CFG.filter = args.filter
+    CFG.exact = args.exact
+    if args.isolate is None:
+        args.isolate = platform.python_implementation() == "PyPy"
     if args.quick:
         CFG.quick = True
         CFG.target = 0.08
@@ -2465,6 +2541,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         CFG.deadline = 10.0
     if args.serve:
         return serve()
+    if args.isolate:
+        child_argv = ["--quick"] if args.quick else []
+        child_argv += ["--anchor", args.anchor]
+        t_start = perf_counter()
+        rows, anchor = run_isolated(child_argv, args.json)
+        return report(args, rows, anchor, t_start)
     if args.anchor:
         try:
             CFG.peer = Peer(args.anchor)
@@ -2484,23 +2566,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         CFG.peer = None
 
     t_start = perf_counter()
-    rows: list[Row] = []
     try:
-        for scenario in SCENARIOS:
-            try:
-                for group in scenario():
-                    if not group:
-                        continue
-                    rows.extend(group)
-                    if not args.json:
-                        print(f"  done: {group[0].scenario}", file=sys.stderr)
-            except Exception as exc:  # a broken scenario must not stop the others
-                name = scenario.__name__.replace("scenario_", "")
-                rows.append(Row(name, "aiologic", "-", ours_error=describe(exc)))
+        rows = run_scenarios(args.json)
     finally:
         if CFG.peer is not None:
             CFG.peer.close()
+    peer = CFG.peer
+    anchor = None if peer is None else f"{peer.version} on {peer.python}"
+    return report(args, rows, anchor, t_start)
 
+
+def report(args: Any, rows: list[Row], anchor: str | None, t_start: float) -> int:
     if not CFG.matched:
         print(
             f"bench.py: no scenario matches -k {CFG.filter!r}; the scenarios:",
@@ -2510,7 +2586,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {title}", file=sys.stderr)
         return 2
 
-    peer = CFG.peer
     meta = {
         "aiologic": getattr(aiologic, "__version__", "?"),
         "python": platform.python_version(),
@@ -2522,8 +2597,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeats": CFG.repeats,
         "trio": getattr(trio, "__version__", None),
         "janus": getattr(janus, "__version__", None) if janus else None,
-        "anchor": None if peer is None else f"{peer.version} on {peer.python}",
+        "anchor": anchor,
         "seconds": round(perf_counter() - t_start, 1),
+        "isolated": bool(args.isolate),
     }
     if args.json:
         out_rows = [
@@ -2540,7 +2616,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{meta['python']} ({meta['platform']}, {meta['cpus']} CPUs); "
             f"median of {CFG.repeats} interleaved runs; took {meta['seconds']} s"
         )
-        if peer is not None:
+        if args.isolate:
+            header += "; each scenario in a fresh process"
+        if anchor is not None:
             header += f"; anchor: aiologic {meta['anchor']}"
         print_report(rows, header)
     return 0
