@@ -1332,6 +1332,29 @@ class _AsyncioTicket(_AsyncTicket):
         # runs again to claim its ticket: it is leaving already.
         return True in self._pending and not self._future.cancelled()
 
+    # `set()` and `wake()` with the common wake-up, from a task of the
+    # waiter's own loop, inline: one frame less per hand-off.
+
+    def set(self) -> bool:
+        try:
+            self._pending.remove(True)
+        except ValueError:  # decided already
+            return False
+        if _aio_get_running_loop() is self._loop:
+            future = self._future
+            if not future.done():  # cancelled meanwhile
+                future.set_result(None)
+            return True
+        return self._wake() or self._take_back()
+
+    def wake(self) -> bool:
+        if _aio_get_running_loop() is self._loop:
+            future = self._future
+            if not future.done():
+                future.set_result(None)
+            return True
+        return self._wake() or self._take_back()
+
     def _wake(self) -> bool:
         loop = self._loop
         if _aio_get_running_loop() is loop:  # ours, running: `_resolve()` inline
@@ -1945,6 +1968,17 @@ class _AwaitMixin:
         return self._async_wait(timeout)
 
 
+class _Steps:
+    # A generator of awaiting steps as an awaitable (for an `async def`).
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: Generator[Any, None, Any]) -> None:
+        self.steps = steps
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.steps
+
+
 class _WaitUntil(_AwaitMixin, _WaiterQueue):
     """Waiting until a state holds (`_is_done`); the code that makes it hold
     wakes the published tickets. One algorithm for Event and CountdownEvent."""
@@ -1996,24 +2030,34 @@ class _WaitUntil(_AwaitMixin, _WaiterQueue):
             return result
         return self._green_park(result, timeout)
 
-    async def _async_wait(self, timeout: float | None) -> bool:
-        if timeout is not None:
-            timeout = _check_timeout(timeout, _AS_WAIT)
+    def _async_steps(self, timeout: float | None) -> Generator[Any, None, bool]:
+        # The async wait, as a generator: ``await event`` iterates it
+        # directly (no coroutine and no wrapper of one in between), `with_()`
+        # through a coroutine that awaits it.
         result = self._is_done() or self._begin(timeout, _async_ticket)
         if result is True or result is False:
             look = _checkpoint_look  # see there
             if look.name if look is not None else "trio" in _modules:
                 library = _async_checkpoint_library()
                 if library is not None:
-                    await _async_yield(library)
+                    yield from _async_yield(library).__await__()
             return result
-        # `_async_park()` inline: one coroutine frame less per wait.
+        # `_async_park()` inline: one frame less per wait.
         try:
-            await result.park(timeout)
+            yield from result.park(timeout).__await__()
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
             self._park_failed(result)
             raise
         return self._park_ended(result)
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        return self._async_steps(None)
+
+    async def _async_wait(self, timeout: float | None) -> bool:
+        if timeout is not None:
+            timeout = _check_timeout(timeout, _AS_WAIT)
+        woken: bool = await _Steps(self._async_steps(timeout))
+        return woken
 
 
 class Event(_WaitUntil):
@@ -2059,8 +2103,12 @@ class Event(_WaitUntil):
         except IndexError:
             return
         waiters = self._waiters
-        if waiters is not None:
-            _wake_all(waiters)
+        while waiters:  # a look costs less than the raised IndexError at the end
+            try:
+                ticket = waiters.popleft()
+            except IndexError:  # emptied since we looked
+                return
+            ticket.set()
 
     def _is_done(self) -> bool:
         return not self._unset
@@ -2069,15 +2117,6 @@ class Event(_WaitUntil):
 # Set for good: what a wait that finds its state already reached waits on.
 _SET_EVENT: Final = Event()
 _SET_EVENT.set()
-
-
-def _wake_all(waiters: deque[_Ticket]) -> None:
-    while waiters:  # a look costs less than the raised IndexError at the end
-        try:
-            ticket = waiters.popleft()
-        except IndexError:  # emptied since we looked
-            return
-        ticket.set()
 
 
 def _qualname(obj: object) -> str:
@@ -2152,6 +2191,9 @@ class REvent(Event):
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set; False if *timeout* expires first."""
         return self._generation.wait(timeout)
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        return self._generation._async_steps(None)
 
     async def _async_wait(self, timeout: float | None) -> bool:
         return await self._generation.with_(timeout)
