@@ -2034,21 +2034,34 @@ class _WaitUntil(_AwaitMixin, _WaiterQueue):
         # The async wait, as a generator: ``await event`` iterates it
         # directly (no coroutine and no wrapper of one in between), `with_()`
         # through a coroutine that awaits it.
-        result = self._is_done() or self._begin(timeout, _async_ticket)
-        if result is True or result is False:
-            look = _checkpoint_look  # see there
-            if look.name if look is not None else "trio" in _modules:
-                library = _async_checkpoint_library()
-                if library is not None:
-                    yield from _async_yield(library).__await__()
-            return result
-        # `_async_park()` inline: one frame less per wait.
-        try:
-            yield from result.park(timeout).__await__()
-        except BaseException:  # asyncio.CancelledError, trio.Cancelled
-            self._park_failed(result)
-            raise
-        return self._park_ended(result)
+        # `_begin()`, `_publish()`, `_async_park()` and `_park_ended()`
+        # inline: a wait is a few frames fewer.
+        result = self._is_done()
+        if not result and timeout != 0:
+            ticket = _async_ticket(self._wait_data())
+            waiters = self._waiters
+            if waiters is None:
+                waiters = _new_waiters(self)
+            waiters.append(ticket)
+            if not self._is_done():
+                try:
+                    yield from ticket.park(timeout).__await__()
+                except BaseException:  # asyncio.CancelledError, trio.Cancelled
+                    self._park_failed(ticket)
+                    raise
+                if ticket.cancel():
+                    _discard(waiters, ticket)  # `_withdraw()`
+                    return False
+                return True
+            if ticket.cancel():
+                _discard(waiters, ticket)
+            result = True
+        look = _checkpoint_look  # see there
+        if look.name if look is not None else "trio" in _modules:
+            library = _async_checkpoint_library()
+            if library is not None:
+                yield from _async_yield(library).__await__()
+        return result
 
     def __await__(self) -> Generator[Any, None, bool]:
         return self._async_steps(None)
@@ -4081,6 +4094,8 @@ class _NoLock:
     def exit(self, exc_info: Any) -> Any:
         return None
 
+    # Awaitables (the `async with` of a Condition returns them as they are).
+
     async def async_enter(self) -> Any:
         return self.enter()
 
@@ -4212,11 +4227,14 @@ class _OurLock(_NoLock):
     def exit(self, exc_info: Any) -> Any:
         return self.lock.__exit__(*exc_info)
 
-    async def async_enter(self) -> Any:
-        return await self.lock.__aenter__()
+    # The lock's own awaitables, not awaited here: no coroutine of ours
+    # between the task and the lock.
 
-    async def async_exit(self, exc_info: Any) -> Any:
-        return await self.lock.__aexit__(*exc_info)
+    def async_enter(self) -> Awaitable[Any]:
+        return self.lock.__aenter__()  # type: ignore[no-any-return]
+
+    def async_exit(self, exc_info: Any) -> Awaitable[Any]:
+        return self.lock.__aexit__(*exc_info)  # type: ignore[no-any-return]
 
     def owned_data(self, current_task: Callable[[], object]) -> Any:
         # A semaphore has no owner: it must be held by someone.
@@ -4411,13 +4429,15 @@ class Condition(_AwaitMixin):
             return None
         return self._adapter.exit(exc_info)
 
-    async def __aenter__(self) -> object:
-        return await self._adapter.async_enter()
+    # The adapter's awaitables as they are: a frame less on each side.
 
-    async def __aexit__(self, *exc_info: Any) -> Any:
+    def __aenter__(self) -> Awaitable[object]:
+        return self._adapter.async_enter()
+
+    def __aexit__(self, *exc_info: Any) -> Awaitable[Any]:
         if exc_info[0] is GeneratorExit and _closing_without(self.lock):
-            return None
-        return await self._adapter.async_exit(exc_info)
+            return _nothing()
+        return self._adapter.async_exit(exc_info)
 
     # -- waiting: the non-blocking steps, then two thin faces
 
@@ -4669,6 +4689,10 @@ class Condition(_AwaitMixin):
             # Otherwise it can no longer run (its loop, run or hub is gone):
             # not counted; the next waiter is.
         return woken
+
+
+async def _nothing() -> None:
+    pass
 
 
 def _predicate_holds(predicate: Callable[[], object]) -> bool:
