@@ -5957,7 +5957,7 @@ def test_graceful_shutdown_racing_a_put(factory: str) -> None:
     q = getattr(aiologic, factory)(maxsize=2)
     getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
     wait_until(lambda: q.getting == 1)
-    store = Pause(aiologic.Queue._store, "woken = self._ready.give_claimed()")
+    store = Pause(aiologic.Queue._store, "ready = self._ready")
     with store.start(lambda: q.green_put(7)):
         stopper = _Thread(q.shutdown)
         # The shutdown either ran to the end, or waits for the put to finish.
@@ -5976,7 +5976,7 @@ def test_graceful_shutdown_between_a_hand_off_and_its_wake_up() -> None:
     q: aiologic.Queue[int] = aiologic.Queue()
     getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
     wait_until(lambda: q.getting == 1)
-    wake = Pause(aiologic.Queue._store, "self._ready.wake_claimed(woken)")
+    wake = Pause(aiologic.Queue._store, "ready.wake_claimed(woken)")
     with wake.start(lambda: q.green_put(7)):
         q.shutdown()
         assert q.getting == 0 and len(q) == 1
@@ -5994,7 +5994,7 @@ def test_getter_cancelled_between_a_hand_off_and_its_wake_up() -> None:
     import asyncio
 
     q: aiologic.Queue[int] = aiologic.Queue(maxsize=1)
-    wake = Pause(aiologic.Queue._store, "self._ready.wake_claimed(woken)")
+    wake = Pause(aiologic.Queue._store, "ready.wake_claimed(woken)")
 
     async def main() -> None:
         getter = asyncio.ensure_future(q.async_get())
@@ -6103,7 +6103,7 @@ def test_simple_queue_put_during_a_clear_goes_after_it(factory: str) -> None:
 @pytest.mark.parametrize("factory", ["Queue", "LifoQueue", "PriorityQueue"])
 def test_queue_put_racing_an_immediate_shutdown(factory: str) -> None:
     q = getattr(aiologic, factory)([1], maxsize=3)
-    store = Pause(aiologic.Queue._store, "woken = self._ready.give_claimed()")
+    store = Pause(aiologic.Queue._store, "ready = self._ready")
     with store.start(lambda: q.green_put(2)):
         stopper = _Thread(lambda: q.shutdown(immediate=True))
         wait_until(lambda: _done_or_stuck_in(stopper.thread, "shutdown"))
