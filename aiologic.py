@@ -4635,7 +4635,8 @@ class Condition(_AwaitMixin):
         The lock must be held (by anyone), unless the condition is lockless.
         Waits that begin during the call are not woken by it.
         """
-        count = _check_value("count", count)
+        if count.__class__ is not int or count < 0:  # the common case first
+            count = _check_value("count", count)
         if not self._adapter.held():
             msg = "cannot notify on un-acquired lock"
             raise RuntimeError(msg)
@@ -4647,6 +4648,8 @@ class Condition(_AwaitMixin):
 
     def _notify(self, count: int) -> int:
         waiters = self._waiters
+        if not waiters:  # a look costs less than the IndexError below
+            return 0
         timer = self._timer
         now: Any = timer()
         requeued = None  # the first waiter this call sent to the back
@@ -5858,8 +5861,10 @@ class Queue(_Gets[_T]):
                 pass
             elif self._debt:
                 self._free_slots(1)
-            else:  # `_free_slots(1)`, the putter it goes to woken after the lock
+            elif free._waiters:  # `_free_slots(1)`: the putter woken after the lock
                 woken = free.give_claimed()
+            else:  # nobody to wake: `give_claimed()`'s last step, inline
+                free.give(1)
             drained = ready.is_shut_down and self._drained()
         finally:
             mutex.release()
