@@ -2116,12 +2116,20 @@ class Event(_WaitUntil):
         except IndexError:
             return
         waiters = self._waiters
+        if waiters is None:
+            return
         while waiters:  # a look costs less than the raised IndexError at the end
             try:
                 ticket = waiters.popleft()
             except IndexError:  # emptied since we looked
-                return
+                break
             ticket.set()
+        # Set for good: the deque goes (a set event keeps no memory of its
+        # waiters, and a short-lived one leaves nothing behind for the
+        # collector). A wait that published in it meanwhile finds the event
+        # set on its re-check and withdraws from it; a later one makes a
+        # new deque, which only such waits ever see.
+        self._waiters = None
 
     def _is_done(self) -> bool:
         return not self._unset

@@ -1801,6 +1801,34 @@ def test_event_is_one_shot() -> None:
     assert not hasattr(aiologic.Event(), "clear")
 
 
+@pytest.mark.parametrize("face", ["green", "async"])
+@pytest.mark.parametrize("line", ["waiters = self._waiters", "waiters.append(ticket)"])
+def test_event_wait_racing_the_set_that_drops_its_deque(face: str, line: str) -> None:
+    """set() wakes the waiters it finds, then drops the deque. A wait that
+    found the event unset and is paused before it reads the deque, or with
+    the old deque in hand before it publishes in it, runs on once set() is
+    over: it returns True (its re-check sees the event set) and stays in
+    no deque."""
+    import asyncio
+
+    ev = aiologic.Event()
+    early = _Thread(lambda: ev.wait(DEADLINE))
+    wait_until(lambda: ev.waiting == 1)
+    old = ev._waiters
+    if face == "green":
+        function: Any = aiologic.Event._publish
+        late: Any = lambda: ev.wait(DEADLINE)
+    else:
+        function = aiologic.Event._async_steps
+        late = lambda: asyncio.run(ev.with_(DEADLINE))
+    with Pause(function, line).start(late) as pause:
+        ev.set()
+        assert ev._waiters is None and ev.waiting == 0
+    assert pause.outcome == [True]
+    assert early.result() is True
+    assert ev.waiting == 0 and not old
+
+
 def test_revent_set_then_clear_still_wakes_waiters(world: str) -> None:
     async def waiter(w: World, ev: Any, timeout: float | None) -> Any:
         return await w.wait(ev, timeout)
