@@ -4242,11 +4242,11 @@ class _OurLock(_NoLock):
     # The lock's own awaitables, not awaited here: no coroutine of ours
     # between the task and the lock.
 
-    def async_enter(self) -> Awaitable[Any]:
-        return self.lock.__aenter__()  # type: ignore[no-any-return]
+    def async_enter(self) -> Any:
+        return self.lock.__aenter__()
 
-    def async_exit(self, exc_info: Any) -> Awaitable[Any]:
-        return self.lock.__aexit__(*exc_info)  # type: ignore[no-any-return]
+    def async_exit(self, exc_info: Any) -> Any:
+        return self.lock.__aexit__(*exc_info)
 
     def owned_data(self, current_task: Callable[[], object]) -> Any:
         # A semaphore has no owner: it must be held by someone.
