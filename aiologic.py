@@ -1973,7 +1973,9 @@ class _AwaitMixin:
 
 
 class _Steps:
-    # A generator of awaiting steps as an awaitable (for an `async def`).
+    # Awaiting steps written as a generator, made awaitable for an `async def`
+    # (`await` takes no plain generator, and `__await__` may not return one
+    # marked as a coroutine).
     __slots__ = ("steps",)
 
     def __init__(self, steps: Generator[Any, None, Any]) -> None:
@@ -2037,7 +2039,7 @@ class _WaitUntil(_AwaitMixin, _WaiterQueue):
     def _async_steps(self, timeout: float | None) -> Generator[Any, None, bool]:
         # The async wait, as a generator: ``await event`` iterates it
         # directly (no coroutine and no wrapper of one in between), `with_()`
-        # through a coroutine that awaits it.
+        # awaits it from a coroutine, through `_Steps`.
         # `_begin()`, `_publish()`, `_async_park()` and `_park_ended()`
         # inline: a wait is a few frames fewer.
         result = self._is_done()
@@ -2073,6 +2075,8 @@ class _WaitUntil(_AwaitMixin, _WaiterQueue):
     async def _async_wait(self, timeout: float | None) -> bool:
         if timeout is not None:
             timeout = _check_timeout(timeout, _AS_WAIT)
+        if self._is_done() and _async_checkpoint_library() is None:
+            return True  # the steps' first step, without making them
         woken: bool = await _Steps(self._async_steps(timeout))
         return woken
 
