@@ -2075,8 +2075,10 @@ class _WaitUntil(_AwaitMixin, _WaiterQueue):
     async def _async_wait(self, timeout: float | None) -> bool:
         if timeout is not None:
             timeout = _check_timeout(timeout, _AS_WAIT)
-        if self._is_done() and _async_checkpoint_library() is None:
-            return True  # the steps' first step, without making them
+        if self._is_done():  # the steps' first step, without making them
+            look = _checkpoint_look  # see there
+            if not (look.name if look is not None else "trio" in _modules):
+                return True
         woken: bool = await _Steps(self._async_steps(timeout))
         return woken
 
