@@ -5502,11 +5502,8 @@ class SimpleQueue(_Gets[_T]):
             _check_timeout(timeout)
         # The checkpoint comes first: a cancelled put has not put anything.
         look = _checkpoint_look  # see there
-        if (
-            (blocking is True or bool(blocking))
-            and (look.name if look is not None else "trio" in _modules)
-            and _async_checkpoint_due()
-        ):
+        due = look.name if look is not None else "trio" in _modules
+        if (blocking is True or bool(blocking)) and due and _async_checkpoint_due():
             await async_checkpoint()
         self.put(item)
 
