@@ -3020,7 +3020,7 @@ class RLock(Lock):
             self._release_by(task)
 
     def _release_by(self, me: object, count: int = 1) -> None:
-        count = _check_count(count)
+        # *count* is checked by the public callers.
         owner = self._owner
         if owner != me:
             if owner is None:
@@ -3057,22 +3057,28 @@ class RLock(Lock):
         blocking, timeout = _acquire_args(blocking, timeout)
         count = _check_count(count)
         me = _current_async_task()
+        if self._async_reentered(me, count):
+            return True
+        return await self._async_acquire((me, count), blocking, timeout)
+
+    def _async_reentered(self, me: object, count: int) -> bool:
+        # The shortcut of `_begin`'s re-entry, where no checkpoint is due.
         look = _checkpoint_look  # see there
         if self._owner == me and not (
             (look.name if look is not None else "trio" in _modules)
             and _async_checkpoint_due()
         ):
-            self._count += count  # the shortcut of `_begin`'s re-entry
+            self._count += count
             return True
-        return await self._async_acquire((me, count), blocking, timeout)
+        return False
 
     def green_release(self, count: int = 1) -> None:
         """Release *count* levels."""
-        self._release_by(_green_task(), count)
+        self._release_by(_green_task(), _check_count(count))
 
     def async_release(self, count: int = 1) -> None:
         """Release *count* levels from async code."""
-        self._release_by(_current_async_task(), count)
+        self._release_by(_current_async_task(), _check_count(count))
 
     def green_count(self) -> int:
         """The current green task's depth (0 if it does not hold the lock)."""
@@ -3090,7 +3096,10 @@ class RLock(Lock):
         self._release_by(_green_task())
 
     async def __aenter__(self) -> Self:
-        await self.async_acquire()
+        # `async_acquire()` without its argument checks: one coroutine less.
+        me = _current_async_task()
+        if not self._async_reentered(me, 1):
+            await self._async_acquire((me, 1))
         return self
 
 
