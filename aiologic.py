@@ -3008,8 +3008,14 @@ class RLock(Lock):
         # The owner re-entered already (`_reenter`); a green caller is refused at
         # once when a loop task of its thread holds the lock (see Lock).
         me = payload[0]
-        if waits or _is_green(me):
-            reason = _deadlock(self._holder(), me)
+        green = _is_green(me)
+        if waits or green:
+            owner = self._holder()
+            # As in Lock: no deadlock to find for an async task waiting for
+            # anything but green code of a thread.
+            if owner is None or not (green or isinstance(owner, int)):
+                return
+            reason = _deadlock(owner, me)
             if reason is not None:
                 raise RuntimeError(reason)
 
