@@ -183,6 +183,17 @@ elif "eventlet.patcher" in _modules and _modules["eventlet.patcher"].is_monkey_p
 else:
     _thread_local = _local
 
+# A sleep of the OS thread, for the rare spin that waits for another thread
+# while holding a lock (`SimpleQueue._fence_puts`): a patched `time.sleep`
+# would switch to the hub there instead.
+_thread_sleep = _sleep
+if "gevent.monkey" in _modules and _modules["gevent.monkey"].is_module_patched("time"):
+    _thread_sleep = _modules["gevent.monkey"].get_original("time", "sleep")
+elif "eventlet.patcher" in _modules and _modules["eventlet.patcher"].is_monkey_patched(
+    "time"
+):
+    _thread_sleep = _modules["eventlet.patcher"].original("time").sleep
+
 
 # Our exceptions are also the stdlib's ones of the same meaning (queue.Empty,
 # asyncio.QueueEmpty, threading.BrokenBarrierError...), so that code written
@@ -5468,8 +5479,8 @@ class SimpleQueue(_Gets[_T]):
         except IndexError:  # no put in flight
             pass
         gate.insert(0, _FENCE)
-        while len(gate) > 1:
-            _sleep(0)
+        while len(gate) > 1:  # puts in flight: in other threads
+            _thread_sleep(0)
         return True
 
     def _lower_fence(self) -> None:

@@ -1556,6 +1556,51 @@ def test_checkpoint_environment_switches() -> None:
     assert result["gevent_switched"] in (False, None)
 
 
+_PATCHED_SCRIPT = """
+    import json, time
+    library = "{library}"
+    if library == "gevent":
+        from gevent import monkey
+        monkey.patch_all()
+        original = lambda module, name: monkey.get_original(module, name)
+    else:
+        import eventlet
+        from eventlet import patcher
+        eventlet.monkey_patch()
+        original = lambda module, name: getattr(patcher.original(module), name)
+    import aiologic
+    queue = aiologic.SimpleQueue()
+    for i in range(3):
+        queue.put(i)
+    queue.clear()  # raises the fence: waits with the thread's own sleep
+    queue.put(3)
+    print(json.dumps({
+        "sleep_patched": time.sleep is not original("time", "sleep"),
+        "thread_sleep": aiologic._thread_sleep is original("time", "sleep"),
+        "allocate_lock": aiologic._allocate_lock is original("_thread", "allocate_lock"),
+        "get_ident": aiologic._get_ident is original("_thread", "get_ident"),
+        "left": queue.get_nowait(),
+    }))
+"""
+
+
+@pytest.mark.parametrize("library", ["gevent", "eventlet"])
+def test_monkey_patched_before_import_uses_the_originals(library: str) -> None:
+    """Under monkey-patching done before `import aiologic`, a thread that parks
+    uses the original lock and identity, and the one spin that waits for
+    other threads while holding a lock sleeps the OS thread (a patched
+    time.sleep would switch to the hub while holding it)."""
+    _import(library)
+    result = _python(_PATCHED_SCRIPT.replace("{library}", library))
+    assert result == {
+        "sleep_patched": True,
+        "thread_sleep": True,
+        "allocate_lock": True,
+        "get_ident": True,
+        "left": 3,
+    }
+
+
 # fork: a child forked while another thread was inside the module's global
 # state must find it usable. Run in a fresh interpreter (no hubs or loops of
 # other tests around, and fork's warnings stay out of this process).
