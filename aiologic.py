@@ -270,10 +270,15 @@ class _LibraryLocal(_local):
 
     @name.setter
     def name(self, value: str | None) -> None:
-        if value is not None and not _overridden:
-            # From now on the fast paths ask the full detection.
-            _overridden.append(None)
-            _renew_checkpoint_look()
+        if value is not None:
+            if not _overridden:
+                # From now on the fast paths ask the full detection.
+                _overridden.append(None)
+            # Before the override is in force, even when another thread
+            # appended and has not renewed the look yet (once it is `_ASK`,
+            # every renewal keeps it so).
+            if _checkpoint_look is not _ASK:
+                _renew_checkpoint_look()
         self._name = value
 
 

@@ -1360,6 +1360,36 @@ def test_checkpoint_look_renewed_by_a_racing_override(
     assert aiologic._checkpoint_look is sys.modules["sniffio"].thread_local
 
 
+def test_checkpoint_look_renewed_by_a_racing_library_override(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two threads overriding the async library at once: the one that finds
+    the override list non-empty (the other appended, has not renewed yet)
+    still leaves the look at `_ASK` before its override is in force, so the
+    fast paths never skip what `_async_checkpoint_due()` says is due."""
+    _import("trio")
+    monkeypatch.setattr(aiologic, "_overridden", [])
+    monkeypatch.setattr(aiologic, "_checkpoint_look", aiologic._checkpoint_look)
+    assert aiologic._bind_sniffio()
+    tlocal = aiologic.lowlevel.current_async_library_tlocal
+    setter = type(tlocal).name.fset
+    pause = Pause(setter, "_renew_checkpoint_look()")
+
+    def other() -> None:
+        tlocal.name = "asyncio"
+
+    with pause.start(other):
+        tlocal.name = "trio"
+        try:
+            look = aiologic._checkpoint_look
+            assert aiologic._async_checkpoint_due()
+            assert look.name  # the fast paths ask it too
+        finally:
+            tlocal.name = None
+    assert pause.outcome == [None]
+    assert aiologic._checkpoint_look is aiologic._ASK
+
+
 @pytest.mark.parametrize("switch", ["enable_checkpoints", "disable_checkpoints"])
 def test_checkpoint_switch_exit_without_enter(switch: str) -> None:
     """Issue 19: __exit__ without __enter__ is misuse (RuntimeError), and
