@@ -781,7 +781,10 @@ def _renew_checkpoint_look() -> None:
 def _bind_sniffio() -> bool:
     """Bind sniffio's names once trio is imported; False if not yet."""
     global _sniffio_local, _sniffio_cvar
-    if "trio" not in _modules:
+    trio = _modules.get("trio")
+    # Not while another thread still imports it (no run can exist yet): its
+    # __version__ comes last, and the look would ask for good without it.
+    if trio is None or getattr(getattr(trio, "__spec__", None), "_initializing", False):
         return False
     sniffio = _modules.get("sniffio")
     if sniffio is None:  # pragma: no cover - trio imports it

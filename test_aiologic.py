@@ -1390,6 +1390,28 @@ def test_checkpoint_look_renewed_by_a_racing_library_override(
     assert aiologic._checkpoint_look is aiologic._ASK
 
 
+def test_checkpoint_look_waits_for_trio_imported_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fast path in one thread while another still imports trio (in
+    sys.modules, its __version__ not yet set): sniffio is not bound then, so
+    the look does not settle on `_ASK` for good; it binds once trio is whole."""
+    trio = _import("trio")
+    monkeypatch.setattr(aiologic, "_overridden", [])
+    monkeypatch.setattr(aiologic, "_sniffio_local", None)
+    monkeypatch.setattr(aiologic, "_checkpoint_look", None)
+    monkeypatch.setattr(trio.__spec__, "_initializing", True, raising=False)
+    monkeypatch.delattr(trio, "__version__")
+    assert not aiologic._async_checkpoint_due()  # no trio run can exist yet
+    assert aiologic._checkpoint_look is None
+    monkeypatch.undo()
+    monkeypatch.setattr(aiologic, "_overridden", [])
+    monkeypatch.setattr(aiologic, "_sniffio_local", None)
+    monkeypatch.setattr(aiologic, "_checkpoint_look", None)
+    assert not aiologic._async_checkpoint_due()
+    assert aiologic._checkpoint_look is sys.modules["sniffio"].thread_local
+
+
 @pytest.mark.parametrize("switch", ["enable_checkpoints", "disable_checkpoints"])
 def test_checkpoint_switch_exit_without_enter(switch: str) -> None:
     """Issue 19: __exit__ without __enter__ is misuse (RuntimeError), and
