@@ -1390,6 +1390,39 @@ def test_checkpoint_look_renewed_by_a_racing_library_override(
     assert aiologic._checkpoint_look is aiologic._ASK
 
 
+@pytest.mark.parametrize("paused", ["__enter__", "__exit__"])
+def test_checkpoint_look_with_overrides_of_two_threads(
+    monkeypatch: pytest.MonkeyPatch, paused: str
+) -> None:
+    """One thread enters or leaves an override, paused between changing the
+    list of active overrides and renewing the look, while this thread enters
+    and leaves its own: the look stays `_ASK` while either is active, and is
+    the thread-local again once both are over (each renewal reads the list)."""
+    _import("trio")
+    monkeypatch.setattr(aiologic, "_overridden", [])
+    monkeypatch.setattr(aiologic, "_overrides_active", [])
+    monkeypatch.setattr(aiologic, "_checkpoint_look", None)
+    assert aiologic._bind_sniffio()
+    thread_local = sys.modules["sniffio"].thread_local
+    theirs = aiologic.lowlevel.disable_checkpoints()
+    ctx = contextvars.copy_context()  # theirs, entered and left in it
+    if paused == "__exit__":
+        ctx.run(theirs.__enter__)
+    function = getattr(type(theirs), paused)
+    pause = Pause(function, "_renew_checkpoint_look()")
+    with pause.start(lambda: ctx.run(getattr(theirs, paused))):
+        ours = aiologic.lowlevel.enable_checkpoints()
+        ours.__enter__()
+        assert aiologic._checkpoint_look is aiologic._ASK
+    assert aiologic._checkpoint_look is aiologic._ASK  # ours still active
+    ours.__exit__(None, None, None)
+    if paused == "__enter__":
+        assert aiologic._checkpoint_look is aiologic._ASK  # theirs active
+        ctx.run(theirs.__exit__)
+    assert aiologic._overrides_active == []
+    assert aiologic._checkpoint_look is thread_local
+
+
 def test_checkpoint_look_waits_for_trio_imported_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
