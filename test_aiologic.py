@@ -10680,6 +10680,42 @@ async def _stress_lock_worker(
 
 
 @stress
+def test_stress_library_overrides_of_two_threads_keep_the_look_asking(
+    monkeypatch: pytest.MonkeyPatch, fast_switching: None
+) -> None:
+    """Two threads override the async library at once, round after round
+    from a fresh state: each finds the look at `_ASK` (the fast paths ask the
+    full filter) once its own override is set."""
+    _import("trio")
+    monkeypatch.setattr(aiologic, "_overridden", [])
+    monkeypatch.setattr(aiologic, "_checkpoint_look", None)
+    assert aiologic._bind_sniffio()
+    thread_local = sys.modules["sniffio"].thread_local
+    tlocal = aiologic.lowlevel.current_async_library_tlocal
+    stale: list[object] = []
+    rounds = 0
+
+    def override(start: threading.Barrier) -> None:
+        start.wait(DEADLINE)
+        tlocal.name = "asyncio"
+        try:
+            if aiologic._checkpoint_look is not aiologic._ASK:
+                stale.append(aiologic._checkpoint_look)
+        finally:
+            tlocal.name = None
+
+    stop_at = time.monotonic() + STRESS_SECONDS
+    while time.monotonic() < stop_at and not stale:
+        aiologic._overridden = []
+        aiologic._checkpoint_look = thread_local
+        start = threading.Barrier(2, timeout=DEADLINE)
+        threads = [_Thread(functools.partial(override, start)) for _ in range(2)]
+        assert [thread.result() for thread in threads] == [None, None]
+        rounds += 1
+    assert rounds and not stale, (rounds, stale)
+
+
+@stress
 @pytest.mark.parametrize("kind", STRESS_LOCKS, ids=lambda kind: kind.name)
 def test_stress_lock_likes(kind: StressKind, fast_switching: None) -> None:
     obj = kind.make()
