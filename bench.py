@@ -2482,12 +2482,17 @@ def run_isolated(argv: Sequence[str], json_out: bool) -> tuple[list[Row], Any]:
     rows: list[Row] = []
     anchor = None
     names = {f.name for f in fields(Row)}
+    said: set[str] = set()  # the children's messages ("bench.py: no anchor ..."), once
     for title in titles:
         argv_one = [sys.executable, os.path.join(HERE, "bench.py"), *argv]
         argv_one += ["--json", "--no-isolate", "--exact", title]
         proc = subprocess.run(
             argv_one, cwd=HERE, capture_output=True, text=True, check=False
         )
+        for line in proc.stderr.splitlines():
+            if line.startswith("bench.py:") and line not in said:
+                said.add(line)
+                print(line, file=sys.stderr)
         try:
             result = json.loads(proc.stdout)
         except ValueError:
