@@ -1568,6 +1568,17 @@ def _snapshot(items: deque[_T]) -> list[_T]:
             continue
 
 
+def _pop_claim(claims: list[Any]) -> bool:
+    """Take one of *claims* (a list of one-shot claims): False if none is
+    left. A list's pop() is atomic, so racing callers each get a distinct
+    answer."""
+    try:
+        claims.pop()
+    except IndexError:
+        return False
+    return True
+
+
 def _discard(waiters: deque[Any], item: object) -> None:
     try:
         waiters.remove(item)
@@ -2185,11 +2196,7 @@ class _REventGeneration(Event):
 
     def retire(self) -> bool:
         """True for the one clear() that may replace this generation."""
-        try:
-            self._clearable.pop()
-        except IndexError:  # another clear() is replacing it
-            return False
-        return True
+        return _pop_claim(self._clearable)  # False: another clear() has it
 
 
 class REvent(Event):
@@ -3378,11 +3385,7 @@ class _CappedSemaphore(Semaphore):
         self._room.append(None)
 
     def _take_room(self) -> bool:
-        try:
-            self._room.pop()
-        except IndexError:
-            return False
-        return True
+        return _pop_claim(self._room)
 
     def _give_back(self, payload: Any) -> None:
         self._take_room()  # never fails: the caller holds a unit
@@ -4113,11 +4116,7 @@ class _ConditionWaiter(_Ticket):
 
     def passes_on(self) -> bool:
         # The one-shot claim on passing the notification on.
-        try:
-            self.passing.pop()
-        except IndexError:
-            return False
-        return True
+        return _pop_claim(self.passing)
 
     @property
     def pending(self) -> bool:

@@ -12490,7 +12490,6 @@ def test_fault_condition_waiter_closed_once_its_loop_is_gone(
     closes quietly: it takes no lock back (that could mean waiting), its
     ``async with`` leaves the lock to whoever holds it, and a notification
     it got goes to the next waiter."""
-    import asyncio
 
     cv = aiologic.Condition(ANY_CONDITION_LOCKS[lock_name]())
 
@@ -12502,11 +12501,7 @@ def test_fault_condition_waiter_closed_once_its_loop_is_gone(
         async with w.hold(cv):
             return await w.wait(cv, DEADLINE)
 
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(dead())
-    deadline = time.monotonic() + DEADLINE
-    while cv.waiting == 0 and time.monotonic() < deadline:
-        loop.run_until_complete(asyncio.sleep(0.001))
+    loop, task = _dead_cv_waiter(cv, dead)
     actor = Actor("threading", other)
     wait_until(lambda: cv.waiting == 2, actors=[actor])
     lock = cv.lock
@@ -12585,7 +12580,6 @@ def test_fault_lock_block_around_a_closed_condition_wait(
     """``async with lock: await cv`` (the lock's block, not the Condition's)
     in a coroutine closed while it waits: the wait took no lock back, so the
     lock's block leaves the lock to whoever holds it."""
-    import asyncio
 
     lock = getattr(aiologic, lock_name)()
     cv = aiologic.Condition(lock)
@@ -12594,11 +12588,7 @@ def test_fault_lock_block_around_a_closed_condition_wait(
         async with lock:
             await cv
 
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(dead())
-    deadline = time.monotonic() + DEADLINE
-    while cv.waiting == 0 and time.monotonic() < deadline:
-        loop.run_until_complete(asyncio.sleep(0.001))
+    loop, task = _dead_cv_waiter(cv, dead)
     loop.close()
     task._log_destroy_pending = False
     with lock:
@@ -12607,17 +12597,18 @@ def test_fault_lock_block_around_a_closed_condition_wait(
     assert not lock.locked() and lock.waiting == 0
 
 
-def _dead_cv_waiter(cv: Any) -> Any:
-    """An asyncio task waiting in ``async with cv:``, parked in a loop that
-    is not running; returns (loop, task)."""
+def _dead_cv_waiter(cv: Any, dead: Callable[[], Any] | None = None) -> Any:
+    """An asyncio task running *dead()* (by default a wait in ``async with
+    cv:``) until it waits on *cv*, then parked in a loop that is not running;
+    returns (loop, task)."""
     import asyncio
 
-    async def dead() -> None:
+    async def in_cv_block() -> None:
         async with cv:
             await cv
 
     loop = asyncio.new_event_loop()
-    task = loop.create_task(dead())
+    task = loop.create_task((dead or in_cv_block)())
     deadline = time.monotonic() + DEADLINE
     while cv.waiting == 0 and time.monotonic() < deadline:
         loop.run_until_complete(asyncio.sleep(0.001))
@@ -12708,11 +12699,7 @@ def test_fault_condition_closed_waiter_outside_async_with_cv_marks_nothing(
         await _enter_at_once(cv, green=False)
         await cv
 
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(dead())
-    deadline = time.monotonic() + DEADLINE
-    while cv.waiting == 0 and time.monotonic() < deadline:
-        loop.run_until_complete(asyncio.sleep(0.001))
+    loop, task = _dead_cv_waiter(cv, dead)
     loop.close()
     task._log_destroy_pending = False
     assert task.get_coro().close() is None
@@ -12791,12 +12778,7 @@ def test_fault_condition_waiter_closed_in_nested_async_with_cv(lock_name: str) -
             with cv, cv:
                 await cv
 
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(dead())
-    deadline = time.monotonic() + DEADLINE
-    while cv.waiting == 0 and time.monotonic() < deadline:
-        loop.run_until_complete(asyncio.sleep(0.001))
-    assert cv.waiting == 1
+    loop, task = _dead_cv_waiter(cv, dead)
     loop.close()
     task._log_destroy_pending = False
     with cv:
