@@ -830,19 +830,26 @@ def _python(script: str, **env: str) -> Any:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_bench_k_matching_nothing_fails_and_lists_scenarios() -> None:
-    """Issue 16: `bench.py -k PATTERN` that matches no scenario exits non-zero
-    and names the scenarios there are, instead of printing an empty table."""
+def _bench(*args: str, anchor: str = "", timeout: float = 300) -> Any:
+    """Run bench.py with *args* (the anchor interpreter: *anchor*, none by
+    default); skips the test where bench.py is not beside the tests."""
     bench = os.path.join(HERE, "bench.py")
     if not os.path.exists(bench):
         pytest.skip("bench.py is not beside the tests")
-    proc = subprocess.run(
-        [sys.executable, bench, "-k", "no such scenario"],
+    return subprocess.run(
+        [sys.executable, bench, *args],
         cwd=HERE,
+        env=dict(os.environ, BENCH_ANCHOR_PYTHON=anchor),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def test_bench_k_matching_nothing_fails_and_lists_scenarios() -> None:
+    """Issue 16: `bench.py -k PATTERN` that matches no scenario exits non-zero
+    and names the scenarios there are, instead of printing an empty table."""
+    proc = _bench("-k", "no such scenario", timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "no scenario matches -k 'no such scenario'" in proc.stderr
     assert "Lock uncontended, green `with`" in proc.stderr
@@ -854,17 +861,7 @@ def test_bench_plain_report_prints_the_size_table() -> None:
     """The plain report prints the size table too (its rows carry the spread
     cells of the speed table; cutting them to the size columns is the job of
     the printer, which once raised IndexError after a whole run)."""
-    bench = os.path.join(HERE, "bench.py")
-    if not os.path.exists(bench):
-        pytest.skip("bench.py is not beside the tests")
-    proc = subprocess.run(
-        [sys.executable, bench, "--quick", "-k", "import in a fresh process"],
-        cwd=HERE,
-        env=dict(os.environ, BENCH_ANCHOR_PYTHON=""),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _bench("--quick", "-k", "import in a fresh process")
     assert proc.returncode == 0, proc.stderr
     assert "import aiologic" in proc.stdout and "import asyncio" in proc.stdout
     assert "(ratio = ours/baseline, lower is better)" in proc.stdout
@@ -874,29 +871,12 @@ def test_bench_isolate_runs_each_scenario_in_its_own_process() -> None:
     """Issue 15: `--isolate` (the default on PyPy, whose JIT carries one
     scenario's state into the next) runs each scenario in a fresh process and
     reports their rows as one run would."""
-    bench = os.path.join(HERE, "bench.py")
-    if not os.path.exists(bench):
-        pytest.skip("bench.py is not beside the tests")
-    proc = subprocess.run(
-        [sys.executable, bench, "--quick", "--isolate", "-k", "import in a fresh"],
-        cwd=HERE,
-        env=dict(os.environ, BENCH_ANCHOR_PYTHON=""),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _bench("--quick", "--isolate", "-k", "import in a fresh")
     assert proc.returncode == 0, proc.stderr
     assert "each scenario in a fresh process" in proc.stdout
     assert "import aiologic" in proc.stdout and "import asyncio" in proc.stdout
     assert "done: import in a fresh process" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, bench, "--quick", "--isolate", "-k", "no such scenario"],
-        cwd=HERE,
-        env=dict(os.environ, BENCH_ANCHOR_PYTHON=""),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _bench("--quick", "--isolate", "-k", "no such scenario")
     assert proc.returncode == 2
     assert "Lock uncontended, green `with`" in proc.stderr
 
@@ -908,17 +888,12 @@ def test_bench_rst_names_the_interpreter_and_runs_the_floor() -> None:
     reported and skipped, never required."""
     import platform
 
-    bench = os.path.join(HERE, "bench.py")
-    if not os.path.exists(bench):
-        pytest.skip("bench.py is not beside the tests")
-    environ = dict(os.environ, BENCH_ANCHOR_PYTHON=os.path.join(HERE, "no-python"))
-    proc = subprocess.run(
-        [sys.executable, bench, "--quick", "--rst", "-k", "Lock uncontended, asyncio"],
-        cwd=HERE,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = _bench(
+        "--quick",
+        "--rst",
+        "-k",
+        "Lock uncontended, asyncio",
+        anchor=os.path.join(HERE, "no-python"),
     )
     assert proc.returncode == 0, proc.stderr
     assert "bench.py: no anchor" in proc.stderr
