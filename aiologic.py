@@ -2828,19 +2828,20 @@ class Lock(_Acquirable):
         if self._owner == payload and payload is not None:
             msg = "the current task is already holding this lock"
             raise RuntimeError(msg)
+        self._refuse_deadlock(payload, waits)
+
+    def _refuse_deadlock(self, me: object, waits: bool) -> None:
         # A green acquire that would deadlock if it waited is refused even
         # when it would not wait (blocking=False, timeout): a loop task holds
         # the lock, and the green code blocks that loop.
-        green = _is_green(payload)
+        green = _is_green(me)
         if waits or green:
-            owner = self._owner  # `_holder()` inline
-            if isinstance(owner, _Ticket):
-                owner = owner.payload
+            owner = self._holder()
             # `_deadlock()` answers None at once for an async task waiting
             # for anything but green code of a thread.
             if owner is None or not (green or isinstance(owner, int)):
                 return
-            reason = _deadlock(owner, payload)
+            reason = _deadlock(owner, me)
             if reason is not None:
                 raise RuntimeError(reason)
 
@@ -3033,17 +3034,7 @@ class RLock(Lock):
     def _check_owner(self, payload: Any, waits: bool) -> None:
         # The owner re-entered already (`_reenter`); a green caller is refused at
         # once when a loop task of its thread holds the lock (see Lock).
-        me = payload[0]
-        green = _is_green(me)
-        if waits or green:
-            owner = self._holder()
-            # As in Lock: no deadlock to find for an async task waiting for
-            # anything but green code of a thread.
-            if owner is None or not (green or isinstance(owner, int)):
-                return
-            reason = _deadlock(owner, me)
-            if reason is not None:
-                raise RuntimeError(reason)
+        self._refuse_deadlock(payload[0], waits)
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Not Lock's inline path: a release may only lower the depth.
