@@ -1782,9 +1782,9 @@ class _Acquirable(_WaiterQueue):
     def _reenter(self, payload: Any) -> bool:
         return False
 
-    def _closed(self) -> bool:
-        # True once waiting is refused for good (a shut-down queue).
-        return False
+    # True once waiting is refused for good (a shut-down queue's semaphore
+    # has it as an instance attribute): read, not called, by every wait.
+    _refusing: bool = False
 
     def _hand_off(self) -> bool:
         """Hand one unit to the oldest waiter that takes it; False if none.
@@ -1900,7 +1900,7 @@ class _Acquirable(_WaiterQueue):
         if self._enqueue(ticket):
             self._claimed_by(payload)
             return True
-        if self._closed() and ticket.cancel():
+        if self._refusing and ticket.cancel():
             # Published after close() looked at the waiters: leave again.
             _discard(self._waiters, ticket)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
             return False
@@ -1969,7 +1969,11 @@ class _Acquirable(_WaiterQueue):
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
             self._park_failed(result)
             raise
-        return self._finish(payload, result, self._park_ended(result))
+        # `_park_ended()` inline.
+        if result.cancel():
+            self._withdraw(result)
+            return False
+        return self._finish(payload, result, True)
 
     def _give_back(self, payload: Any) -> None:
         """Give back a unit the caller holds (undoing `_claimed_by`)."""
@@ -2825,10 +2829,16 @@ class Lock(_Acquirable):
         return owner
 
     def _check_owner(self, payload: Any, waits: bool) -> None:
-        if self._owner == payload and payload is not None:
+        owner = self._owner
+        if owner == payload and payload is not None:
             msg = "the current task is already holding this lock"
             raise RuntimeError(msg)
-        self._refuse_deadlock(payload, waits)
+        # A holder of the waiter's own kind (both threads, both asyncio tasks,
+        # ...) is never a deadlock of `_deadlock()`'s: the common contended
+        # case asks no more (the holder may still be named by its ticket).
+        kind = payload.__class__
+        if owner.__class__ is not kind and self._holder().__class__ is not kind:
+            self._refuse_deadlock(payload, waits)
 
     def _refuse_deadlock(self, me: object, waits: bool) -> None:
         # A green acquire that would deadlock if it waited is refused even
@@ -3034,7 +3044,9 @@ class RLock(Lock):
     def _check_owner(self, payload: Any, waits: bool) -> None:
         # The owner re-entered already (`_reenter`); a green caller is refused at
         # once when a loop task of its thread holds the lock (see Lock).
-        self._refuse_deadlock(payload[0], waits)
+        me = payload[0]
+        if self._holder().__class__ is not me.__class__:  # see Lock._check_owner
+            self._refuse_deadlock(me, waits)
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Not Lock's inline path: a release may only lower the depth.
@@ -5125,7 +5137,7 @@ class _QueueSemaphore(Semaphore):
     # It knows nothing of its queue: a queue and its parts form no reference
     # cycle, so reference counting alone frees a dropped queue. Its queue
     # uses only what is named here, none of Semaphore's internals.
-    __slots__ = ("is_shut_down", "refusing")
+    __slots__ = ("_refusing", "is_shut_down")
 
     if TYPE_CHECKING:
         # Semaphore.__new__ ignores the arguments of a subclass.
@@ -5135,13 +5147,13 @@ class _QueueSemaphore(Semaphore):
         Semaphore.__init__(self, value)
         # Invariants: both False until set (under the queue's storage lock),
         # then True for good. `is_shut_down`: the queue's shutdown() ran
-        # (`shut_down()`). `refusing`: waiting is refused (`refuse()`); for
+        # (`shut_down()`). `_refusing`: waiting is refused (`refuse()`); for
         # free slots, from the shutdown on; for ready items, once the queue
         # is shut down *and* empty (a peek may hold the turn of the last
         # items for a moment: the getters waiting behind it must still get
         # them).
         self.is_shut_down = False
-        self.refusing = False
+        self._refusing = False
 
     # A queue takes and gives units through these aliases (not wrappers: a
     # put or a get pays no extra call).
@@ -5186,7 +5198,7 @@ class _QueueSemaphore(Semaphore):
 
     def refuse(self) -> None:
         # From now on; then `wake_shut_down()` the waiters of now.
-        self.refusing = True
+        self._refusing = True
 
     def wake_shut_down(self) -> None:
         # Hand every waiter a "shut down" answer instead of a unit.
@@ -5201,8 +5213,6 @@ class _QueueSemaphore(Semaphore):
             ticket.payload = _SHUT_DOWN
             ticket.set()
 
-    def _closed(self) -> bool:
-        return self.refusing
 
 
 class _Gets(_GenericBase[_T]):
@@ -5921,7 +5931,7 @@ class Queue(_Gets[_T]):
         # those waiting, outside the lock). Until then, waiting getters stay:
         # a peek may hold the turn of the items left, and hands it on.
         ready = self._ready
-        if ready.refusing or self._qsize():
+        if ready._refusing or self._qsize():
             return False
         ready.refuse()
         return True
@@ -6150,7 +6160,7 @@ class Queue(_Gets[_T]):
             if immediate:
                 self._drop_all()
         finally:
-            if ready.refusing:
+            if ready._refusing:
                 ready.wake_shut_down()
             if free is not None:
                 free.wake_shut_down()
