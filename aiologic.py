@@ -5214,7 +5214,6 @@ class _QueueSemaphore(Semaphore):
             ticket.set()
 
 
-
 class _Gets(_GenericBase[_T]):
     # The getting half shared by every queue: take a ready unit, then the item.
     #
