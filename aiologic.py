@@ -5322,7 +5322,16 @@ class _Gets(_GenericBase[_T]):
         # Before a unit is taken: bool() may raise.
         blocking = blocking is True or bool(blocking)
         ready = self._ready
-        if ready.take_nowait():  # `async_take`'s uncontended path, inline
+        # `async_take`'s uncontended path inline, `take_nowait()` too (as
+        # Semaphore.__aenter__): one pop of a batch of free units.
+        permits = ready._permits
+        try:
+            batch = permits.pop() if permits else 0
+        except IndexError:  # taken since we looked
+            batch = 0
+        if batch:
+            if batch > 1:
+                ready.give(batch - 1)
             look = _checkpoint_look  # see there
             if (
                 blocking
@@ -5458,7 +5467,15 @@ class SimpleQueue(_Gets[_T]):
             fenced = gate[0] is _FENCE
             if not fenced:
                 self._items.append(item)
-                self._ready.give(1)
+                # `give(1)` with its no-waiter path inline (as
+                # Semaphore.__aexit__): a frame less per put.
+                ready = self._ready
+                if ready._waiters:
+                    ready.give(1)
+                else:
+                    ready._permits.append(1)
+                    if ready._waiters:  # a getter published meanwhile
+                        ready._reclaim()
         finally:
             gate.pop()  # a None: the fence, if any, is at the head
         if fenced:
@@ -5721,6 +5738,17 @@ class Queue(_Gets[_T]):
     def _get(self) -> _T:
         return self._queue.popleft()
 
+    # True in a class whose `_put` (`_get`) is Queue's: `_store` (`_take`)
+    # then does its deque operation inline. Set for each subclass when it is
+    # created.
+    _PLAIN_PUT: ClassVar[bool] = True
+    _PLAIN_GET: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._PLAIN_PUT = cls._put is Queue._put
+        cls._PLAIN_GET = cls._get is Queue._get
+
     def _peek(self) -> _T:
         # The item `_get()` would return; called with at least one item.
         return self._queue[0]
@@ -5844,7 +5872,10 @@ class Queue(_Gets[_T]):
             try:
                 if self._ready.is_shut_down:
                     raise QueueShutDown
-                self._put(item)
+                if self._PLAIN_PUT:  # `_put()` inline: a frame less per put
+                    self._queue.append(item)
+                else:
+                    self._put(item)
             except BaseException:
                 # A put refused, or whose hook raised, did not use its slot:
                 # the slot goes back (to the oldest putter, or free).
@@ -5857,11 +5888,13 @@ class Queue(_Gets[_T]):
             # Inside the critical section: see _Gets. The getter it goes to
             # is woken after it.
             ready = self._ready
+            woken = None
             if ready._waiters:
                 woken = ready.give_claimed()
-            else:  # nobody to wake: `give_claimed()`'s last step, inline
-                ready.give(1)
-                woken = None
+            else:  # nobody to wake: `give(1)`'s no-waiter path (see put)
+                ready._permits.append(1)
+                if ready._waiters:  # a getter published meanwhile
+                    ready._reclaim()
         finally:
             mutex.release()
         if woken is not None:
@@ -5896,8 +5929,12 @@ class Queue(_Gets[_T]):
             try:
                 # Only an immediate shutdown leaves a held unit without an
                 # item (it dropped them all): no size asked before that.
-                gone = ready.is_shut_down and not self._qsize()
-                item = _SHUT_DOWN if gone else self._get()
+                if ready.is_shut_down and not self._qsize():
+                    item = _SHUT_DOWN
+                elif self._PLAIN_GET:  # `_get()` inline: a frame less per get
+                    item = self._queue.popleft()
+                else:
+                    item = self._get()
             except BaseException:
                 # A hook raised, taking nothing: the item stays, and so does
                 # its ready unit (for the oldest getter, or free).
@@ -5911,8 +5948,10 @@ class Queue(_Gets[_T]):
                 self._free_slots(1)
             elif free._waiters:  # `_free_slots(1)`: the putter woken after the lock
                 woken = free.give_claimed()
-            else:  # nobody to wake: `give_claimed()`'s last step, inline
-                free.give(1)
+            else:  # nobody to wake: `give(1)`'s no-waiter path (see put)
+                free._permits.append(1)
+                if free._waiters:  # a putter published meanwhile
+                    free._reclaim()
             drained = ready.is_shut_down and self._drained()
         finally:
             mutex.release()
