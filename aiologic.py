@@ -5136,7 +5136,9 @@ class _QueueSemaphore(Semaphore):
     # Counts a queue's items or free slots; refuses waiters once shut down.
     # It knows nothing of its queue: a queue and its parts form no reference
     # cycle, so reference counting alone frees a dropped queue. Its queue
-    # uses only what is named here, none of Semaphore's internals.
+    # uses only what is named here, and, in the uncontended put and get
+    # paths, `_permits`, `_waiters` and `_reclaim()` as Semaphore.__aenter__
+    # and __aexit__ do (inline: a frame less per item).
     __slots__ = ("_refusing", "is_shut_down")
 
     if TYPE_CHECKING:
@@ -5325,10 +5327,12 @@ class _Gets(_GenericBase[_T]):
         # `async_take`'s uncontended path inline, `take_nowait()` too (as
         # Semaphore.__aenter__): one pop of a batch of free units.
         permits = ready._permits
-        try:
-            batch = permits.pop() if permits else 0
-        except IndexError:  # taken since we looked
-            batch = 0
+        batch = 0
+        if permits:  # none free: a look costs less than a raised IndexError
+            try:
+                batch = permits.pop()
+            except IndexError:  # taken since we looked
+                pass
         if batch:
             if batch > 1:
                 ready.give(batch - 1)
@@ -5741,13 +5745,14 @@ class Queue(_Gets[_T]):
     # True in a class whose `_put` (`_get`) is Queue's: `_store` (`_take`)
     # then does its deque operation inline. Set for each subclass when it is
     # created.
-    _PLAIN_PUT: ClassVar[bool] = True
-    _PLAIN_GET: ClassVar[bool] = True
+    _plain_put: ClassVar[bool] = True
+    _plain_get: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._PLAIN_PUT = cls._put is Queue._put
-        cls._PLAIN_GET = cls._get is Queue._get
+        queue: Any = Queue  # its hooks, of no particular item type
+        cls._plain_put = cls._put is queue._put
+        cls._plain_get = cls._get is queue._get
 
     def _peek(self) -> _T:
         # The item `_get()` would return; called with at least one item.
@@ -5872,7 +5877,7 @@ class Queue(_Gets[_T]):
             try:
                 if self._ready.is_shut_down:
                     raise QueueShutDown
-                if self._PLAIN_PUT:  # `_put()` inline: a frame less per put
+                if self._plain_put:  # `_put()` inline: a frame less per put
                     self._queue.append(item)
                 else:
                     self._put(item)
@@ -5929,9 +5934,10 @@ class Queue(_Gets[_T]):
             try:
                 # Only an immediate shutdown leaves a held unit without an
                 # item (it dropped them all): no size asked before that.
+                item: _T
                 if ready.is_shut_down and not self._qsize():
                     item = _SHUT_DOWN
-                elif self._PLAIN_GET:  # `_get()` inline: a frame less per get
+                elif self._plain_get:  # `_get()` inline: a frame less per get
                     item = self._queue.popleft()
                 else:
                     item = self._get()

@@ -5468,6 +5468,32 @@ def test_queue_subclass_hooks(world: str) -> None:
     run_in(world, body)
 
 
+class _DoublingQueue(aiologic.Queue):  # type: ignore[type-arg]
+    def _put(self, item: Any) -> None:
+        super()._put(item * 2)
+
+
+class _NegatingQueue(_DoublingQueue):
+    def _get(self) -> Any:
+        return -super()._get()
+
+
+def test_queue_subclass_overriding_one_hook(world: str) -> None:
+    """Queue's own `_put`/`_get` run inline (no call); a hook a subclass
+    overrides, or inherits from an overriding base, is still called."""
+
+    async def body(w: World) -> None:
+        doubling = _DoublingQueue()
+        await w.put(doubling, 1)
+        assert list(doubling._queue) == [2]
+        assert await w.get(doubling) == 2
+        negating = _NegatingQueue([5])
+        await w.put(negating, 1)
+        assert [await w.get(negating) for _ in range(2)] == [-5, -2]
+
+    run_in(world, body)
+
+
 def test_queue_hooks_run_exclusively() -> None:
     q = _StackQueue(maxsize=3)
     got: list[int] = []
@@ -6309,6 +6335,82 @@ def test_graceful_shutdown_while_a_cancelled_getter_passes_its_item_on(
         wait_until(lambda: not other[0].thread.is_alive() or q.getting == 1)
     assert call.outcome == ["cancelled"], call.outcome
     assert other[0].result() == 7
+    assert len(q) == 0 and q.waiting == 0
+
+
+@pytest.mark.parametrize(
+    ("factory", "function"),
+    [
+        ("SimpleQueue", aiologic.SimpleQueue.put),
+        ("SimpleLifoQueue", aiologic.SimpleQueue.put),
+        ("Queue", aiologic.Queue._store),
+        ("LifoQueue", aiologic.Queue._store),
+        ("PriorityQueue", aiologic.Queue._store),
+    ],
+)
+def test_put_serves_a_getter_that_published_after_its_look(
+    factory: str, function: Any
+) -> None:
+    """A put's inline no-waiter path found no getter, then a getter
+    published (and found no unit) before the put freed its unit: the put's
+    look after freeing it hands the unit to that getter."""
+    q = getattr(aiologic, factory)()
+    pause = Pause(function, "ready._permits.append(1)")
+    with pause.start(lambda: q.green_put(7)) as call:
+        getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
+        wait_until(lambda: q.getting == 1)
+    assert call.outcome == [None]
+    assert getter.result() == 7
+    assert not q and q.waiting == 0 and q._ready.value == 0
+
+
+@pytest.mark.parametrize("factory", ["Queue", "LifoQueue", "PriorityQueue"])
+def test_get_serves_a_putter_that_published_after_its_look(factory: str) -> None:
+    """The same on the side of free slots: a get found no putter waiting,
+    then one published before the get freed its slot."""
+    q = getattr(aiologic, factory)([1], maxsize=1)
+    take = Pause(aiologic.Queue._take, "free._permits.append(1)")
+    with take.start(q.green_get) as call:
+        putter = _Thread(lambda: q.green_put(2, timeout=DEADLINE))
+        wait_until(lambda: q.putting == 1)
+    assert call.outcome == [1]
+    assert putter.result() is None
+    assert q.green_get(blocking=False) == 2
+    assert q.waiting == 0 and q._free.value == 1 and q._ready.value == 0
+
+
+@ALL_QUEUE_NAMES
+def test_async_get_finds_its_unit_taken_since_its_look(factory: str) -> None:
+    """`async_get`'s inline take saw a free unit, another thread took it
+    before the pop: the get waits in line as any other, and gets the next
+    item."""
+    import asyncio
+
+    q = getattr(aiologic, factory)([1])
+    pop = Pause(aiologic._Gets.async_get, "batch = permits.pop()")
+    getter = pop.start(lambda: asyncio.run(q.async_get(timeout=DEADLINE)))
+    assert q.green_get(blocking=False) == 1
+    pop.release()
+    wait_until(lambda: q.getting == 1)
+    q.green_put(2)
+    assert getter.join() == 2
+    assert not q and q.waiting == 0 and q._ready.value == 0
+
+
+@ALL_QUEUE_NAMES
+def test_async_graceful_shutdown_while_a_getter_splits_a_batch(factory: str) -> None:
+    """test_graceful_shutdown_while_a_getter_splits_a_batch, for the batch
+    split inline in `async_get`."""
+    import asyncio
+
+    q = getattr(aiologic, factory)([1, 1])
+    split = Pause(aiologic._Gets.async_get, "ready.give(batch - 1)")
+    with split.start(lambda: asyncio.run(q.async_get())) as first:
+        q.shutdown()
+        second = _Thread(lambda: q.green_get(timeout=DEADLINE))
+        wait_until(lambda: not second.thread.is_alive() or q.getting == 1)
+    assert second.result() == 1
+    assert first.outcome == [1]
     assert len(q) == 0 and q.waiting == 0
 
 
