@@ -5646,7 +5646,8 @@ class Queue(_Gets[_T]):
     storage, so nothing is lost or duplicated.
 
     Subclasses may override `_init(items, maxsize)`, `_qsize()`, `_put(item)`
-    and `_get()`; they run one at a time and must not block. A hook that
+    and `_get()` (in the class statement: Queue's own `_put` and `_get` run
+    inline); they run one at a time and must not block. A hook that
     raises must leave the storage as it was: the call then raises the same
     exception and changes nothing else (no slot or item is lost).
 
@@ -5871,7 +5872,7 @@ class Queue(_Gets[_T]):
     def _store(self, item: _T, free: _QueueSemaphore | None) -> None:
         # Called holding a slot of *free* (or nothing, *free* being None).
         mutex = self._mutex or self._storage_lock()
-        mutex.acquire()  # not `with`: see SimpleQueue.put
+        mutex.acquire()  # not `with`: see SimpleQueue._fenced_put
         try:
             same_bound = free is self._free
             try:
@@ -5929,7 +5930,7 @@ class Queue(_Gets[_T]):
         # the storage (and retired the unit) since.
         ready = self._ready
         mutex = self._mutex or self._storage_lock()
-        mutex.acquire()  # not `with`: see SimpleQueue.put
+        mutex.acquire()  # not `with`: see SimpleQueue._fenced_put
         try:
             try:
                 # Only an immediate shutdown leaves a held unit without an
