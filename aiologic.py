@@ -1101,6 +1101,9 @@ if TYPE_CHECKING:
         def park(self, timeout: float | None) -> None: ...
 
     class _AsyncTicket(_Ticket):
+        # Returns normally only once a releaser has claimed the ticket and
+        # woken the waiter, or (with a timeout) once *timeout* expired: a
+        # park without one that returns was handed the ticket, for sure.
         def park(self, timeout: float | None) -> Awaitable[None]: ...
 
 else:
@@ -1969,8 +1972,9 @@ class _Acquirable(_WaiterQueue):
         except BaseException:  # asyncio.CancelledError, trio.Cancelled
             self._park_failed(result)
             raise
-        # `_park_ended()` inline.
-        if result.cancel():
+        # `_park_ended()` inline; without a timeout only a releaser's claim
+        # ends the park (see `_AsyncTicket.park`): no claim is left to try.
+        if timeout is not None and result.cancel():
             self._withdraw(result)
             return False
         return self._finish(payload, result, True)
@@ -2019,105 +2023,7 @@ class _Steps:
         return self.steps
 
 
-class _WaitUntil(_AwaitMixin, _WaiterQueue):
-    """Waiting until a state holds (`_is_done`); the code that makes it hold
-    wakes the published tickets. One algorithm for Event and CountdownEvent."""
-
-    __slots__ = ()
-
-    def _is_done(self) -> bool:
-        raise NotImplementedError
-
-    def _wait_data(self) -> Any:
-        # What a waiter's ticket carries (CountdownEvent: its stamp).
-        return None
-
-    def _publish(self, ticket: _Ticket) -> bool:
-        """Publish *ticket*; True if the state holds by now (ticket withdrawn)."""
-        waiters = self._waiters
-        if waiters is None:
-            waiters = _new_waiters(self)
-        waiters.append(ticket)
-        if not self._is_done():
-            return False
-        if ticket.cancel():
-            _discard(waiters, ticket)
-        return True
-
-    def _begin(
-        self, timeout: float | None, make_ticket: Callable[[Any], _TicketT]
-    ) -> bool | _TicketT:
-        """The non-blocking part of a wait.
-
-        True: the state holds; False: it does not and *timeout* is zero; a
-        ticket: published, park on it. (The faces look at `_is_done()` first.)
-        """
-        if timeout == 0:
-            return False
-        ticket = make_ticket(self._wait_data())
-        if self._publish(ticket):
-            return True
-        return ticket
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until set; False if *timeout* expires first."""
-        if timeout is not None:
-            timeout = _check_timeout(timeout, _AS_WAIT)
-        result = self._is_done() or self._begin(timeout, _green_ticket)
-        if result is True or result is False:
-            if _GREEN_CHECKPOINTS_ANY or _overrides_active:
-                green_checkpoint()
-            return result
-        return self._green_park(result, timeout)
-
-    def _async_steps(self, timeout: float | None) -> Generator[Any, None, bool]:
-        # The async wait, as a generator: ``await event`` iterates it
-        # directly (no coroutine and no wrapper of one in between), `with_()`
-        # awaits it from a coroutine, through `_Steps`.
-        # `_begin()`, `_publish()`, `_async_park()` and `_park_ended()`
-        # inline: a wait is a few frames fewer.
-        result = self._is_done()
-        if not result and timeout != 0:
-            ticket = _async_ticket(self._wait_data())
-            waiters = self._waiters
-            if waiters is None:
-                waiters = _new_waiters(self)
-            waiters.append(ticket)
-            if not self._is_done():
-                try:
-                    yield from ticket.park(timeout).__await__()
-                except BaseException:  # asyncio.CancelledError, trio.Cancelled
-                    self._park_failed(ticket)
-                    raise
-                if ticket.cancel():
-                    _discard(waiters, ticket)  # `_withdraw()`
-                    return False
-                return True
-            if ticket.cancel():
-                _discard(waiters, ticket)
-            result = True
-        look = _checkpoint_look  # see there
-        if look.name if look is not None else "trio" in _modules:
-            library = _async_checkpoint_library()
-            if library is not None:
-                yield from _async_yield(library).__await__()
-        return result
-
-    def __await__(self) -> Generator[Any, None, bool]:
-        return self._async_steps(None)
-
-    async def _async_wait(self, timeout: float | None) -> bool:
-        if timeout is not None:
-            timeout = _check_timeout(timeout, _AS_WAIT)
-        if self._is_done():  # the steps' first step, without making them
-            look = _checkpoint_look  # see there
-            if not (look.name if look is not None else "trio" in _modules):
-                return True
-        woken: bool = await _Steps(self._async_steps(timeout))
-        return woken
-
-
-class Event(_WaitUntil):
+class Event(_AwaitMixin, _WaiterQueue):
     """A one-time event: once set, it stays set and every wait returns at once.
 
     ``ev.wait(timeout)`` blocks green code, ``await ev`` and
@@ -2128,7 +2034,9 @@ class Event(_WaitUntil):
     __slots__ = ("__weakref__", "_unset", "_waiters")
 
     def __init__(self) -> None:
-        # Invariant: `_unset` is [True] until the first set() pops it.
+        # Invariant: `_unset` is [True] until the first set() pops it. A wait
+        # publishes its ticket (payload None) in `_waiters`, then looks at
+        # `_unset` again; set() pops `_unset`, then wakes what it finds there.
         self._unset = [True]
         self._waiters: deque[_Ticket] | None = None
 
@@ -2175,8 +2083,85 @@ class Event(_WaitUntil):
         # new deque, which only such waits ever see.
         self._waiters = None
 
-    def _is_done(self) -> bool:
-        return not self._unset
+    # -- waiting (the state is looked at inline, `not self._unset`: a frame
+    # less per look, and a wait looks twice)
+
+    def _publish(self, ticket: _Ticket) -> bool:
+        """Publish *ticket*; True if set by now (the ticket withdrawn)."""
+        waiters = self._waiters
+        if waiters is None:
+            waiters = _new_waiters(self)
+        waiters.append(ticket)
+        if self._unset:
+            return False
+        if ticket.cancel():
+            _discard(waiters, ticket)
+        return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set; False if *timeout* expires first."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout, _AS_WAIT)
+        if not self._unset:
+            result = True
+        elif timeout == 0:
+            result = False
+        else:
+            ticket = _green_ticket(None)
+            if not self._publish(ticket):
+                return self._green_park(ticket, timeout)
+            result = True
+        if _GREEN_CHECKPOINTS_ANY or _overrides_active:
+            green_checkpoint()
+        return result
+
+    def _async_steps(self, timeout: float | None) -> Generator[Any, None, bool]:
+        # The async wait, as a generator: ``await event`` iterates it
+        # directly (no coroutine and no wrapper of one in between), `with_()`
+        # awaits it from a coroutine, through `_Steps`.
+        # `_publish()`, `_async_park()` and `_park_ended()` inline: a wait is
+        # a few frames fewer.
+        result = not self._unset
+        if not result and timeout != 0:
+            ticket = _async_ticket(None)
+            waiters = self._waiters
+            if waiters is None:
+                waiters = _new_waiters(self)
+            waiters.append(ticket)
+            if self._unset:
+                try:
+                    yield from ticket.park(timeout).__await__()
+                except BaseException:  # asyncio.CancelledError, trio.Cancelled
+                    self._park_failed(ticket)
+                    raise
+                # Without a timeout only a set() that claimed the ticket ends
+                # the park (see `_AsyncTicket.park`): no claim is left to try.
+                if timeout is None or not ticket.cancel():
+                    return True
+                _discard(waiters, ticket)  # `_withdraw()`
+                return False
+            if ticket.cancel():
+                _discard(waiters, ticket)
+            result = True
+        look = _checkpoint_look  # see there
+        if look.name if look is not None else "trio" in _modules:
+            library = _async_checkpoint_library()
+            if library is not None:
+                yield from _async_yield(library).__await__()
+        return result
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        return self._async_steps(None)
+
+    async def _async_wait(self, timeout: float | None) -> bool:
+        if timeout is not None:
+            timeout = _check_timeout(timeout, _AS_WAIT)
+        if not self._unset:  # the steps' first step, without making them
+            look = _checkpoint_look  # see there
+            if not (look.name if look is not None else "trio" in _modules):
+                return True
+        woken: bool = await _Steps(self._async_steps(timeout))
+        return woken
 
 
 # Set for good: what a wait that finds its state already reached waits on.
@@ -2245,9 +2230,6 @@ class REvent(Event):
     @property
     def waiting(self) -> int:
         return self._generation.waiting
-
-    def _is_done(self) -> bool:
-        return bool(self._generation)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set; False if *timeout* expires first."""
