@@ -1807,12 +1807,11 @@ class _Acquirable(_WaiterQueue):
                     return False
                 # Name the waiter before claiming: a waiter that wins the
                 # ticket runs at once (its cancel() lost), and it then records
-                # itself; nothing is written after that.
+                # itself; nothing is written after that. (`set()` is
+                # `claim()`, then `wake()`, in one call.)
                 if self._names_owner:
                     self._handing_to(ticket)
-                    taken = ticket.claim() and ticket.wake()
-                else:
-                    taken = ticket.set()
+                taken = ticket.set()
                 # Decided either way (by us, its waiter, or another releaser):
                 # out of the deque, unless someone else took it out. The
                 # deque only grows at the right, so a ticket once at the head
@@ -1832,9 +1831,7 @@ class _Acquirable(_WaiterQueue):
                 return False
             if self._names_owner:
                 self._handing_to(ticket)
-                if ticket.claim() and ticket.wake():
-                    return True
-            elif ticket.set():
+            if ticket.set():
                 return True
         return False
 
@@ -2115,10 +2112,10 @@ class Event(_AwaitMixin, _WaiterQueue):
             green_checkpoint()
         return result
 
-    def _async_steps(self, timeout: float | None) -> Generator[Any, None, bool]:
+    def _async_steps(self, timeout: float | None = None) -> Generator[Any, None, bool]:
         # The async wait, as a generator: ``await event`` iterates it
-        # directly (no coroutine and no wrapper of one in between), `with_()`
-        # awaits it from a coroutine, through `_Steps`.
+        # directly (it is `__await__`: no coroutine, no frame in between),
+        # `with_()` awaits it from a coroutine, through `_Steps`.
         # `_publish()`, `_async_park()` and `_park_ended()` inline: a wait is
         # a few frames fewer.
         result = not self._unset
@@ -2150,8 +2147,12 @@ class Event(_AwaitMixin, _WaiterQueue):
                 yield from _async_yield(library).__await__()
         return result
 
-    def __await__(self) -> Generator[Any, None, bool]:
-        return self._async_steps(None)
+    if TYPE_CHECKING:
+
+        def __await__(self) -> Generator[Any, None, bool]: ...
+
+    else:
+        __await__ = _async_steps  # no frame between ``await event`` and them
 
     async def _async_wait(self, timeout: float | None) -> bool:
         if timeout is not None:
