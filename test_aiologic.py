@@ -4010,6 +4010,63 @@ class Pause:
             sys.settrace(None)
 
 
+@pytest.mark.parametrize("claimed", [True, False], ids=["claimed", "unclaimed"])
+@pytest.mark.parametrize("kind", ["event", "lock"])
+def test_timed_asyncio_park_ended_by_its_timer_asks_the_ticket(
+    kind: str, claimed: bool
+) -> None:
+    """An untimed asyncio park ends only by a releaser's claim and wake, so
+    it is taken as woken without a look at the ticket; a timed one may end
+    by its timer and must look. Here the timer's resolve ends the park
+    (called at once, not waited for) while a releaser in another thread
+    stands after its claim, before its wake: the wait succeeds (the event
+    is set, the lock is the waiter's). Without a claim it times out and
+    leaves no ticket behind."""
+    import asyncio
+
+    ev, lock = aiologic.Event(), aiologic.Lock()
+    primitive: Any = ev if kind == "event" else lock
+    pause = Pause(aiologic._AsyncioTicket.set, "if _aio_get_running_loop() is")
+    holding, go = threading.Event(), threading.Event()
+
+    def releaser() -> None:
+        if kind == "lock":
+            assert lock.green_acquire()
+        holding.set()
+        assert go.wait(DEADLINE)
+        if kind == "lock":
+            lock.green_release()
+        else:
+            ev.set()
+
+    pause.start(releaser, wait=False)
+    assert holding.wait(DEADLINE)
+
+    async def main() -> bool:
+        if kind == "lock":
+            waiter = asyncio.ensure_future(lock.async_acquire(timeout=DEADLINE))
+        else:
+            waiter = asyncio.ensure_future(ev.with_(DEADLINE))
+        while primitive.waiting != 1:
+            await asyncio.sleep(0)
+        ticket = primitive._waiters[0]
+        if claimed:
+            go.set()
+            await asyncio.get_running_loop().run_in_executor(None, pause.wait_reached)
+        ticket._resolve()  # what the timer of a timed park does
+        result: bool = await waiter
+        return result
+
+    assert asyncio.run(main()) is claimed
+    go.set()
+    assert pause.join() is None
+    assert primitive.waiting == 0
+    if kind == "lock":  # held by the waiter's (finished) task, or free
+        assert lock.locked() is claimed
+    else:
+        assert ev.is_set()
+
+
 # ============================================================================
 # CountdownEvent
 # ============================================================================
