@@ -4067,6 +4067,97 @@ def test_timed_asyncio_park_ended_by_its_timer_asks_the_ticket(
         assert ev.is_set()
 
 
+@pytest.mark.parametrize("kind", ["lock", "semaphore"])
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+def test_untimed_async_park_cancelled_between_a_claim_and_its_wake(
+    library: str, kind: str
+) -> None:
+    """An untimed async park is taken as woken without a look at its ticket
+    (only a releaser's claim and wake end it). Here a releaser in another
+    thread stands after its claim, before its wake, when the waiter is
+    cancelled. asyncio: the cancellation ends the park with an exception,
+    and the waiter passes the unit on. trio: the claim wins the abort, the
+    wake that follows ends the park normally, and the waiter holds the unit
+    (the cancellation comes at its next checkpoint). Either way exactly one
+    unit exists afterwards."""
+    lock = aiologic.Lock() if kind == "lock" else aiologic.Semaphore(1)
+    line = (
+        "if _aio_get_running_loop() is"
+        if library == "asyncio"
+        else "return self._wake()"
+    )
+    ticket_class: Any = (
+        aiologic._AsyncioTicket if library == "asyncio" else aiologic._Ticket
+    )
+    pause = Pause(ticket_class.set, line)
+    holding, go = threading.Event(), threading.Event()
+
+    def releaser() -> None:
+        assert lock.green_acquire()
+        holding.set()
+        assert go.wait(DEADLINE)
+        lock.green_release()
+
+    pause.start(releaser, wait=False)
+    assert holding.wait(DEADLINE)
+    outcome: list[Any] = []
+
+    if library == "asyncio":
+        import asyncio
+
+        async def amain() -> None:
+            async def waiter() -> None:
+                outcome.append(await lock.async_acquire())
+
+            task = asyncio.ensure_future(waiter())
+            while lock.waiting != 1:
+                await asyncio.sleep(0)
+            go.set()
+            await asyncio.get_running_loop().run_in_executor(None, pause.wait_reached)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            pause.release()
+            await asyncio.get_running_loop().run_in_executor(None, pause.join)
+            for _ in range(3):  # the releaser's wake (a no-op) runs meanwhile
+                await asyncio.sleep(0)
+
+        asyncio.run(amain())
+        assert outcome == []  # cancelled: the unit was passed on
+    else:
+        import trio
+
+        async def tmain() -> None:
+            async with trio.open_nursery() as nursery:
+                scope = trio.CancelScope()
+
+                async def waiter() -> None:
+                    with scope:
+                        acquired = await lock.async_acquire()
+                        outcome.append(acquired)
+                        try:
+                            await trio.sleep(DEADLINE)  # the cancellation comes here
+                        finally:
+                            lock.async_release()
+
+                nursery.start_soon(waiter)
+                while lock.waiting != 1:
+                    await trio.sleep(0)
+                go.set()
+                await trio.to_thread.run_sync(pause.wait_reached)
+                scope.cancel()  # its abort finds the ticket claimed: it waits on
+                pause.release()
+                await trio.to_thread.run_sync(pause.join)
+
+        trio.run(tmain)
+        assert outcome == [True]  # handed the unit, then cancelled after it
+    assert lock.waiting == 0
+    assert not lock.locked()
+    if kind == "semaphore":
+        assert lock.value == 1
+    assert lock.green_acquire(blocking=False)
+
+
 # ============================================================================
 # CountdownEvent
 # ============================================================================
