@@ -5629,8 +5629,8 @@ class Queue(_Gets[_T]):
     storage, so nothing is lost or duplicated.
 
     Subclasses may override `_init(items, maxsize)`, `_qsize()`, `_put(item)`
-    and `_get()` (in the class statement: Queue's own `_put` and `_get` run
-    inline); they run one at a time and must not block. A hook that
+    and `_get()` (before its queues are made: while they are Queue's own,
+    they run inline); they run one at a time and must not block. A hook that
     raises must leave the storage as it was: the call then raises the same
     exception and changes nothing else (no slot or item is lost).
 
@@ -5669,6 +5669,7 @@ class Queue(_Gets[_T]):
         # Made on first use (see _Gets._storage_lock): an empty queue stays
         # small.
         self._mutex: LockType | None = None
+        self._check_hooks()
         self._init(items, self._maxsize)
         size = self._qsize()
         if maxsize and size > maxsize:
@@ -5727,16 +5728,21 @@ class Queue(_Gets[_T]):
         return self._queue.popleft()
 
     # True in a class whose `_put` (`_get`) is Queue's: `_store` (`_take`)
-    # then does its deque operation inline. Set for each subclass when it is
-    # created.
+    # then does its deque operation inline. Only ever turned False, by
+    # `_check_hooks()` when a queue of the class is made.
     _plain_put: ClassVar[bool] = True
     _plain_get: ClassVar[bool] = True
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+    @classmethod
+    def _check_hooks(cls) -> None:
+        # Looked at each time a queue is made (not once per class: a subclass
+        # whose own __init_subclass__ skips super(), or a hook assigned to
+        # the class later, before its queues are made, is still seen).
         queue: Any = Queue  # its hooks, of no particular item type
-        cls._plain_put = cls._put is queue._put
-        cls._plain_get = cls._get is queue._get
+        if cls._plain_put and cls._put is not queue._put:
+            cls._plain_put = False
+        if cls._plain_get and cls._get is not queue._get:
+            cls._plain_get = False
 
     def _peek(self) -> _T:
         # The item `_get()` would return; called with at least one item.

@@ -5642,6 +5642,34 @@ def test_queue_subclass_overriding_one_hook(world: str) -> None:
     run_in(world, body)
 
 
+def test_queue_hooks_seen_without_init_subclass() -> None:
+    """A hook is seen when a queue is made: in a subclass of a class whose
+    own __init_subclass__ skips super(), and when assigned to a class after
+    its creation (before its queues are made)."""
+
+    class Base(aiologic.Queue):  # type: ignore[type-arg]
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            pass  # no super(): Queue's own never runs for subclasses
+
+    class Tenfold(Base):
+        def _put(self, item: Any) -> None:
+            super()._put(item * 10)
+
+    class Negated(aiologic.Queue):  # type: ignore[type-arg]
+        pass
+
+    def negated_get(self: Any) -> Any:
+        return -self._queue.popleft()
+
+    Negated._get = negated_get  # type: ignore[method-assign]
+    tenfold, negated, plain = Tenfold(), Negated([3]), aiologic.Queue([4])
+    tenfold.put_nowait(1)
+    assert tenfold.get_nowait() == 10
+    assert negated.get_nowait() == -3
+    assert plain.get_nowait() == 4  # Queue itself keeps its inline hooks
+    assert aiologic.Queue._plain_put and aiologic.Queue._plain_get
+
+
 def test_queue_hooks_run_exclusively() -> None:
     q = _StackQueue(maxsize=3)
     got: list[int] = []
