@@ -6515,23 +6515,23 @@ def test_graceful_shutdown_while_a_cancelled_getter_passes_its_item_on(
 
 
 @pytest.mark.parametrize(
-    ("factory", "function"),
+    ("factory", "function", "line"),
     [
-        ("SimpleQueue", aiologic.SimpleQueue.put),
-        ("SimpleLifoQueue", aiologic.SimpleQueue.put),
-        ("Queue", aiologic.Queue._store),
-        ("LifoQueue", aiologic.Queue._store),
-        ("PriorityQueue", aiologic.Queue._store),
+        ("SimpleQueue", aiologic.Semaphore._release, "permits.append(count)"),
+        ("SimpleLifoQueue", aiologic.Semaphore._release, "permits.append(count)"),
+        ("Queue", aiologic.Queue._store, "ready._permits.append(1)"),
+        ("LifoQueue", aiologic.Queue._store, "ready._permits.append(1)"),
+        ("PriorityQueue", aiologic.Queue._store, "ready._permits.append(1)"),
     ],
 )
 def test_put_serves_a_getter_that_published_after_its_look(
-    factory: str, function: Any
+    factory: str, function: Any, line: str
 ) -> None:
-    """A put's inline no-waiter path found no getter, then a getter
+    """A put's no-waiter path (Queue's inline) found no getter, then a getter
     published (and found no unit) before the put freed its unit: the put's
     look after freeing it hands the unit to that getter."""
     q = getattr(aiologic, factory)()
-    pause = Pause(function, "ready._permits.append(1)")
+    pause = Pause(function, line)
     with pause.start(lambda: q.green_put(7)) as call:
         getter = _Thread(lambda: q.green_get(timeout=DEADLINE))
         wait_until(lambda: q.getting == 1)
