@@ -2820,16 +2820,18 @@ class Lock(_Acquirable):
         # ...) is never a deadlock of `_deadlock()`'s: the common contended
         # case asks no more (the holder may still be named by its ticket).
         kind = payload.__class__
-        if owner.__class__ is not kind and self._holder().__class__ is not kind:
-            self._refuse_deadlock(payload, waits)
+        if owner.__class__ is not kind:
+            holder = self._holder()
+            if holder.__class__ is not kind:
+                self._refuse_deadlock(payload, holder, waits)
 
-    def _refuse_deadlock(self, me: object, waits: bool) -> None:
-        # A green acquire that would deadlock if it waited is refused even
-        # when it would not wait (blocking=False, timeout): a loop task holds
-        # the lock, and the green code blocks that loop.
+    def _refuse_deadlock(self, me: object, owner: object, waits: bool) -> None:
+        # *owner*: the holder as `_holder()` read it. A green acquire that
+        # would deadlock if it waited is refused even when it would not wait
+        # (blocking=False, timeout): a loop task holds the lock, and the
+        # green code blocks that loop.
         green = _is_green(me)
         if waits or green:
-            owner = self._holder()
             # `_deadlock()` answers None at once for an async task waiting
             # for anything but green code of a thread.
             if owner is None or not (green or isinstance(owner, int)):
@@ -3028,8 +3030,9 @@ class RLock(Lock):
         # The owner re-entered already (`_reenter`); a green caller is refused at
         # once when a loop task of its thread holds the lock (see Lock).
         me = payload[0]
-        if self._holder().__class__ is not me.__class__:  # see Lock._check_owner
-            self._refuse_deadlock(me, waits)
+        holder = self._holder()
+        if holder.__class__ is not me.__class__:  # see Lock._check_owner
+            self._refuse_deadlock(me, holder, waits)
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Not Lock's inline path: a release may only lower the depth.
@@ -5881,7 +5884,7 @@ class Queue(_Gets[_T]):
             woken = None
             if ready._waiters:
                 woken = ready.give_claimed()
-            else:  # nobody to wake: `give(1)`'s no-waiter path (see put)
+            else:  # nobody to wake: `give(1)`'s no-waiter path (as Semaphore.__aexit__)
                 ready._permits.append(1)
                 if ready._waiters:  # a getter published meanwhile
                     ready._reclaim()
@@ -5939,7 +5942,7 @@ class Queue(_Gets[_T]):
                 self._free_slots(1)
             elif free._waiters:  # `_free_slots(1)`: the putter woken after the lock
                 woken = free.give_claimed()
-            else:  # nobody to wake: `give(1)`'s no-waiter path (see put)
+            else:  # nobody to wake: `give(1)`'s no-waiter path (as Semaphore.__aexit__)
                 free._permits.append(1)
                 if free._waiters:  # a putter published meanwhile
                     free._reclaim()
